@@ -1,0 +1,104 @@
+"""Freigabe: an OpenID Connect provider with push approval on the user's device."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .accounts.passwords import PasswordService
+from .config import Settings, default_instance_path, load_settings
+from .extensions import babel, csrf, db, migrate
+from .secrets_store import decode_key, load_or_create_dev_secrets
+from .store import Store, connect
+from .tokens import TokenDigester, derive_key
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+@dataclass
+class Idp:
+    """Everything create_app() built, reachable as ``app.extensions["idp"]``."""
+
+    settings: Settings
+    store: Store
+    digester: TokenDigester
+    passwords: PasswordService
+    key_encryption_key: bytes
+
+
+def idp() -> Idp:
+    """The Idp of the current app."""
+    return current_app.extensions["idp"]  # type: ignore[no-any-return]
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    settings = load_settings(overrides)
+    instance_path = Path(settings.instance_path or default_instance_path()).resolve()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    secret_key, kek = settings.secret_key, settings.key_encryption_key
+    if not (secret_key and kek):
+        # Only reachable with a localhost issuer: Settings refuses otherwise.
+        dev = load_or_create_dev_secrets(instance_path)
+        secret_key = secret_key or dev["secret_key"]
+        kek = kek or dev["key_encryption_key"]
+    master_key = decode_key(kek)
+
+    app = Flask(__name__, instance_path=str(instance_path))
+    database_url = settings.database_url or f"sqlite:///{instance_path / 'idp.db'}"
+    app.config.update(
+        SECRET_KEY=secret_key,
+        SQLALCHEMY_DATABASE_URI=database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        SESSION_COOKIE_NAME="idp_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=not settings.is_local,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=settings.session_lifetime,
+        WTF_CSRF_TIME_LIMIT=settings.login_transaction_lifetime,
+        BABEL_DEFAULT_LOCALE=settings.default_language,
+        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    csrf.init_app(app)
+
+    app.extensions["idp"] = Idp(
+        settings=settings,
+        store=Store(connect(settings.redis_url, instance_path)),
+        digester=TokenDigester(derive_key(master_key, "token-digest")),
+        passwords=PasswordService(concurrency=settings.password_hash_concurrency),
+        key_encryption_key=master_key,
+    )
+
+    from . import errors, i18n
+    from .accounts import views as account_views
+    from .auth import views as auth_views
+    from .oidc import init_app as init_oidc
+
+    i18n.init_app(app, babel)
+    errors.init_app(app)
+    init_oidc(app)
+    app.register_blueprint(auth_views.bp)
+    app.register_blueprint(account_views.bp)
+    return app
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    """SQLite: enforce foreign keys and let readers run beside a writer."""
+    module = type(dbapi_connection).__module__
+    if module.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()

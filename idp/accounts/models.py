@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import UTCDateTime, db, utcnow
+
+
+class UserStatus:
+    ACTIVE = "active"
+    LOCKED = "locked"
+
+
+class User(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # OIDC Core §2: locally unique, never reassigned, not the access number.
+    sub: Mapped[str] = mapped_column(String(64), unique=True)
+    access_number: Mapped[str] = mapped_column(String(16), unique=True)
+    username: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Not unique: several accounts may share one address (login then needs
+    # the access number).
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    email_verified: Mapped[bool] = mapped_column(default=False)
+    phone_number: Mapped[str | None] = mapped_column(String(32))
+    phone_number_verified: Mapped[bool] = mapped_column(default=False)
+    given_name: Mapped[str | None] = mapped_column(String(100))
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    locale: Mapped[str | None] = mapped_column(String(10))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default=UserStatus.ACTIVE)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == UserStatus.ACTIVE
+
+    @property
+    def name(self) -> str | None:
+        parts = [p for p in (self.given_name, self.family_name) if p]
+        return " ".join(parts) or None

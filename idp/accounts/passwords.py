@@ -1,0 +1,47 @@
+"""argon2id password hashing with a per-process cap on concurrent hashes.
+
+OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB, t=2, p=1.
+The semaphore keeps a burst of logins from occupying every worker thread, so
+the token endpoint (which never hashes slowly) stays responsive.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+
+class PasswordService:
+    def __init__(self, *, concurrency: int) -> None:
+        self._hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+        self._slots = threading.BoundedSemaphore(concurrency)
+        # Verified when the account does not exist, so the time taken does not
+        # tell whether it does.
+        self._dummy_hash = self._hasher.hash("not a password of anyone")
+
+    def hash(self, password: str) -> str:
+        with self._slots:
+            return self._hasher.hash(password)
+
+    def verify(self, stored_hash: str | None, password: str) -> bool:
+        with self._slots:
+            try:
+                return self._hasher.verify(stored_hash or self._dummy_hash, password) and bool(
+                    stored_hash
+                )
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False
+
+    def needs_rehash(self, stored_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(stored_hash)
+
+
+def check_password_policy(password: str) -> str | None:
+    """NIST SP 800-63B-4 §3.1.1.2: length rules only. Returns a problem or None."""
+    if len(password) < 8:
+        return "at least 8 characters"
+    if len(password) > 256:
+        return "at most 256 characters"
+    return None

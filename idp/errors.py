@@ -1,0 +1,97 @@
+"""Our error tree and the one handler that renders it.
+
+Browsers get a friendly page, API callers a JSON object with the ``error``
+code. Internal detail goes to the log, never into the response.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class IdpError(Exception):
+    error = "server_error"
+    status = 400
+    message = _l("Something went wrong.")
+
+    def __init__(self, message: object | None = None) -> None:
+        super().__init__(str(message or self.message))
+        if message is not None:
+            self.message = message  # type: ignore[assignment]
+
+
+class InvalidAuthorizationRequest(IdpError):
+    """An authorization request we must not redirect back from (RFC 6749 §4.1.2.1)."""
+
+    error = "invalid_request"
+    message = _l("The application sent an invalid sign-in request.")
+
+
+class LoginTransactionExpired(IdpError):
+    error = "login_expired"
+    message = _l("This sign-in took too long or was already finished. Please start again.")
+
+
+class ServiceUnavailable(IdpError):
+    error = "temporarily_unavailable"
+    status = 503
+    message = _l("The service is temporarily unavailable. Please try again in a moment.")
+
+
+def wants_json() -> bool:
+    if request.path.startswith(("/device/", "/admin/api/", "/token", "/userinfo", "/revoke",
+                                "/introspect")):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def render_error(error: str, message: object, status: int) -> Response:
+    if wants_json():
+        response = jsonify(error=error, error_description=str(message))
+    else:
+        response = Response(
+            render_template("error.html", error=error, message=message), mimetype="text/html"
+        )
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(IdpError)
+    def _idp_error(exc: IdpError) -> Response:
+        return render_error(exc.error, exc.message, exc.status)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError) -> Response:
+        return render_error(
+            "csrf_failed",
+            _l("The form has expired or was sent from elsewhere. Please go back and try again."),
+            400,
+        )
+
+    @app.errorhandler(redis.RedisError)
+    def _redis_down(exc: redis.RedisError) -> Response:
+        # DESIGN §2: fail closed; nothing falls back to per-process memory.
+        log.error("Redis unavailable: %s", type(exc).__name__)
+        return render_error(ServiceUnavailable.error, ServiceUnavailable.message, 503)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        return render_error(
+            (exc.name or "error").lower().replace(" ", "_"), exc.description or "", exc.code or 500
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return render_error("server_error", IdpError.message, 500)

@@ -1,0 +1,160 @@
+"""Signing keys: generated on first use, private parts encrypted at rest.
+
+ES256 is the default ID token algorithm, RS256 is offered too. ``rotate``
+keeps the old key published (state "retiring") until every token it signed
+has expired, then it drops out of the JWKS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from joserfc.jwk import ECKey, RSAKey
+from sqlalchemy import select
+
+from ..extensions import db, utcnow
+from .models import KeyState, SigningKey
+
+ALGORITHMS = ("ES256", "RS256")
+# How long key state read from the database is trusted before re-reading, so a
+# rotation done by another instance (or the CLI) is picked up.
+CACHE_SECONDS = 30
+
+JoseKey = ECKey | RSAKey
+
+
+@dataclass(frozen=True)
+class ActiveKey:
+    kid: str
+    alg: str
+    key: JoseKey
+
+
+class KeyRing:
+    def __init__(self, *, encryption_key: bytes, token_lifetime: int) -> None:
+        self._aead = AESGCM(encryption_key)
+        self._token_lifetime = token_lifetime
+        self._lock = threading.Lock()
+        self._loaded_at = 0.0
+        self._active: dict[str, ActiveKey] = {}
+        self._jwks = b""
+
+    # --- reading ------------------------------------------------------------
+    def signing_key(self, alg: str) -> ActiveKey:
+        self._refresh()
+        return self._active[alg]
+
+    def jwks_bytes(self) -> bytes:
+        """The published key set, serialised once per refresh."""
+        self._refresh()
+        return self._jwks
+
+    def _refresh(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._loaded_at < CACHE_SECONDS and self._active:
+            return
+        with self._lock:
+            if not force and time.monotonic() - self._loaded_at < CACHE_SECONDS and self._active:
+                return
+            self.ensure_keys()
+            now = utcnow()
+            rows = db.session.scalars(select(SigningKey).order_by(SigningKey.created_at)).all()
+            active: dict[str, ActiveKey] = {}
+            published = []
+            for row in rows:
+                if row.state == KeyState.ACTIVE:
+                    active[row.alg] = ActiveKey(row.kid, row.alg, self._decrypt(row))
+                if is_published(row, now):
+                    published.append(row.public_jwk)
+            self._active = active
+            self._jwks = json.dumps({"keys": published}, separators=(",", ":")).encode()
+            self._loaded_at = time.monotonic()
+
+    def invalidate(self) -> None:
+        self._loaded_at = 0.0
+
+    # --- changing -----------------------------------------------------------
+    def ensure_keys(self) -> None:
+        """Generate an active key for every algorithm that has none."""
+        have = set(
+            db.session.scalars(
+                select(SigningKey.alg).where(SigningKey.state == KeyState.ACTIVE)
+            ).all()
+        )
+        missing = [alg for alg in ALGORITHMS if alg not in have]
+        for alg in missing:
+            db.session.add(self._generate(alg))
+        if missing:
+            db.session.commit()
+
+    def rotate(self, alg: str, *, now: datetime | None = None) -> SigningKey:
+        """A new active key for ``alg``; the old one retires after the longest
+        lifetime of a token it may have signed."""
+        if alg not in ALGORITHMS:
+            raise ValueError(f"unsupported algorithm {alg}")
+        now = now or utcnow()
+        retire_after = now + timedelta(seconds=self._token_lifetime + 60)
+        for old in db.session.scalars(
+            select(SigningKey).where(SigningKey.alg == alg, SigningKey.state == KeyState.ACTIVE)
+        ):
+            old.state = KeyState.RETIRING
+            old.retire_after = retire_after
+        new = self._generate(alg)
+        db.session.add(new)
+        db.session.commit()
+        self.invalidate()
+        return new
+
+    def retire_expired(self, *, now: datetime | None = None) -> int:
+        now = now or utcnow()
+        count = 0
+        for row in db.session.scalars(
+            select(SigningKey).where(SigningKey.state == KeyState.RETIRING)
+        ):
+            if row.retire_after is not None and row.retire_after <= now:
+                row.state = KeyState.RETIRED
+                count += 1
+        db.session.commit()
+        self.invalidate()
+        return count
+
+    def _generate(self, alg: str) -> SigningKey:
+        key: JoseKey
+        if alg == "ES256":
+            key = ECKey.generate_key("P-256", auto_kid=True)
+        else:
+            key = RSAKey.generate_key(2048, auto_kid=True)
+        public = dict(key.as_dict(private=False))
+        public.update({"kid": key.kid, "alg": alg, "use": "sig"})
+        return SigningKey(
+            kid=key.kid,
+            alg=alg,
+            public_jwk=public,
+            private_key_encrypted=self._encrypt(key.kid or "", key.as_pem(private=True)),
+            state=KeyState.ACTIVE,
+        )
+
+    def _encrypt(self, kid: str, pem: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, pem, kid.encode())
+
+    def _decrypt(self, row: SigningKey) -> JoseKey:
+        blob = row.private_key_encrypted
+        pem = self._aead.decrypt(blob[:12], blob[12:], row.kid.encode())
+        key: JoseKey
+        key = ECKey.import_key(pem) if row.alg == "ES256" else RSAKey.import_key(pem)
+        key.ensure_kid()
+        return key
+
+
+def is_published(row: SigningKey, now: datetime) -> bool:
+    if row.state == KeyState.ACTIVE:
+        return True
+    return (
+        row.state == KeyState.RETIRING and row.retire_after is not None and row.retire_after > now
+    )

