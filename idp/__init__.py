@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from .accounts.passwords import PasswordService
 from .config import Settings, default_instance_path, load_settings
 from .extensions import babel, csrf, db, migrate
+from .oidc.keys import KeyRing
 from .secrets_store import decode_key, load_or_create_dev_secrets
 from .store import Store, connect
 from .tokens import TokenDigester, derive_key
@@ -30,6 +31,7 @@ class Idp:
     digester: TokenDigester
     passwords: PasswordService
     key_encryption_key: bytes
+    keyring: KeyRing
 
 
 def idp() -> Idp:
@@ -77,15 +79,20 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         digester=TokenDigester(derive_key(master_key, "token-digest")),
         passwords=PasswordService(concurrency=settings.password_hash_concurrency),
         key_encryption_key=master_key,
+        keyring=KeyRing(
+            encryption_key=derive_key(master_key, "signing-keys"),
+            token_lifetime=max(settings.id_token_lifetime, settings.access_token_lifetime),
+        ),
     )
 
-    from . import errors, i18n
+    from . import errors, http, i18n
     from .accounts import views as account_views
     from .auth import views as auth_views
     from .oidc import init_app as init_oidc
 
     i18n.init_app(app, babel)
     errors.init_app(app)
+    http.init_app(app)
     init_oidc(app)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(account_views.bp)

@@ -22,10 +22,12 @@ class IdpError(Exception):
     status = 400
     message = _l("Something went wrong.")
 
-    def __init__(self, message: object | None = None) -> None:
+    def __init__(self, message: object | None = None, *, detail: str | None = None) -> None:
         super().__init__(str(message or self.message))
         if message is not None:
             self.message = message  # type: ignore[assignment]
+        # Safe, protocol-level detail for the page (never internal state).
+        self.detail = detail
 
 
 class InvalidAuthorizationRequest(IdpError):
@@ -54,12 +56,15 @@ def wants_json() -> bool:
     return best == "application/json"
 
 
-def render_error(error: str, message: object, status: int) -> Response:
+def render_error(
+    error: str, message: object, status: int, detail: str | None = None
+) -> Response:
     if wants_json():
         response = jsonify(error=error, error_description=str(message))
     else:
         response = Response(
-            render_template("error.html", error=error, message=message), mimetype="text/html"
+            render_template("error.html", error=error, message=message, detail=detail),
+            mimetype="text/html",
         )
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
@@ -69,7 +74,7 @@ def render_error(error: str, message: object, status: int) -> Response:
 def init_app(app: Flask) -> None:
     @app.errorhandler(IdpError)
     def _idp_error(exc: IdpError) -> Response:
-        return render_error(exc.error, exc.message, exc.status)
+        return render_error(exc.error, exc.message, exc.status, exc.detail)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> Response:

@@ -63,8 +63,18 @@ class Client(db.Model, ClientMixin):  # type: ignore[name-defined,misc]
         return redirect_uri in self.redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
-        # Replaced at wiring time by a keyed-digest check (oidc.server).
-        raise NotImplementedError
+        # Keyed digest compared in constant time (idp.tokens).
+        from .. import idp
+
+        if not self.client_secret_digest:
+            return False
+        return idp().digester.matches(
+            client_secret, self.client_secret_digest, purpose="client-secret"
+        )
+
+    @property
+    def client_metadata(self) -> dict[str, Any]:
+        return {"post_logout_redirect_uris": list(self.post_logout_redirect_uris or [])}
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         if endpoint == "token":
@@ -98,6 +108,19 @@ class RefreshToken(db.Model):  # type: ignore[name-defined,misc]
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    # authlib TokenMixin
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def is_expired(self) -> bool:
+        return self.expires_at <= utcnow()
+
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None or self.consumed_at is not None
 
 
 class Consent(db.Model):  # type: ignore[name-defined,misc]

@@ -1,0 +1,38 @@
+"""How a user got in: RFC 8176 ``amr`` values and our ``acr`` levels.
+
+One table, so the ID token, the login policy and later second factors agree.
+"""
+
+from __future__ import annotations
+
+# acr values (OIDC Core §2). Clients ask for them with acr_values.
+ACR_PASSWORD = "urn:freigabe:acr:pwd"
+ACR_MFA = "urn:freigabe:acr:mfa"
+
+# Strength order for comparing an achieved acr with a requested one.
+ACR_LEVELS = {ACR_PASSWORD: 1, ACR_MFA: 2}
+ACR_SUPPORTED = tuple(ACR_LEVELS)
+
+# method -> RFC 8176 §2 amr values it contributes
+AMR_BY_METHOD = {
+    "password": ("pwd",),
+}
+
+
+def amr_for(methods: list[str]) -> list[str]:
+    values: list[str] = []
+    for method in methods:
+        for value in AMR_BY_METHOD[method]:
+            if value not in values:
+                values.append(value)
+    if len(methods) > 1 and "mfa" not in values:
+        values.append("mfa")
+    return values
+
+
+def acr_for(amr: list[str]) -> str:
+    return ACR_MFA if "mfa" in amr else ACR_PASSWORD
+
+
+def acr_satisfies(achieved: str | None, requested: str) -> bool:
+    return ACR_LEVELS.get(achieved or "", 0) >= ACR_LEVELS.get(requested, 99)

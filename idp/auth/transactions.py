@@ -1,0 +1,64 @@
+"""Login transactions: an authorization request waiting for the user.
+
+Kept in Redis with a TTL and bound to the browser that started it (its id is
+listed in that browser's signed session cookie), so a transaction id seen in
+a URL cannot be resumed from another browser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from flask import session
+
+from .. import idp
+from ..errors import LoginTransactionExpired
+from ..tokens import new_token
+
+SESSION_KEY = "txs"
+MAX_OPEN_PER_BROWSER = 8
+
+
+@dataclass
+class LoginTransaction:
+    id: str
+    client_id: str
+    params: dict[str, str]
+    # Interactions completed in this transaction ("login", "consent", ...).
+    done: list[str] = field(default_factory=list)
+    user_id: int | None = None
+
+    @property
+    def prompt(self) -> frozenset[str]:
+        return frozenset((self.params.get("prompt") or "").split())
+
+    def save(self) -> None:
+        settings = idp().settings
+        idp().store.put("tx", self.id, asdict(self), ttl=settings.login_transaction_lifetime)
+
+
+def begin(client_id: str, params: dict[str, str]) -> LoginTransaction:
+    tx = LoginTransaction(id=new_token(16), client_id=client_id, params=params)
+    tx.save()
+    open_ids = [t for t in session.get(SESSION_KEY, []) if isinstance(t, str)]
+    session[SESSION_KEY] = (open_ids + [tx.id])[-MAX_OPEN_PER_BROWSER:]
+    return tx
+
+
+def load(tx_id: str | None) -> LoginTransaction:
+    """The browser's own open transaction, or LoginTransactionExpired."""
+    if not tx_id or tx_id not in session.get(SESSION_KEY, []):
+        raise LoginTransactionExpired()
+    data: dict[str, Any] | None = idp().store.get("tx", tx_id)
+    if data is None:
+        raise LoginTransactionExpired()
+    return LoginTransaction(**data)
+
+
+def finish(tx: LoginTransaction) -> None:
+    """Single use: the transaction produces one response. Consumed atomically,
+    so a second tab racing on the same transaction gets LoginTransactionExpired."""
+    session[SESSION_KEY] = [t for t in session.get(SESSION_KEY, []) if t != tx.id]
+    if idp().store.consume("tx", tx.id) is None:
+        raise LoginTransactionExpired()

@@ -1,0 +1,619 @@
+"""Authlib wiring: grants, client authentication, tokens and the OIDC extension.
+
+Authlib's defaults are not trusted on security (STYLE.md): PKCE ``plain`` is
+refused, refresh tokens rotate with reuse detection, and authorization codes
+are consumed atomically in Redis so two concurrent redemptions cannot both
+succeed; a replayed code revokes everything issued from it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import (
+    AuthorizationServer as FlaskAuthorizationServer,
+)
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.oauth2 import OAuth2Request
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    grants,
+    scope_to_list,
+)
+from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge, create_s256_code_challenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core.grants import OpenIDCode
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from flask import Flask
+from flask import request as flask_request
+from joserfc.jwk import KeySet
+from sqlalchemy import select, update
+
+from .. import audit
+from ..accounts.models import User
+from ..extensions import db, utcnow
+from ..tokens import new_token
+from .models import Client, RefreshToken
+
+log = logging.getLogger(__name__)
+
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+ALL_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
+# Replay markers outlive the code itself so a late replay still revokes.
+CODE_REPLAY_WINDOW = 24 * 3600
+
+
+def _idp() -> Any:
+    from .. import idp
+
+    return idp()
+
+
+def _epoch(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+# --- authorization codes (Redis) -----------------------------------------------
+
+
+@dataclass
+class AuthorizationCode:
+    """What a code stands for; stored under its digest, never in clear."""
+
+    client_id: str
+    redirect_uri: str
+    scope: str
+    user_id: int
+    family_id: str
+    code_challenge: str
+    code_challenge_method: str
+    nonce: str | None = None
+    sid: str | None = None
+    auth_time: int = 0
+    amr: list[str] = field(default_factory=list)
+    acr: str | None = None
+
+    # authlib AuthorizationCodeMixin
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return self.auth_time
+
+    def get_acr(self) -> str | None:
+        return self.acr
+
+    def get_amr(self) -> list[str]:
+        return self.amr
+
+
+# --- access tokens (Redis) -------------------------------------------------------
+
+
+@dataclass
+class AccessToken:
+    """An opaque bearer token's record, kept in Redis until it expires."""
+
+    digest: str
+    client_id: str
+    scope: str
+    issued_at: int
+    expires_at: int
+    user_id: int | None = None
+    family_id: str | None = None
+    sid: str | None = None
+
+    # authlib TokenMixin
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return self.expires_at - self.issued_at
+
+    def is_expired(self) -> bool:
+        return self.expires_at <= time.time()
+
+    def is_revoked(self) -> bool:
+        return not _idp().store.exists("at", self.digest)
+
+    def get_user(self) -> User | None:
+        return db.session.get(User, self.user_id) if self.user_id else None
+
+    def get_client(self) -> Client | None:
+        return query_client(self.client_id)
+
+
+def find_access_token(token: str) -> AccessToken | None:
+    idp = _idp()
+    digest = idp.digester.digest(token, purpose="access-token")
+    data = idp.store.get("at", digest)
+    return AccessToken(**data) if data else None
+
+
+def find_refresh_token(token: str) -> RefreshToken | None:
+    digest = _idp().digester.digest(token, purpose="refresh-token")
+    return db.session.scalar(select(RefreshToken).where(RefreshToken.digest == digest))
+
+
+def revoke_family(family_id: str, *, reason: str) -> None:
+    """Revoke every token issued from one authorization (code + refreshes)."""
+    idp = _idp()
+    db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    for digest in idp.store.index_pop_all("family-at", family_id):
+        idp.store.delete("at", digest)
+    db.session.commit()
+    log.warning("token family revoked: %s", reason)
+
+
+def revoke_access_token(token: AccessToken) -> None:
+    _idp().store.delete("at", token.digest)
+
+
+# --- clients -----------------------------------------------------------------------
+
+
+def query_client(client_id: str) -> Client | None:
+    if not isinstance(client_id, str) or len(client_id) > 128:
+        return None
+    client = db.session.scalar(select(Client).where(Client.client_id == client_id))
+    if client is None or client.disabled:
+        return None
+    return client
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """RFC 7523 §2.2 / OIDC Core §9 ``private_key_jwt``; each ``jti`` once."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def get_audiences(self) -> list[str]:
+        issuer = _idp().settings.issuer
+        return [issuer, issuer + "/token", flask_request.base_url]
+
+    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        exp = int(claims.get("exp", 0))
+        ttl = max(60, min(exp - int(time.time()) + self.leeway, 3600))
+        return bool(_idp().store.add("jti", f"{claims['iss']}:{jti}", 1, ttl))
+
+    def resolve_client_public_key(self, client: Client) -> KeySet:
+        if not client.jwks:
+            # jwks_uri fetching is left to the admin issue; registration
+            # requires inline keys until then.
+            raise InvalidClientError(description="The client has no registered keys.")
+        return KeySet.import_key_set(client.jwks)
+
+
+# --- token generation and storage ------------------------------------------------
+
+
+def generate_bearer_token(
+    grant_type: str,
+    client: Client,
+    user: User | None = None,
+    scope: str | None = None,
+    expires_in: int | None = None,
+    include_refresh_token: bool = True,
+) -> dict[str, Any]:
+    settings = _idp().settings
+    scope = scope or ""
+    lifetime = expires_in or client.access_token_lifetime or settings.access_token_lifetime
+    token: dict[str, Any] = {
+        "token_type": "Bearer",
+        "access_token": new_token(32),
+        "expires_in": lifetime,
+    }
+    # OIDC Core §11: refresh tokens stand for offline access and are only
+    # issued when that scope was granted to a client allowed to refresh.
+    if (
+        include_refresh_token
+        and user is not None
+        and "offline_access" in scope_to_list(scope)
+        and client.check_grant_type("refresh_token")
+    ):
+        token["refresh_token"] = new_token(32)
+    if scope:
+        token["scope"] = scope
+    return token
+
+
+def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
+    idp = _idp()
+    client: Client = request.client
+    now = int(time.time())
+    family_id: str | None = None
+    sid: str | None = None
+    auth_time = now
+    amr: list[str] = []
+    acr: str | None = None
+    code = request.authorization_code
+    old_refresh = request.refresh_token
+    if isinstance(code, AuthorizationCode):
+        family_id, sid, auth_time, amr, acr = (
+            code.family_id,
+            code.sid,
+            code.auth_time,
+            code.amr,
+            code.acr,
+        )
+    elif isinstance(old_refresh, RefreshToken):
+        family_id, sid = old_refresh.family_id, old_refresh.sid
+        auth_time, amr, acr = _epoch(old_refresh.auth_time), old_refresh.amr, old_refresh.acr
+
+    user: User | None = request.user
+    expires_in = int(token["expires_in"])
+    record = AccessToken(
+        digest=idp.digester.digest(token["access_token"], purpose="access-token"),
+        client_id=client.client_id,
+        scope=token.get("scope", ""),
+        issued_at=now,
+        expires_at=now + expires_in,
+        user_id=user.id if user else None,
+        family_id=family_id,
+        sid=sid,
+    )
+    idp.store.put("at", record.digest, asdict(record), ttl=expires_in)
+    if family_id:
+        idp.store.index_add("family-at", family_id, record.digest, ttl=expires_in)
+
+    if "refresh_token" in token and user is not None and family_id:
+        lifetime = client.refresh_token_lifetime or idp.settings.refresh_token_lifetime
+        db.session.add(
+            RefreshToken(
+                digest=idp.digester.digest(token["refresh_token"], purpose="refresh-token"),
+                family_id=family_id,
+                client_id=client.client_id,
+                user_id=user.id,
+                scope=token.get("scope", ""),
+                sid=sid,
+                auth_time=datetime.fromtimestamp(auth_time, UTC),
+                amr=amr,
+                acr=acr,
+                expires_at=utcnow() + timedelta(seconds=lifetime),
+            )
+        )
+        db.session.commit()
+
+
+# --- grants --------------------------------------------------------------------------
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only (RFC 9700 §2.1.1); required for public clients and,
+    by default, for every client."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    CODE_CHALLENGE_METHODS = {
+        "S256": lambda verifier, challenge: hmac.compare_digest(
+            create_s256_code_challenge(verifier), challenge
+        )
+    }
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        request = grant.request
+        client: Client = request.client
+        challenge = request.payload.data.get("code_challenge")
+        method = request.payload.data.get("code_challenge_method")
+        if not challenge and (client.is_public or client.require_pkce):
+            # RFC 9700 §2.1.1: PKCE is required for public clients; we require
+            # it for every client registered with require_pkce (the default).
+            raise InvalidRequestError("Missing 'code_challenge'.", redirect_uri=redirect_uri)
+        if challenge and method != "S256":
+            # RFC 7636 §4.3: a missing method means "plain", which we refuse.
+            raise InvalidRequestError(
+                "Only 'code_challenge_method=S256' is supported.", redirect_uri=redirect_uri
+            )
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        idp = _idp()
+        login = request.login_session  # type: ignore[attr-defined]
+        data = request.payload.data
+        record = AuthorizationCode(
+            client_id=request.client.client_id,
+            redirect_uri=request.payload.redirect_uri,
+            scope=request.scope,
+            user_id=request.user.id,
+            family_id=new_token(16),
+            code_challenge=data.get("code_challenge") or "",
+            code_challenge_method=data.get("code_challenge_method") or "",
+            nonce=data.get("nonce"),
+            sid=login.id,
+            auth_time=_epoch(login.auth_time),
+            amr=list(login.amr),
+            acr=login.acr,
+        )
+        digest = idp.digester.digest(code, purpose="authorization-code")
+        idp.store.put("code", digest, asdict(record), ttl=idp.settings.authorization_code_lifetime)
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        idp = _idp()
+        digest = idp.digester.digest(code, purpose="authorization-code")
+        # RFC 6749 §4.1.2: single use. GETDEL makes the first redemption the
+        # only one, however many arrive at once.
+        data = idp.store.consume("code", digest)
+        if data is None:
+            family_id = idp.store.get("code-used", digest)
+            if family_id:
+                # RFC 6749 §4.1.2 / RFC 9700 §4.5: a replayed code revokes all
+                # tokens previously issued based on it.
+                revoke_family(family_id, reason="authorization code replayed")
+                audit.record("code_replayed", client_id=client.client_id, family=family_id)
+            return None
+        record = AuthorizationCode(**data)
+        idp.store.put("code-used", digest, record.family_id, ttl=CODE_REPLAY_WINDOW)
+        if record.client_id != client.client_id:
+            audit.record("code_wrong_client", client_id=client.client_id)
+            return None
+        return record
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        """Already consumed atomically in query_authorization_code."""
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
+        user = db.session.get(User, authorization_code.user_id)
+        return user if user is not None and user.is_active else None
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+    # RFC 9700 §4.14.2: rotate refresh tokens.
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
+        row = find_refresh_token(refresh_token)
+        if row is None or row.revoked_at is not None:
+            return None
+        if row.consumed_at is not None:
+            # RFC 9700 §4.14.2: a rotated token used again means one of two
+            # parties holds a stolen copy; revoke the whole family.
+            revoke_family(row.family_id, reason="refresh token reused")
+            audit.record(
+                "refresh_token_reused", user_id=row.user_id, client_id=row.client_id
+            )
+            return None
+        if row.expires_at <= utcnow():
+            return None
+        return row
+
+    def authenticate_user(self, refresh_token: RefreshToken) -> User | None:
+        user = db.session.get(User, refresh_token.user_id)
+        return user if user is not None and user.is_active else None
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        row: RefreshToken = self.request.refresh_token
+        # Consume before issuing: a conditional UPDATE lets exactly one of two
+        # concurrent refreshes through; the other is treated as reuse.
+        result = db.session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.id == row.id,
+                RefreshToken.consumed_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+            )
+            .values(consumed_at=utcnow())
+        )
+        db.session.commit()
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            revoke_family(row.family_id, reason="refresh token raced")
+            raise InvalidGrantError()
+        return super().create_token_response()  # type: ignore[no-any-return]
+
+    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+        """Consumed in create_token_response; its access tokens expire on their own."""
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+
+class OpenIDConnect(OpenIDCode):
+    """ID tokens: OIDC Core §2 claims plus ``sid`` and ``amr``/``acr``."""
+
+    def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+        # OIDC Core §15.5.2: nonce replay is detected by the relying party.
+        return False
+
+    def get_client_algorithm(self, client: Client) -> str:
+        return client.id_token_signed_response_alg or _idp().settings.default_signing_alg
+
+    def resolve_client_private_key(self, client: Client) -> Any:
+        return _idp().keyring.signing_key(self.get_client_algorithm(client)).key
+
+    def get_encode_header(self, client: Client) -> dict[str, str]:
+        key = _idp().keyring.signing_key(self.get_client_algorithm(client))
+        return {"alg": key.alg, "kid": key.kid, "typ": "JWT"}
+
+    def get_client_claims(self, client: Client) -> dict[str, Any]:
+        settings = _idp().settings
+        now = int(time.time())
+        return {
+            "iss": settings.issuer,
+            "aud": [client.client_id],
+            "iat": now,
+            "exp": now + settings.id_token_lifetime,
+        }
+
+    def get_authorization_code_claims(self, authorization_code: Any) -> dict[str, Any]:
+        claims = super().get_authorization_code_claims(authorization_code)
+        if authorization_code.sid:
+            claims["sid"] = authorization_code.sid
+        return claims  # type: ignore[no-any-return]
+
+    def generate_user_info(self, user: User, scope: str) -> UserInfo:
+        return user_info(user, scope)
+
+
+def user_info(user: User, scope: str) -> UserInfo:
+    """OIDC Core §5.4: the claims each scope releases."""
+    scopes = set(scope_to_list(scope) or [])
+    info = UserInfo(sub=user.sub)
+    if "profile" in scopes:
+        info.update(
+            name=user.name,
+            given_name=user.given_name,
+            family_name=user.family_name,
+            preferred_username=user.username or user.access_number,
+            locale=user.locale,
+            updated_at=_epoch(user.updated_at),
+        )
+    if "email" in scopes and user.email:
+        info.update(email=user.email, email_verified=user.email_verified)
+    if "phone" in scopes and user.phone_number:
+        info.update(
+            phone_number=user.phone_number, phone_number_verified=user.phone_number_verified
+        )
+    return UserInfo({k: v for k, v in info.items() if v is not None})
+
+
+# --- token endpoints ---------------------------------------------------------------
+
+
+def _query_any_token(token: str, hint: str | None) -> AccessToken | RefreshToken | None:
+    if hint != "refresh_token":
+        found = find_access_token(token)
+        if found is not None:
+            return found
+    return find_refresh_token(token)
+
+
+class Revocation(RevocationEndpoint):
+    """RFC 7009; public clients may revoke their own tokens (§5)."""
+
+    CLIENT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        return _query_any_token(token_string, token_type_hint)
+
+    def revoke_token(self, token: Any, request: OAuth2Request) -> None:
+        if isinstance(token, RefreshToken):
+            # RFC 7009 §2.1: revoking a refresh token also invalidates the
+            # access tokens of the same grant.
+            revoke_family(token.family_id, reason="refresh token revoked by client")
+        else:
+            revoke_access_token(token)
+        audit.record("token_revoked", client_id=request.client.client_id)
+
+
+class Introspection(IntrospectionEndpoint):
+    """RFC 7662 for authenticated clients, about their own tokens."""
+
+    CLIENT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        return _query_any_token(token_string, token_type_hint)
+
+    def check_permission(self, token: Any, client: Client, request: OAuth2Request) -> bool:
+        return bool(token.check_client(client))
+
+    def introspect_token(self, token: Any) -> dict[str, Any]:
+        settings = _idp().settings
+        if isinstance(token, RefreshToken):
+            user = db.session.get(User, token.user_id)
+            payload = {
+                "scope": token.scope,
+                "client_id": token.client_id,
+                "token_type": "refresh_token",
+                "exp": _epoch(token.expires_at),
+                "iat": _epoch(token.issued_at),
+                "sub": user.sub if user else None,
+            }
+        else:
+            user = token.get_user()
+            payload = {
+                "scope": token.scope,
+                "client_id": token.client_id,
+                "token_type": "Bearer",
+                "exp": token.expires_at,
+                "iat": token.issued_at,
+                "sub": user.sub if user else None,
+            }
+        payload["iss"] = settings.issuer
+        if user is not None:
+            payload["username"] = user.username or user.access_number
+        return {k: v for k, v in payload.items() if v is not None}
+
+
+class EndSession(EndSessionEndpoint):
+    """OIDC RP-Initiated Logout 1.0."""
+
+    def get_server_jwks(self) -> KeySet:
+        import json
+
+        return KeySet.import_key_set(json.loads(_idp().keyring.jwks_bytes()))
+
+    def _is_valid_post_logout_redirect_uri(self, client: Client, uri: str) -> bool:
+        # RP-Initiated Logout §3: exact match with a registered URI.
+        return uri in (client.post_logout_redirect_uris or [])
+
+    def end_session(self, end_session_request: Any) -> None:
+        from ..auth.sessions import end_login_session
+
+        end_login_session(reason="rp_initiated_logout")
+
+
+# --- resource protection ------------------------------------------------------------
+
+
+class AccessTokenValidator(BearerTokenValidator):
+    def authenticate_token(self, token_string: str) -> AccessToken | None:
+        return find_access_token(token_string)
+
+
+class IdpAuthorizationServer(FlaskAuthorizationServer):
+    """Accepts a prepared OAuth2Request, so a login transaction can resume the
+    authorization request it stored."""
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        if isinstance(request, OAuth2Request):
+            return request
+        return super().create_oauth2_request(request)  # type: ignore[no-any-return]
+
+
+def init_app(app: Flask) -> None:
+    server = IdpAuthorizationServer()
+    server.init_app(app, query_client=query_client, save_token=save_token)
+    server.register_token_generator("default", generate_bearer_token)
+    server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
+    server.register_grant(
+        AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDConnect()]
+    )
+    server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(Revocation)
+    server.register_endpoint(Introspection)
+    server.register_endpoint(EndSession)
+
+    protector = ResourceProtector()
+    protector.register_token_validator(AccessTokenValidator())
+
+    app.extensions["authlib.oauth2.server"] = server
+    app.extensions["authlib.oauth2.resource_protector"] = protector

@@ -1,0 +1,364 @@
+"""Protocol endpoints: discovery, JWKS, authorize, token, userinfo, revocation,
+introspection and RP-initiated logout."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode as url_encode
+
+from authlib.oauth2 import OAuth2Error, OAuth2Request
+from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    InteractionRequiredError,
+    LoginRequiredError,
+)
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from .. import audit, idp
+from ..auth import transactions
+from ..auth.policy import CONSENT, LOGIN, MFA, PolicyContext, evaluate
+from ..auth.sessions import current_login_session
+from ..errors import InvalidAuthorizationRequest
+from ..extensions import csrf, db, utcnow
+from .discovery import discovery_bytes
+from .models import SUPPORTED_SCOPES, Client, Consent
+from .server import IdpAuthorizationServer, user_info
+
+bp = Blueprint("oidc", __name__)
+
+# Parameters of an authorization request kept in the login transaction.
+AUTHORIZE_PARAMS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+    "max_age",
+    "login_hint",
+    "ui_locales",
+    "acr_values",
+    "response_mode",
+)
+
+
+def server() -> IdpAuthorizationServer:
+    return current_app.extensions["authlib.oauth2.server"]  # type: ignore[no-any-return]
+
+
+def _cacheable(body: bytes, content_type: str) -> Response:
+    response = Response(body, content_type=content_type)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.get("/.well-known/openid-configuration")
+@bp.get("/.well-known/oauth-authorization-server")
+def discovery() -> Response:
+    return _cacheable(discovery_bytes(), "application/json")
+
+
+@bp.get("/jwks.json")
+def jwks() -> Response:
+    return _cacheable(idp().keyring.jwks_bytes(), "application/jwk-set+json")
+
+
+# --- authorization endpoint -----------------------------------------------------------
+
+
+def _redirect_error(error: OAuth2Error, state: str | None) -> Response:
+    """An error sent back to the client's validated redirect URI, with ``iss``
+    (RFC 9207 §2); an error without one is shown here and never redirected
+    (RFC 6749 §4.1.2.1)."""
+    if not error.redirect_uri:
+        raise InvalidAuthorizationRequest(detail=error.description)
+    params = {"error": error.error, "iss": idp().settings.issuer}
+    if error.description:
+        params["error_description"] = error.description
+    if state:
+        params["state"] = state
+    return _redirect_to_client(error.redirect_uri, params)
+
+
+def _redirect_to_client(redirect_uri: str, params: dict[str, str]) -> Response:
+    separator = "&" if "?" in redirect_uri else "?"
+    response = redirect(redirect_uri + separator + url_encode(params), code=302)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _request_from_transaction(tx: transactions.LoginTransaction) -> OAuth2Request:
+    req = OAuth2Request("GET", idp().settings.issuer + "/authorize", headers=request.headers)
+    req.payload = BasicOAuth2Payload(dict(tx.params))
+    return req
+
+
+def _client_of(client_id: str) -> Client | None:
+    from .server import query_client
+
+    return query_client(client_id)
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize() -> ResponseReturnValue:
+    # OIDC Core §3.1.2.1: GET and POST are both supported.
+    req = server().create_oauth2_request(None)
+    return _authorize(req, tx=None)
+
+
+@bp.get("/authorize/resume")
+def resume() -> ResponseReturnValue:
+    tx = transactions.load(request.args.get("tx"))
+    return _authorize(_request_from_transaction(tx), tx=tx)
+
+
+@bp.post("/authorize/consent")
+def consent() -> ResponseReturnValue:
+    tx = transactions.load(request.form.get("tx"))
+    req = _request_from_transaction(tx)
+    login = current_login_session()
+    if login is None or login.user_id != tx.user_id:
+        # The consent screen was answered by another (or no) signed-in user.
+        return _authorize(req, tx=tx)
+    if request.form.get("decision") != "allow":
+        return _deny(req, tx, "The user declined the request.")
+    client = _client_of(tx.client_id)
+    if client is None:
+        raise InvalidAuthorizationRequest()
+    scopes = set(client.get_allowed_scope(tx.params.get("scope")).split())
+    row = db.session.scalar(
+        select(Consent).where(Consent.user_id == login.user_id, Consent.client_id == tx.client_id)
+    )
+    if row is None:
+        row = Consent(user_id=login.user_id, client_id=tx.client_id, scopes=[])
+        db.session.add(row)
+    row.scopes = sorted(scopes | set(row.scopes))
+    row.granted_at = utcnow()
+    audit.record(
+        "consent_granted", user_id=login.user_id, client_id=tx.client_id, scopes=row.scopes
+    )
+    tx.done.append(CONSENT)
+    tx.save()
+    return _authorize(req, tx=tx)
+
+
+@bp.post("/authorize/cancel")
+def cancel() -> ResponseReturnValue:
+    tx = transactions.load(request.form.get("tx"))
+    return _deny(_request_from_transaction(tx), tx, "The user cancelled the sign-in.")
+
+
+def _deny(req: OAuth2Request, tx: transactions.LoginTransaction, why: str) -> Response:
+    try:
+        grant = server().get_consent_grant(request=req, end_user=None)
+        redirect_uri = grant.validate_authorization_request()
+    except OAuth2Error as error:
+        return _redirect_error(error, req.payload.state)
+    transactions.finish(tx)
+    audit.record("authorization_denied", client_id=tx.client_id, user_id=tx.user_id)
+    return _redirect_error(AccessDeniedError(why, redirect_uri=redirect_uri), req.payload.state)
+
+
+def _authorize(req: OAuth2Request, tx: transactions.LoginTransaction | None) -> ResponseReturnValue:
+    data = req.payload.data
+    g.ui_locales = (data.get("ui_locales") or "").split()
+    state = data.get("state")
+    login = current_login_session()
+    user = login.user if login is not None else None
+    try:
+        grant = server().get_consent_grant(request=req, end_user=user)
+        redirect_uri = grant.validate_authorization_request()
+        _validate_oidc_parameters(req, redirect_uri)
+    except OAuth2Error as error:
+        return _redirect_error(error, state)
+
+    client: Client = req.client
+    prompt = frozenset((data.get("prompt") or "").split())
+    consented: frozenset[str] = frozenset()
+    if user is not None:
+        row = db.session.scalar(
+            select(Consent).where(Consent.user_id == user.id, Consent.client_id == client.client_id)
+        )
+        consented = frozenset(row.scopes) if row else frozenset()
+    if tx is not None and tx.user_id is not None and (user is None or user.id != tx.user_id):
+        # The browser's user changed since this transaction began; start over.
+        tx.done = []
+    decision = evaluate(
+        PolicyContext(
+            session=login,
+            user=user,
+            client_first_party=client.first_party,
+            client_requires_mfa=client.require_mfa,
+            prompt=prompt,
+            max_age=int(data["max_age"]) if data.get("max_age") else None,
+            acr_values=tuple((data.get("acr_values") or "").split()),
+            requested_scopes=frozenset((req.scope or "").split()),
+            consented_scopes=consented,
+            done=frozenset(tx.done if tx else ()),
+            now=utcnow(),
+        )
+    )
+    step = decision.next
+    # MFA is only asked for where a second factor exists; none does yet, so a
+    # client policy that requires one refuses, and acr_values (voluntary, OIDC
+    # Core §3.1.2.1) is answered with the acr actually achieved.
+    if step == MFA:
+        if "client_policy" in decision.fired:
+            if tx is not None:
+                transactions.finish(tx)
+            return _redirect_error(
+                InteractionRequiredError(
+                    "This application requires a second factor, which is not available.",
+                    redirect_uri=redirect_uri,
+                ),
+                state,
+            )
+        step = CONSENT if CONSENT in decision.needs else None
+
+    if step is not None and "none" in prompt:
+        # OIDC Core §3.1.2.6: prompt=none never shows a page.
+        if tx is not None:
+            transactions.finish(tx)
+        error_cls = {LOGIN: LoginRequiredError, CONSENT: ConsentRequiredError}.get(
+            step, InteractionRequiredError
+        )
+        return _redirect_error(error_cls(redirect_uri=redirect_uri), state)
+
+    if step == LOGIN:
+        if tx is None:
+            params = {k: data[k] for k in AUTHORIZE_PARAMS if data.get(k)}
+            tx = transactions.begin(client.client_id, params)
+        return redirect(url_for("auth.login", tx=tx.id))
+
+    if step == CONSENT:
+        assert user is not None
+        if tx is None:
+            params = {k: data[k] for k in AUTHORIZE_PARAMS if data.get(k)}
+            tx = transactions.begin(client.client_id, params)
+        tx.user_id = user.id
+        tx.save()
+        scopes = [s for s in (req.scope or "").split() if s in SUPPORTED_SCOPES]
+        return render_template("consent.html", client=client, scopes=scopes, tx=tx, user=user)
+
+    assert login is not None and user is not None
+    if tx is not None:
+        transactions.finish(tx)
+    req.login_session = login  # type: ignore[attr-defined]
+    response = server().create_authorization_response(request=req, grant_user=user, grant=grant)
+    if response.status_code == 302 and response.location:
+        # RFC 9207 §2: iss in every authorization response.
+        response.location = response.location + "&" + url_encode({"iss": idp().settings.issuer})
+        response.headers["Cache-Control"] = "no-store"
+        audit.record(
+            "authorization_code_issued",
+            user_id=user.id,
+            client_id=client.client_id,
+            sid=login.id,
+            amr=login.amr,
+        )
+    return response
+
+
+def _validate_oidc_parameters(req: OAuth2Request, redirect_uri: str) -> None:
+    data = req.payload.data
+    if "openid" not in (req.scope or "").split():
+        raise InvalidRequestError("The 'openid' scope is required.", redirect_uri=redirect_uri)
+    max_age = data.get("max_age")
+    if max_age is not None and max_age != "" and (not max_age.isdigit() or len(max_age) > 9):
+        raise InvalidRequestError("'max_age' must be a non-negative integer.", redirect_uri=redirect_uri)
+    prompt = set((data.get("prompt") or "").split())
+    if not prompt <= {"none", "login", "consent"}:
+        raise InvalidRequestError("Unsupported 'prompt' value.", redirect_uri=redirect_uri)
+    if data.get("response_mode") not in (None, "", "query"):
+        raise InvalidRequestError("Only 'response_mode=query' is supported.", redirect_uri=redirect_uri)
+    if data.get("request") or data.get("request_uri"):
+        # OIDC Core §6: request objects are not supported (discovery says so).
+        raise InvalidRequestError(
+            "Request objects are not supported.", redirect_uri=redirect_uri
+        )
+    for name in ("state", "nonce", "login_hint", "acr_values", "ui_locales"):
+        if len(data.get(name) or "") > 512:
+            raise InvalidRequestError(f"'{name}' is too long.", redirect_uri=redirect_uri)
+
+
+# --- token endpoints -------------------------------------------------------------------
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@bp.post("/token")
+@csrf.exempt
+def token() -> Response:
+    return _no_store(server().create_token_response())
+
+
+@bp.post("/revoke")
+@csrf.exempt
+def revoke() -> Response:
+    return _no_store(server().create_endpoint_response("revocation"))
+
+
+@bp.post("/introspect")
+@csrf.exempt
+def introspect() -> Response:
+    return _no_store(server().create_endpoint_response("introspection"))
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+@csrf.exempt
+def userinfo() -> Response:
+    # OIDC Core §5.3: GET and POST with a bearer access token holding openid.
+    protector = current_app.extensions["authlib.oauth2.resource_protector"]
+    access = protector.acquire_token(["openid"])
+    user = access.get_user()
+    if user is None or not user.is_active:
+        response = Response(
+            json.dumps({"error": "invalid_token"}), status=401, content_type="application/json"
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return response
+    body: dict[str, Any] = dict(user_info(user, access.scope))
+    return _no_store(Response(json.dumps(body), content_type="application/json"))
+
+
+# --- RP-initiated logout ------------------------------------------------------------
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> ResponseReturnValue:
+    try:
+        end = server().validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        raise InvalidAuthorizationRequest(detail=error.description) from None
+    g.ui_locales = (end.ui_locales or "").split()
+    confirmed = request.method == "POST" and request.form.get("confirm") == "yes"
+    if end.needs_confirmation and not confirmed:
+        # RP-Initiated Logout §6: without a valid id_token_hint, ask first.
+        fields = {k: v for k, v in request.values.items() if k != "csrf_token"}
+        return render_template("logout_confirm.html", fields=fields, client=end.client)
+    response = server().create_endpoint_response("end_session", end)
+    if response is None:
+        return render_template("logged_out.html", client=end.client)
+    return response
