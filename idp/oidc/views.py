@@ -331,7 +331,12 @@ def introspect() -> Response:
 def userinfo() -> Response:
     # OIDC Core §5.3: GET and POST with a bearer access token holding openid.
     protector = current_app.extensions["authlib.oauth2.resource_protector"]
-    access = protector.acquire_token(["openid"])
+    try:
+        access = protector.acquire_token(["openid"])
+    except OAuth2Error as error:
+        # RFC 6750 §3: the error with its WWW-Authenticate challenge.
+        status, body, headers = error()
+        return Response(json.dumps(dict(body)), status, headers)
     user = access.get_user()
     if user is None or not user.is_active:
         response = Response(

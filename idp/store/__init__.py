@@ -57,9 +57,12 @@ class Store:
         key = self.key(namespace, name)
         pipe = self.redis.pipeline()
         pipe.sadd(key, member)
-        pipe.expire(key, ttl, gt=True)
-        pipe.expire(key, ttl, nx=True)
-        pipe.execute()
+        pipe.ttl(key)
+        _, current = pipe.execute()
+        # (EXPIRE GT/NX would do this in one step, but needs Redis 7; the
+        # embedded server is 6.2.)
+        if int(current) < ttl:
+            self.redis.expire(key, ttl)
 
     def index_pop_all(self, namespace: str, name: str) -> list[str]:
         key = self.key(namespace, name)

@@ -30,10 +30,10 @@ class FailureCounter:
 
     def record_failure(self, subject: str) -> int:
         key = self._key(subject)
-        pipe = self._store.redis.pipeline()
+        pipe = self._store.redis.pipeline()  # MULTI/EXEC
+        pipe.set(key, 0, ex=self._limit.window, nx=True)  # the window starts here
         pipe.incr(key)
-        pipe.expire(key, self._limit.window, nx=True)
-        count, _ = pipe.execute()
+        _, count = pipe.execute()
         return int(count)
 
     def reset(self, subject: str) -> None:

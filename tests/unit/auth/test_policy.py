@@ -1,0 +1,110 @@
+"""The login policy table: which checks fire for which situation."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+from idp.auth.amr import ACR_MFA, ACR_PASSWORD, acr_for, acr_satisfies, amr_for
+from idp.auth.policy import CONSENT, LOGIN, MFA, PolicyContext, evaluate
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def session(auth_age: int = 60, acr: str = ACR_PASSWORD) -> Any:
+    return SimpleNamespace(auth_time=NOW - timedelta(seconds=auth_age), acr=acr)
+
+
+def ctx(**changes: Any) -> PolicyContext:
+    base = PolicyContext(
+        session=session(),
+        user=SimpleNamespace(is_active=True),  # type: ignore[arg-type]
+        client_first_party=False,
+        client_requires_mfa=False,
+        prompt=frozenset(),
+        max_age=None,
+        acr_values=(),
+        requested_scopes=frozenset({"openid", "email"}),
+        consented_scopes=frozenset({"openid", "email"}),
+        done=frozenset(),
+        now=NOW,
+    )
+    return replace(base, **changes)
+
+
+def test_signed_in_with_consent_needs_nothing() -> None:
+    decision = evaluate(ctx())
+    assert decision.fired == ()
+    assert decision.next is None
+
+
+def test_no_session_needs_login_first() -> None:
+    decision = evaluate(ctx(session=None, user=None, consented_scopes=frozenset()))
+    assert "no_session" in decision.fired
+    assert decision.next == LOGIN
+
+
+def test_locked_account_needs_login() -> None:
+    decision = evaluate(ctx(user=SimpleNamespace(is_active=False)))
+    assert decision.fired == ("account_locked",)
+
+
+def test_prompt_login_fires_until_login_done_in_this_transaction() -> None:
+    # OIDC Core §3.1.2.1 prompt=login
+    assert evaluate(ctx(prompt=frozenset({"login"}))).fired == ("prompt_login",)
+    assert evaluate(ctx(prompt=frozenset({"login"}), done=frozenset({LOGIN}))).fired == ()
+
+
+def test_max_age_exceeded_forces_login() -> None:
+    # OIDC Core §3.1.2.1 max_age
+    assert evaluate(ctx(session=session(auth_age=301), max_age=300)).fired == ("max_age",)
+    assert evaluate(ctx(session=session(auth_age=299), max_age=300)).fired == ()
+
+
+def test_max_age_zero_acts_like_prompt_login() -> None:
+    assert evaluate(ctx(session=session(auth_age=0), max_age=0)).fired == ("max_age",)
+    assert evaluate(ctx(max_age=0, done=frozenset({LOGIN}))).fired == ()
+
+
+def test_client_requiring_mfa_fires_for_password_session_only() -> None:
+    assert evaluate(ctx(client_requires_mfa=True)).fired == ("client_policy",)
+    assert evaluate(ctx(client_requires_mfa=True)).next == MFA
+    assert evaluate(ctx(client_requires_mfa=True, session=session(acr=ACR_MFA))).fired == ()
+
+
+def test_acr_values_compare_strength() -> None:
+    assert evaluate(ctx(acr_values=(ACR_MFA,))).fired == ("acr_values",)
+    assert evaluate(ctx(acr_values=(ACR_PASSWORD,))).fired == ()
+    assert evaluate(ctx(acr_values=(ACR_PASSWORD, ACR_MFA))).fired == ()
+    assert evaluate(ctx(acr_values=("urn:unknown",))).fired == ("acr_values",)
+
+
+def test_consent_missing_for_new_scope_but_not_for_first_party() -> None:
+    more = frozenset({"openid", "email", "phone"})
+    assert evaluate(ctx(requested_scopes=more)).fired == ("consent_missing",)
+    assert evaluate(ctx(requested_scopes=more, client_first_party=True)).fired == ()
+
+
+def test_prompt_consent_fires_even_when_remembered() -> None:
+    decision = evaluate(ctx(prompt=frozenset({"consent"}), client_first_party=True))
+    assert decision.fired == ("prompt_consent",)
+    assert decision.next == CONSENT
+    assert evaluate(ctx(prompt=frozenset({"consent"}), done=frozenset({CONSENT}))).fired == ()
+
+
+def test_login_comes_before_consent() -> None:
+    decision = evaluate(ctx(prompt=frozenset({"login", "consent"})))
+    assert decision.needs == (LOGIN, CONSENT)
+    assert decision.next == LOGIN
+
+
+def test_amr_and_acr_table() -> None:
+    # RFC 8176 §2
+    assert amr_for(["password"]) == ["pwd"]
+    assert acr_for(["pwd"]) == ACR_PASSWORD
+    assert acr_for(["pwd", "mfa"]) == ACR_MFA
+    assert acr_satisfies(ACR_MFA, ACR_PASSWORD)
+    assert not acr_satisfies(ACR_PASSWORD, ACR_MFA)
+    assert not acr_satisfies(None, ACR_PASSWORD)
