@@ -1,0 +1,54 @@
+# Two commands: `make demo` and `make test`. Everything else is on the way.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+IDP_PORT ?= 5000
+DEMO_RP_PORT ?= 5001
+
+# uv from PATH, or bootstrapped once into .tools/ with the system's pip.
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+
+CATALOGS := $(wildcard idp/translations/*/LC_MESSAGES/messages.po)
+COMPILED := $(CATALOGS:.po=.mo)
+
+.PHONY: demo test lint format translations extract-messages clean
+
+demo: $(STAMP) $(COMPILED)
+	$(BIN)/idp demo --port $(IDP_PORT) --rp-port $(DEMO_RP_PORT)
+
+test: $(STAMP) $(COMPILED)
+	$(BIN)/pytest --cov=idp --cov=clients --cov-report=term:skip-covered
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+translations: $(COMPILED)
+
+# After changing user-facing strings: refresh the catalogs, then translate.
+extract-messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o idp/translations/messages.pot .
+	$(BIN)/pybabel update -i idp/translations/messages.pot -d idp/translations
+
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel compile -f -i $< -o $@
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install -q uv
+
+$(STAMP): pyproject.toml $(if $(findstring .tools,$(UV)),.tools/bin/uv)
+	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)
+	$(UV) pip install -q --python $(BIN)/python -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .coverage artifacts
+	find idp -name '*.mo' -delete
