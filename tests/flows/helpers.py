@@ -42,7 +42,9 @@ class Browser:
 
     def go(self, url: str, method: str = "GET", **kwargs: Any) -> requests.Response:
         while True:
-            response = self.session.request(method, url, allow_redirects=False, timeout=30, **kwargs)
+            response = self.session.request(
+                method, url, allow_redirects=False, timeout=30, **kwargs
+            )
             self.last = response
             location = response.headers.get("Location")
             if response.status_code not in (301, 302, 303) or not location:
@@ -55,7 +57,9 @@ class Browser:
     def submit(self, response: requests.Response, action: str, **values: str) -> requests.Response:
         data = form_fields(response.text)
         data.update(values)
-        return self.go(self.issuer + action if action.startswith("/") else action, "POST", data=data)
+        return self.go(
+            self.issuer + action if action.startswith("/") else action, "POST", data=data
+        )
 
     def sign_in(self, page: requests.Response, identifier: str, password: str) -> requests.Response:
         assert 'name="password"' in page.text, page.text[:500]
