@@ -42,7 +42,9 @@ def idp() -> Idp:
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     settings = load_settings(overrides)
     instance_path = Path(settings.instance_path or default_instance_path()).resolve()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
 
     secret_key, kek = settings.secret_key, settings.key_encryption_key
     if not (secret_key and kek):
@@ -96,6 +98,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_oidc(app)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(account_views.bp)
+
+    from . import cli
+
+    cli.register(app)
     return app
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ..extensions import db
-from .models import User
+from .models import User, UserStatus
 from .passwords import PasswordService, check_password_policy
 
 
@@ -101,3 +101,44 @@ def create_user(
     db.session.add(user)
     db.session.flush()
     return user
+
+
+def lock_user(user: User) -> None:
+    """Lock an account: no new logins, its login sessions end and its refresh
+    tokens die at once (access tokens are refused at userinfo and
+    introspection because the user is no longer active). Flushes; the caller
+    commits."""
+    from ..auth.models import LoginSession
+    from ..extensions import utcnow
+    from ..oidc.models import RefreshToken
+
+    now = utcnow()
+    user.status = UserStatus.LOCKED
+    db.session.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user.id, LoginSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+    db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    db.session.flush()
+
+
+def unlock_user(user: User) -> None:
+    user.status = UserStatus.ACTIVE
+    db.session.flush()
+
+
+def search_users(text: str | None = None, limit: int = 1000) -> list[User]:
+    query = select(User).order_by(User.id).limit(limit)
+    if text:
+        pattern = f"%{text.lower()}%"
+        query = query.where(
+            func.lower(User.email).like(pattern)
+            | func.lower(User.username).like(pattern)
+            | User.access_number.like(pattern)
+        )
+    return list(db.session.scalars(query))

@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc.jwk import ECKey, RSAKey
@@ -91,6 +92,23 @@ class KeyRing:
             db.session.add(self._generate(alg))
         if missing:
             db.session.commit()
+            self._settle_concurrent_generation(missing)
+
+    def _settle_concurrent_generation(self, algs: list[str]) -> None:
+        """Instances starting together may each have generated a key: keep
+        the oldest active and retire the others (still published, in case
+        one of them has signed something already)."""
+        retire_after = utcnow() + timedelta(seconds=self._token_lifetime + 60)
+        for alg in algs:
+            rows = db.session.scalars(
+                select(SigningKey)
+                .where(SigningKey.alg == alg, SigningKey.state == KeyState.ACTIVE)
+                .order_by(SigningKey.created_at, SigningKey.kid)
+            ).all()
+            for extra in rows[1:]:
+                extra.state = KeyState.RETIRING
+                extra.retire_after = retire_after
+        db.session.commit()
 
     def rotate(self, alg: str, *, now: datetime | None = None) -> SigningKey:
         """A new active key for ``alg``; the old one retires after the longest
@@ -129,7 +147,7 @@ class KeyRing:
             key = ECKey.generate_key("P-256", auto_kid=True)
         else:
             key = RSAKey.generate_key(2048, auto_kid=True)
-        public = dict(key.as_dict(private=False))
+        public: dict[str, Any] = dict(key.as_dict(private=False))
         public.update({"kid": key.kid, "alg": alg, "use": "sig"})
         return SigningKey(
             kid=key.kid,

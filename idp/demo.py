@@ -1,0 +1,162 @@
+"""``idp demo``: the IdP and the demo relying party on one machine.
+
+Applies the migrations, seeds the demo user and clients (idempotently: a
+second run finds them and brings their redirect URIs up to date), then runs
+``idp serve`` and ``python -m clients.demo_rp`` as child processes until
+Ctrl-C, which stops both.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+DEMO_PASSWORD = "Freigabe-Demo-2026"
+DEMO_ACCESS_NUMBER = "1000000001"
+DEMO_USERNAME = "erika"
+DEMO_EMAIL = "erika@example.org"
+DEMO_CLIENT_ID = "financecloud"
+DEMO_CLIENT_SECRET = "financecloud-demo-secret"
+DEMO_PUBLIC_CLIENT_ID = "financeapp"
+
+
+@dataclass(frozen=True)
+class DemoUrls:
+    idp: str
+    rp: str
+
+
+def seed(*, rp_base: str) -> None:
+    """Create or update the demo user and clients (inside an app context)."""
+    from . import idp
+    from .accounts.service import create_user, find_user
+    from .extensions import db
+    from .oidc.clients import create_client, get_client, set_secret
+
+    if find_user(DEMO_ACCESS_NUMBER).user is None:
+        create_user(
+            idp().passwords,
+            password=DEMO_PASSWORD,
+            access_number=DEMO_ACCESS_NUMBER,
+            username=DEMO_USERNAME,
+            email=DEMO_EMAIL,
+            given_name="Erika",
+            family_name="Mustermann",
+            phone_number="+49 151 23456789",
+        )
+    uris: dict[str, Any] = {
+        "redirect_uris": [f"{rp_base}/callback"],
+        "post_logout_redirect_uris": [f"{rp_base}/"],
+    }
+    for client_id, name, method in (
+        (DEMO_CLIENT_ID, "FinanceCloud", "client_secret_basic"),
+        (DEMO_PUBLIC_CLIENT_ID, "FinanceApp", "none"),
+    ):
+        client = get_client(client_id)
+        if client is None:
+            client, _ = create_client(
+                client_id=client_id, name=name, token_endpoint_auth_method=method, **uris
+            )
+        else:
+            client.redirect_uris = uris["redirect_uris"]
+            client.post_logout_redirect_uris = uris["post_logout_redirect_uris"]
+            client.disabled = False
+        if method != "none":
+            set_secret(client, DEMO_CLIENT_SECRET)
+    db.session.commit()
+
+
+def _wait_until_up(url: str, processes: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.poll() is not None:
+                raise SystemExit(f"a demo process exited with status {process.returncode}")
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up within {timeout:.0f} s")
+
+
+def banner(urls: DemoUrls) -> str:
+    return f"""
+  Freigabe demo is running.
+
+    Identity provider   {urls.idp}
+    FinanceCloud (RP)   {urls.rp}
+
+  Open {urls.rp} and press "Sign in with Freigabe".
+
+    access number   {DEMO_ACCESS_NUMBER}
+    user name       {DEMO_USERNAME}
+    e-mail          {DEMO_EMAIL}
+    password        {DEMO_PASSWORD}
+
+    clients         {DEMO_CLIENT_ID} (secret {DEMO_CLIENT_SECRET}), {DEMO_PUBLIC_CLIENT_ID} (public)
+
+  Ctrl-C stops everything.
+"""
+
+
+def run_demo(*, idp_port: int, rp_port: int) -> None:
+    from flask_migrate import upgrade
+
+    from . import create_app
+
+    urls = DemoUrls(idp=f"http://localhost:{idp_port}", rp=f"http://localhost:{rp_port}")
+    os.environ.setdefault("IDP_ISSUER", urls.idp)
+    app = create_app()
+    with app.app_context():
+        upgrade()
+        seed(rp_base=urls.rp)
+
+    # (The idp command is a Flask CLI, which marks its environment; the demo
+    # RP would then refuse app.run().)
+    inherited = {k: v for k, v in os.environ.items() if k != "FLASK_RUN_FROM_CLI"}
+    rp_env = {
+        **inherited,
+        "DEMO_RP_ISSUER": app.extensions["idp"].settings.issuer,
+        "DEMO_RP_PORT": str(rp_port),
+        "DEMO_RP_BASE_URL": urls.rp,
+        "DEMO_RP_CLIENT_ID": DEMO_CLIENT_ID,
+        "DEMO_RP_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+    }
+    processes = [
+        subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+            [sys.executable, "-m", "idp", "serve", "--port", str(idp_port), "--no-migrate"]
+        ),
+        subprocess.Popen([sys.executable, "-m", "clients.demo_rp"], env=rp_env),
+    ]
+    try:
+        _wait_until_up(f"{urls.idp}/.well-known/openid-configuration", processes, 60)
+        _wait_until_up(f"{urls.rp}/", processes, 60)
+        print(banner(urls), flush=True)
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        raise SystemExit("a demo process stopped; shutting down the demo")
+    except KeyboardInterrupt:
+        print("\nstopping the demo ...", file=sys.stderr, flush=True)
+    finally:
+        _stop(processes)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,267 @@
+"""Client registrations: create, validate, rotate secrets, delete.
+
+One place checks every field, so the CLI, the demo seed and (later) the admin
+pages and dynamic registration refuse the same things with the same messages.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy import select
+
+from .. import idp
+from ..extensions import db
+from .models import SUPPORTED_SCOPES, Client
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+SIGNING_ALGS = ("ES256", "RS256")
+SECRET_PURPOSE = "client-secret"
+
+
+class ClientError(ValueError):
+    """A registration is refused; ``field`` names the metadata at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NewSecret:
+    """A client secret in clear, to be shown exactly once."""
+
+    client_id: str
+    secret: str
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_redirect_uri(uri: str, *, public: bool, field: str = "redirect_uris") -> None:
+    """RFC 9700 §2.1 / §4.1.1: absolute, exact, no fragment, no wildcard;
+    plain http only on loopback (RFC 8252 §7.3); private-use schemes with a
+    reverse domain name for native (public) clients (RFC 8252 §7.1)."""
+    if not uri or len(uri) > 500 or any(c.isspace() for c in uri):
+        raise ClientError(field, f"{uri!r} is not a valid URI")
+    if "*" in uri:
+        raise ClientError(field, f"{uri}: wildcards are not allowed, register each URI")
+    parts = urlsplit(uri)
+    if parts.fragment or uri.endswith("#"):
+        raise ClientError(field, f"{uri}: must not contain a fragment")
+    if parts.scheme == "https":
+        if not parts.hostname:
+            raise ClientError(field, f"{uri}: has no host")
+        return
+    if parts.scheme == "http":
+        if not is_loopback(parts.hostname):
+            raise ClientError(field, f"{uri}: must use https (http only for loopback)")
+        return
+    if public and "." in parts.scheme and parts.scheme.isascii():
+        return  # private-use URI scheme of a native app, e.g. com.example.app:/cb
+    raise ClientError(field, f"{uri}: must be an https URI")
+
+
+def _check_uris(uris: Any, *, public: bool, field: str) -> list[str]:
+    if isinstance(uris, str) or not isinstance(uris, list | tuple):
+        raise ClientError(field, "must be a list of URIs")
+    checked: list[str] = []
+    for uri in uris:
+        if not isinstance(uri, str):
+            raise ClientError(field, "must be a list of URIs")
+        check_redirect_uri(uri, public=public, field=field)
+        if uri not in checked:
+            checked.append(uri)
+    return checked
+
+
+def _check_optional_uri(uri: str | None, field: str) -> str | None:
+    if not uri:
+        return None
+    parts = urlsplit(uri)
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
+        raise ClientError(field, f"{uri}: must be an https URI")
+    return uri
+
+
+def validate(client: Client) -> None:
+    """Check a (new or edited) registration as a whole."""
+    if not client.name or len(client.name) > 200:
+        raise ClientError("client_name", "is required (at most 200 characters)")
+    method = client.token_endpoint_auth_method
+    if method not in AUTH_METHODS:
+        raise ClientError("token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}")
+    public = method == "none"
+    bad_grants = [g for g in client.grant_types if g not in GRANT_TYPES]
+    if bad_grants or not client.grant_types:
+        raise ClientError("grant_types", f"must be among {', '.join(GRANT_TYPES)}")
+    if "client_credentials" in client.grant_types and public:
+        raise ClientError("grant_types", "client_credentials needs a confidential client")
+    client.redirect_uris = _check_uris(client.redirect_uris, public=public, field="redirect_uris")
+    if "authorization_code" in client.grant_types and not client.redirect_uris:
+        raise ClientError("redirect_uris", "at least one is required for authorization_code")
+    client.post_logout_redirect_uris = _check_uris(
+        client.post_logout_redirect_uris, public=public, field="post_logout_redirect_uris"
+    )
+    bad_scopes = [s for s in client.allowed_scopes if s not in SUPPORTED_SCOPES]
+    if bad_scopes:
+        raise ClientError("scope", f"unknown scopes: {' '.join(bad_scopes)}")
+    if public and not client.require_pkce:
+        # RFC 9700 §2.1.1: public clients must use PKCE.
+        raise ClientError("require_pkce", "public clients must use PKCE")
+    if method == "private_key_jwt":
+        if not client.jwks and not client.jwks_uri:
+            raise ClientError("jwks", "private_key_jwt needs jwks or jwks_uri")
+        if client.jwks:
+            try:
+                KeySet.import_key_set(cast(Any, client.jwks))
+            except (JoseError, ValueError, TypeError, KeyError) as exc:
+                raise ClientError("jwks", "is not a valid JWK set") from exc
+            if any("d" in key for key in client.jwks.get("keys", [])):
+                raise ClientError("jwks", "must hold public keys only")
+    client.jwks_uri = _check_optional_uri(client.jwks_uri, "jwks_uri")
+    client.logo_uri = _check_optional_uri(client.logo_uri, "logo_uri")
+    alg = client.id_token_signed_response_alg
+    if alg is not None and alg not in SIGNING_ALGS:
+        raise ClientError(
+            "id_token_signed_response_alg", f"must be one of {', '.join(SIGNING_ALGS)}"
+        )
+    for field in ("access_token_lifetime", "refresh_token_lifetime"):
+        value = getattr(client, field)
+        if value is not None and not (60 <= value <= 400 * 86400):
+            raise ClientError(field, "must be between 60 seconds and 400 days")
+
+
+def _new_secret(client: Client) -> str:
+    secret = secrets.token_urlsafe(32)
+    client.client_secret_digest = idp().digester.digest(secret, purpose=SECRET_PURPOSE)
+    return secret
+
+
+def create_client(
+    *,
+    name: str,
+    redirect_uris: list[str] | tuple[str, ...] = (),
+    client_id: str | None = None,
+    token_endpoint_auth_method: str = "client_secret_basic",
+    grant_types: list[str] | tuple[str, ...] = ("authorization_code", "refresh_token"),
+    post_logout_redirect_uris: list[str] | tuple[str, ...] = (),
+    allowed_scopes: list[str] | tuple[str, ...] = SUPPORTED_SCOPES,
+    first_party: bool = False,
+    require_pkce: bool = True,
+    require_mfa: bool = False,
+    default_acr: str | None = None,
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
+    logo_uri: str | None = None,
+    id_token_signed_response_alg: str | None = None,
+    access_token_lifetime: int | None = None,
+    refresh_token_lifetime: int | None = None,
+) -> tuple[Client, str | None]:
+    """Register a client; returns it and its secret in clear (None for
+    clients that have no secret). Flushes; the caller commits."""
+    if client_id is None:
+        client_id = secrets.token_urlsafe(16)
+    elif not client_id or len(client_id) > 128 or not client_id.isprintable() or " " in client_id:
+        raise ClientError("client_id", "must be 1 to 128 printable characters without spaces")
+    if db.session.scalar(select(Client.id).where(Client.client_id == client_id)) is not None:
+        raise ClientError("client_id", f"{client_id!r} is taken")
+    client = Client(
+        client_id=client_id,
+        name=name,
+        redirect_uris=list(redirect_uris),
+        post_logout_redirect_uris=list(post_logout_redirect_uris),
+        grant_types=list(grant_types),
+        token_endpoint_auth_method=token_endpoint_auth_method,
+        allowed_scopes=list(allowed_scopes),
+        first_party=first_party,
+        require_pkce=require_pkce,
+        require_mfa=require_mfa,
+        default_acr=default_acr,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        logo_uri=logo_uri,
+        id_token_signed_response_alg=id_token_signed_response_alg,
+        access_token_lifetime=access_token_lifetime,
+        refresh_token_lifetime=refresh_token_lifetime,
+    )
+    validate(client)
+    secret = _new_secret(client) if token_endpoint_auth_method in SECRET_METHODS else None
+    db.session.add(client)
+    db.session.flush()
+    return client, secret
+
+
+def set_secret(client: Client, secret: str) -> None:
+    """Give a client a chosen secret (demo data only: real ones are random)."""
+    if client.token_endpoint_auth_method not in SECRET_METHODS:
+        raise ClientError("token_endpoint_auth_method", "this client has no secret")
+    if len(secret) < 16:
+        raise ClientError("client_secret", "must be at least 16 characters")
+    client.client_secret_digest = idp().digester.digest(secret, purpose=SECRET_PURPOSE)
+
+
+def rotate_secret(client: Client) -> NewSecret:
+    """A new random secret; the old one stops working at once."""
+    if client.token_endpoint_auth_method not in SECRET_METHODS:
+        raise ClientError("token_endpoint_auth_method", "this client has no secret")
+    return NewSecret(client_id=client.client_id, secret=_new_secret(client))
+
+
+def get_client(client_id: str) -> Client | None:
+    return db.session.scalar(select(Client).where(Client.client_id == client_id))
+
+
+def list_clients() -> list[Client]:
+    return list(db.session.scalars(select(Client).order_by(Client.created_at, Client.id)))
+
+
+def delete_client(client: Client) -> None:
+    """Remove the registration with its refresh tokens and consents."""
+    from .models import Consent, RefreshToken
+
+    db.session.execute(
+        RefreshToken.__table__.delete().where(RefreshToken.client_id == client.client_id)
+    )
+    db.session.execute(Consent.__table__.delete().where(Consent.client_id == client.client_id))
+    db.session.delete(client)
+    db.session.flush()
+
+
+def describe(client: Client) -> dict[str, Any]:
+    """Registration metadata (RFC 7591 names) for listings; never the secret."""
+    return {
+        "client_id": client.client_id,
+        "client_name": client.name,
+        "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "grant_types": list(client.grant_types),
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "scope": " ".join(client.allowed_scopes),
+        "first_party": client.first_party,
+        "require_pkce": client.require_pkce,
+        "require_mfa": client.require_mfa,
+        "default_acr": client.default_acr,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "jwks_uri": client.jwks_uri,
+        "logo_uri": client.logo_uri,
+        "disabled": client.disabled,
+        "created_at": client.created_at.isoformat() if client.created_at else None,
+    }

