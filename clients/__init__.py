@@ -1,0 +1,1 @@
+"""Example clients of Freigabe, run against the provider in the demo and the flow tests."""
