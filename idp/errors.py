@@ -25,7 +25,7 @@ class IdpError(Exception):
     def __init__(self, message: object | None = None, *, detail: str | None = None) -> None:
         super().__init__(str(message or self.message))
         if message is not None:
-            self.message = message  # type: ignore[assignment]
+            self.message = message
         # Safe, protocol-level detail for the page (never internal state).
         self.detail = detail
 
@@ -48,17 +48,26 @@ class ServiceUnavailable(IdpError):
     message = _l("The service is temporarily unavailable. Please try again in a moment.")
 
 
+# Werkzeug's own descriptions are English only; people get these instead.
+HTTP_MESSAGES = {
+    400: _l("The request could not be understood."),
+    404: _l("This page does not exist."),
+    405: _l("This page cannot be used this way."),
+    413: _l("The request is too large."),
+    429: _l("Too many requests. Please wait a moment and try again."),
+}
+
+
 def wants_json() -> bool:
-    if request.path.startswith(("/device/", "/admin/api/", "/token", "/userinfo", "/revoke",
-                                "/introspect")):
+    if request.path.startswith(
+        ("/device/", "/admin/api/", "/token", "/userinfo", "/revoke", "/introspect")
+    ):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
 
 
-def render_error(
-    error: str, message: object, status: int, detail: str | None = None
-) -> Response:
+def render_error(error: str, message: object, status: int, detail: str | None = None) -> Response:
     if wants_json():
         response = jsonify(error=error, error_description=str(message))
     else:
@@ -92,8 +101,11 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
+        code = exc.code or 500
         return render_error(
-            (exc.name or "error").lower().replace(" ", "_"), exc.description or "", exc.code or 500
+            (exc.name or "error").lower().replace(" ", "_"),
+            HTTP_MESSAGES.get(code, IdpError.message),
+            code,
         )
 
     @app.errorhandler(Exception)
