@@ -18,7 +18,7 @@ from .extensions import UTCDateTime, db, utcnow
 log = logging.getLogger("idp.security")
 
 
-class AuditEvent(db.Model):  # type: ignore[name-defined,misc]
+class AuditEvent(db.Model):  # type: ignore[name-defined]
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -52,7 +52,5 @@ def record(
     db.session.add(event)
     if commit:
         db.session.commit()
-    log.info(
-        "%s user=%s client=%s ip=%s %s", event_type, user_id, client_id, ip, detail or ""
-    )
+    log.info("%s user=%s client=%s ip=%s %s", event_type, user_id, client_id, ip, detail or "")
     return event

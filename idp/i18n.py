@@ -17,8 +17,8 @@ def select_locale() -> str | None:
     for tag in getattr(g, "ui_locales", ()) or ():
         base = tag.split("-")[0].lower()
         if base in languages:
-            return base
-    return request.accept_languages.best_match(languages) or idp().settings.default_language
+            return str(base)
+    return str(request.accept_languages.best_match(languages) or idp().settings.default_language)
 
 
 def init_app(app: Flask, babel: Babel) -> None:
@@ -28,5 +28,7 @@ def init_app(app: Flask, babel: Babel) -> None:
     def _languages() -> dict[str, object]:
         from flask_babel import get_locale
 
-        return {"languages": app.extensions["idp"].settings.languages,
-                "current_language": str(get_locale())}
+        return {
+            "languages": app.extensions["idp"].settings.languages,
+            "current_language": str(get_locale()),
+        }

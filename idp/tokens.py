@@ -22,9 +22,9 @@ def new_token(nbytes: int = 32) -> str:
 
 def derive_key(master: bytes, purpose: str) -> bytes:
     """A 32-byte subkey of ``master`` for one purpose (HKDF-SHA-256)."""
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()
-    ).derive(master)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(
+        master
+    )
 
 
 class TokenDigester:

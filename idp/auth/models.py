@@ -9,7 +9,7 @@ from ..accounts.models import User
 from ..extensions import UTCDateTime, db, utcnow
 
 
-class LoginSession(db.Model):  # type: ignore[name-defined,misc]
+class LoginSession(db.Model):  # type: ignore[name-defined]
     """A signed-in browser. ``id`` is the public ``sid`` (OIDC Front/Back-Channel
     Logout); the cookie carries a separate secret stored here only as a digest."""
 

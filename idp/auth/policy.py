@@ -60,34 +60,42 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "max_age",
         LOGIN,
-        lambda c: c.session is not None
-        and c.max_age is not None
-        and LOGIN not in c.done
-        and (c.max_age == 0 or _session_age(c) > c.max_age),
+        lambda c: (
+            c.session is not None
+            and c.max_age is not None
+            and LOGIN not in c.done
+            and (c.max_age == 0 or _session_age(c) > c.max_age)
+        ),
     ),
     Check(
         "client_policy",
         MFA,
-        lambda c: c.session is not None
-        and c.client_requires_mfa
-        and not acr_satisfies(c.session.acr, ACR_MFA),
+        lambda c: (
+            c.session is not None
+            and c.client_requires_mfa
+            and not acr_satisfies(c.session.acr, ACR_MFA)
+        ),
     ),
     # OIDC Core §3.1.2.1 acr_values: voluntary; asks for a second factor
     # where one is possible.
     Check(
         "acr_values",
         MFA,
-        lambda c: c.session is not None
-        and bool(c.acr_values)
-        and not any(acr_satisfies(c.session.acr, v) for v in c.acr_values),
+        lambda c: (
+            c.session is not None
+            and bool(c.acr_values)
+            and not any(acr_satisfies(c.session.acr, v) for v in c.acr_values)
+        ),
     ),
     Check("prompt_consent", CONSENT, lambda c: "consent" in c.prompt and CONSENT not in c.done),
     Check(
         "consent_missing",
         CONSENT,
-        lambda c: not c.client_first_party
-        and CONSENT not in c.done
-        and not c.requested_scopes <= c.consented_scopes,
+        lambda c: (
+            not c.client_first_party
+            and CONSENT not in c.done
+            and not c.requested_scopes <= c.consented_scopes
+        ),
     ),
 )
 

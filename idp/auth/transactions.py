@@ -42,7 +42,7 @@ def begin(client_id: str, params: dict[str, str]) -> LoginTransaction:
     tx = LoginTransaction(id=new_token(16), client_id=client_id, params=params)
     tx.save()
     open_ids = [t for t in session.get(SESSION_KEY, []) if isinstance(t, str)]
-    session[SESSION_KEY] = (open_ids + [tx.id])[-MAX_OPEN_PER_BROWSER:]
+    session[SESSION_KEY] = [*open_ids, tx.id][-MAX_OPEN_PER_BROWSER:]
     return tx
 
 

@@ -53,7 +53,9 @@ def login() -> ResponseReturnValue:
         return page, status
 
     if not identifier or not password:
-        return fail(_("Please enter your access number, user name or e-mail and your password."), 400)
+        return fail(
+            _("Please enter your access number, user name or e-mail and your password."), 400
+        )
     if per_ip.blocked(ip):
         return fail(_("Too many failed sign-in attempts. Please wait a few minutes."), 429)
 

@@ -14,7 +14,7 @@ from ..extensions import UTCDateTime, db, utcnow
 SUPPORTED_SCOPES = ("openid", "profile", "email", "phone", "offline_access")
 
 
-class Client(db.Model, ClientMixin):  # type: ignore[name-defined,misc]
+class Client(db.Model, ClientMixin):  # type: ignore[name-defined]
     __tablename__ = "clients"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -89,7 +89,7 @@ class Client(db.Model, ClientMixin):  # type: ignore[name-defined,misc]
         return grant_type in self.grant_types
 
 
-class RefreshToken(db.Model):  # type: ignore[name-defined,misc]
+class RefreshToken(db.Model):  # type: ignore[name-defined]
     """One refresh token of a rotation family (all tokens from one authorization)."""
 
     __tablename__ = "refresh_tokens"
@@ -123,7 +123,7 @@ class RefreshToken(db.Model):  # type: ignore[name-defined,misc]
         return self.revoked_at is not None or self.consumed_at is not None
 
 
-class Consent(db.Model):  # type: ignore[name-defined,misc]
+class Consent(db.Model):  # type: ignore[name-defined]
     __tablename__ = "consents"
     __table_args__ = (UniqueConstraint("user_id", "client_id"),)
 
@@ -140,7 +140,7 @@ class KeyState:
     RETIRED = "retired"
 
 
-class SigningKey(db.Model):  # type: ignore[name-defined,misc]
+class SigningKey(db.Model):  # type: ignore[name-defined]
     __tablename__ = "signing_keys"
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from authlib.integrations.flask_oauth2 import (
     AuthorizationServer as FlaskAuthorizationServer,
@@ -179,7 +180,7 @@ def revoke_access_token(token: AccessToken) -> None:
 def query_client(client_id: str) -> Client | None:
     if not isinstance(client_id, str) or len(client_id) > 128:
         return None
-    client = db.session.scalar(select(Client).where(Client.client_id == client_id))
+    client: Client | None = db.session.scalar(select(Client).where(Client.client_id == client_id))
     if client is None or client.disabled:
         return None
     return client
@@ -204,7 +205,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             # jwks_uri fetching is left to the admin issue; registration
             # requires inline keys until then.
             raise InvalidClientError(description="The client has no registered keys.")
-        return KeySet.import_key_set(client.jwks)
+        return KeySet.import_key_set(cast(Any, client.jwks))
 
 
 # --- token generation and storage ------------------------------------------------
@@ -306,8 +307,8 @@ class S256CodeChallenge(CodeChallenge):
     by default, for every client."""
 
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
-    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
-    CODE_CHALLENGE_METHODS = {
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
+    CODE_CHALLENGE_METHODS: ClassVar[dict[str, Callable[[str, str], bool]]] = {
         "S256": lambda verifier, challenge: hmac.compare_digest(
             create_s256_code_challenge(verifier), challenge
         )
@@ -335,7 +336,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         idp = _idp()
-        login = request.login_session  # type: ignore[attr-defined]
+        login = request.login_session
         data = request.payload.data
         record = AuthorizationCode(
             client_id=request.client.client_id,
@@ -396,9 +397,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             # RFC 9700 §4.14.2: a rotated token used again means one of two
             # parties holds a stolen copy; revoke the whole family.
             revoke_family(row.family_id, reason="refresh token reused")
-            audit.record(
-                "refresh_token_reused", user_id=row.user_id, client_id=row.client_id
-            )
+            audit.record("refresh_token_reused", user_id=row.user_id, client_id=row.client_id)
             return None
         if row.expires_at <= utcnow():
             return None
@@ -529,7 +528,14 @@ class Introspection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
-        return _query_any_token(token_string, token_type_hint)
+        token = _query_any_token(token_string, token_type_hint)
+        if isinstance(token, RefreshToken):
+            user = db.session.get(User, token.user_id)
+        else:
+            user = token.get_user() if token is not None else None
+        if token is not None and user is not None and not user.is_active:
+            return None  # RFC 7662 §2.2: a locked user's token is not active
+        return token
 
     def check_permission(self, token: Any, client: Client, request: OAuth2Request) -> bool:
         return bool(token.check_client(client))
@@ -570,6 +576,16 @@ class EndSession(EndSessionEndpoint):
 
         return KeySet.import_key_set(json.loads(_idp().keyring.jwks_bytes()))
 
+    def resolve_client_from_id_token_claims(self, id_token_claims: dict[str, Any]) -> Any:
+        # Our ID tokens carry aud as a one-element list (OIDC Core §2); azp
+        # names the client when there could be several.
+        aud = id_token_claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else list(aud or [])
+        client_id = id_token_claims.get("azp") or (audiences[0] if len(audiences) == 1 else None)
+        if client_id is None or client_id not in audiences:
+            return None
+        return self.server.query_client(client_id)
+
     def _is_valid_post_logout_redirect_uri(self, client: Client, uri: str) -> bool:
         # RP-Initiated Logout §3: exact match with a registered URI.
         return uri in (client.post_logout_redirect_uris or [])
@@ -595,7 +611,7 @@ class IdpAuthorizationServer(FlaskAuthorizationServer):
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         if isinstance(request, OAuth2Request):
             return request
-        return super().create_oauth2_request(request)  # type: ignore[no-any-return]
+        return super().create_oauth2_request(request)
 
 
 def init_app(app: Flask) -> None:

@@ -27,6 +27,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import audit, idp
 from ..auth import transactions
@@ -84,7 +85,7 @@ def jwks() -> Response:
 # --- authorization endpoint -----------------------------------------------------------
 
 
-def _redirect_error(error: OAuth2Error, state: str | None) -> Response:
+def _redirect_error(error: OAuth2Error, state: str | None) -> WerkzeugResponse:
     """An error sent back to the client's validated redirect URI, with ``iss``
     (RFC 9207 §2); an error without one is shown here and never redirected
     (RFC 6749 §4.1.2.1)."""
@@ -98,7 +99,7 @@ def _redirect_error(error: OAuth2Error, state: str | None) -> Response:
     return _redirect_to_client(error.redirect_uri, params)
 
 
-def _redirect_to_client(redirect_uri: str, params: dict[str, str]) -> Response:
+def _redirect_to_client(redirect_uri: str, params: dict[str, str]) -> WerkzeugResponse:
     separator = "&" if "?" in redirect_uri else "?"
     response = redirect(redirect_uri + separator + url_encode(params), code=302)
     response.headers["Cache-Control"] = "no-store"
@@ -166,7 +167,7 @@ def cancel() -> ResponseReturnValue:
     return _deny(_request_from_transaction(tx), tx, "The user cancelled the sign-in.")
 
 
-def _deny(req: OAuth2Request, tx: transactions.LoginTransaction, why: str) -> Response:
+def _deny(req: OAuth2Request, tx: transactions.LoginTransaction, why: str) -> WerkzeugResponse:
     try:
         grant = server().get_consent_grant(request=req, end_user=None)
         redirect_uri = grant.validate_authorization_request()
@@ -261,8 +262,10 @@ def _authorize(req: OAuth2Request, tx: transactions.LoginTransaction | None) -> 
     assert login is not None and user is not None
     if tx is not None:
         transactions.finish(tx)
-    req.login_session = login  # type: ignore[attr-defined]
-    response = server().create_authorization_response(request=req, grant_user=user, grant=grant)
+    req.login_session = login
+    response: Response = server().create_authorization_response(
+        request=req, grant_user=user, grant=grant
+    )
     if response.status_code == 302 and response.location:
         # RFC 9207 §2: iss in every authorization response.
         response.location = response.location + "&" + url_encode({"iss": idp().settings.issuer})
@@ -283,17 +286,19 @@ def _validate_oidc_parameters(req: OAuth2Request, redirect_uri: str) -> None:
         raise InvalidRequestError("The 'openid' scope is required.", redirect_uri=redirect_uri)
     max_age = data.get("max_age")
     if max_age is not None and max_age != "" and (not max_age.isdigit() or len(max_age) > 9):
-        raise InvalidRequestError("'max_age' must be a non-negative integer.", redirect_uri=redirect_uri)
+        raise InvalidRequestError(
+            "'max_age' must be a non-negative integer.", redirect_uri=redirect_uri
+        )
     prompt = set((data.get("prompt") or "").split())
     if not prompt <= {"none", "login", "consent"}:
         raise InvalidRequestError("Unsupported 'prompt' value.", redirect_uri=redirect_uri)
     if data.get("response_mode") not in (None, "", "query"):
-        raise InvalidRequestError("Only 'response_mode=query' is supported.", redirect_uri=redirect_uri)
+        raise InvalidRequestError(
+            "Only 'response_mode=query' is supported.", redirect_uri=redirect_uri
+        )
     if data.get("request") or data.get("request_uri"):
         # OIDC Core §6: request objects are not supported (discovery says so).
-        raise InvalidRequestError(
-            "Request objects are not supported.", redirect_uri=redirect_uri
-        )
+        raise InvalidRequestError("Request objects are not supported.", redirect_uri=redirect_uri)
     for name in ("state", "nonce", "login_hint", "acr_values", "ui_locales"):
         if len(data.get(name) or "") > 512:
             raise InvalidRequestError(f"'{name}' is too long.", redirect_uri=redirect_uri)
@@ -335,8 +340,8 @@ def userinfo() -> Response:
         access = protector.acquire_token(["openid"])
     except OAuth2Error as error:
         # RFC 6750 §3: the error with its WWW-Authenticate challenge.
-        status, body, headers = error()
-        return Response(json.dumps(dict(body)), status, headers)
+        status, error_body, headers = error()
+        return Response(json.dumps(dict(error_body)), status, headers)
     user = access.get_user()
     if user is None or not user.is_active:
         response = Response(
@@ -363,7 +368,7 @@ def logout() -> ResponseReturnValue:
         # RP-Initiated Logout §6: without a valid id_token_hint, ask first.
         fields = {k: v for k, v in request.values.items() if k != "csrf_token"}
         return render_template("logout_confirm.html", fields=fields, client=end.client)
-    response = server().create_endpoint_response("end_session", end)
+    response: Response | None = server().create_endpoint_response("end_session", end)
     if response is None:
         return render_template("logged_out.html", client=end.client)
     return response

@@ -106,9 +106,15 @@ def test_discovery_is_truthful(idp: Any) -> None:
     assert doc["issuer"] == idp.url
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert doc["authorization_response_iss_parameter_supported"] is True
-    for endpoint in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint",
-                     "jwks_uri", "revocation_endpoint", "introspection_endpoint",
-                     "end_session_endpoint"):
+    for endpoint in (
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "revocation_endpoint",
+        "introspection_endpoint",
+        "end_session_endpoint",
+    ):
         assert doc[endpoint].startswith(idp.url + "/")
     # The endpoints exist: each answers something other than 404.
     assert requests.get(doc["jwks_uri"], timeout=10).status_code == 200
@@ -319,8 +325,9 @@ def test_missing_pkce_verifier_is_refused(idp: Any) -> None:
     client_id, secret = idp.add_client(first_party=True)
     rp = RelyingParty(idp.url, client_id, secret)
     params, _ = login_through(idp, rp, Browser(idp.url), user)
-    response = rp.token(grant_type="authorization_code", code=params["code"],
-                        redirect_uri=rp.redirect_uri)
+    response = rp.token(
+        grant_type="authorization_code", code=params["code"], redirect_uri=rp.redirect_uri
+    )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
 
@@ -350,8 +357,12 @@ def test_code_is_bound_to_its_redirect_uri_and_client(idp: Any) -> None:
     stolen = RelyingParty(idp.url, other_id, other_secret).redeem(params["code"], req["verifier"])
     assert stolen.json()["error"] == "invalid_grant"
     params, req = login_through(idp, rp, Browser(idp.url), user)
-    wrong_uri = rp.token(grant_type="authorization_code", code=params["code"],
-                         redirect_uri=CALLBACK + "x", code_verifier=req["verifier"])
+    wrong_uri = rp.token(
+        grant_type="authorization_code",
+        code=params["code"],
+        redirect_uri=CALLBACK + "x",
+        code_verifier=req["verifier"],
+    )
     assert wrong_uri.json()["error"] == "invalid_grant"
 
 
@@ -400,51 +411,81 @@ def test_no_refresh_token_without_offline_access(idp: Any) -> None:
 def test_bad_client_authentication_is_invalid_client(idp: Any) -> None:
     client_id, secret = idp.add_client()
     wrong = RelyingParty(idp.url, client_id, "not-the-secret")
-    response = wrong.token(grant_type="authorization_code", code="x", redirect_uri=CALLBACK,
-                           code_verifier="y" * 43)
+    response = wrong.token(
+        grant_type="authorization_code", code="x", redirect_uri=CALLBACK, code_verifier="y" * 43
+    )
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
     # A confidential client may not skip authentication.
-    anonymous = requests.post(f"{idp.url}/token", data={
-        "grant_type": "authorization_code", "code": "x", "client_id": client_id,
-        "redirect_uri": CALLBACK, "code_verifier": "y" * 43}, timeout=10)
+    anonymous = requests.post(
+        f"{idp.url}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": "x",
+            "client_id": client_id,
+            "redirect_uri": CALLBACK,
+            "code_verifier": "y" * 43,
+        },
+        timeout=10,
+    )
     assert anonymous.json()["error"] == "invalid_client"
     # The registered method only: this client is client_secret_basic.
-    posted = requests.post(f"{idp.url}/token", data={
-        "grant_type": "client_credentials", "client_id": client_id,
-        "client_secret": secret}, timeout=10)
+    posted = requests.post(
+        f"{idp.url}/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        timeout=10,
+    )
     assert posted.json()["error"] == "invalid_client"
 
 
 def test_client_secret_post(idp: Any) -> None:
     user = idp.add_user()
-    client_id, secret = idp.add_client(token_endpoint_auth_method="client_secret_post",
-                                       first_party=True)
+    client_id, secret = idp.add_client(
+        token_endpoint_auth_method="client_secret_post", first_party=True
+    )
     rp = RelyingParty(idp.url, client_id, secret)
     params, req = login_through(idp, rp, Browser(idp.url), user)
-    response = requests.post(f"{idp.url}/token", data={
-        "grant_type": "authorization_code", "code": params["code"], "client_id": client_id,
-        "client_secret": secret, "redirect_uri": CALLBACK, "code_verifier": req["verifier"]},
-        timeout=10)
+    response = requests.post(
+        f"{idp.url}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": params["code"],
+            "client_id": client_id,
+            "client_secret": secret,
+            "redirect_uri": CALLBACK,
+            "code_verifier": req["verifier"],
+        },
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
 
 
 def _client_assertion(key: ECKey, client_id: str, audience: str, jti: str | None = None) -> str:
     now = int(time.time())
-    claims = {"iss": client_id, "sub": client_id, "aud": audience, "iat": now,
-              "exp": now + 60, "jti": jti or uuid.uuid4().hex}
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + 60,
+        "jti": jti or uuid.uuid4().hex,
+    }
     return jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)
 
 
 def test_private_key_jwt_and_assertion_replay(idp: Any) -> None:
     key = ECKey.generate_key("P-256", auto_kid=True)
     jwks = {"keys": [key.as_dict(private=False)]}
-    client_id, _ = idp.add_client(token_endpoint_auth_method="private_key_jwt", jwks=jwks,
-                                  grant_types=["client_credentials"])
+    client_id, _ = idp.add_client(
+        token_endpoint_auth_method="private_key_jwt", jwks=jwks, grant_types=["client_credentials"]
+    )
     assertion = _client_assertion(key, client_id, f"{idp.url}/token")
-    form = {"grant_type": "client_credentials", "scope": "openid",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion}
+    form = {
+        "grant_type": "client_credentials",
+        "scope": "openid",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+    }
     ok = requests.post(f"{idp.url}/token", data=form, timeout=10)
     assert ok.status_code == 200, ok.text
     replayed = requests.post(f"{idp.url}/token", data=form, timeout=10)
@@ -472,28 +513,29 @@ def test_revocation_and_introspection(idp: Any) -> None:
     tokens = rp.redeem(params["code"], req["verifier"]).json()
 
     def introspect(token: str, auth: tuple[str, str] = (client_id, secret)) -> Any:
-        return requests.post(f"{idp.url}/introspect", data={"token": token}, auth=auth,
-                             timeout=10)
+        return requests.post(f"{idp.url}/introspect", data={"token": token}, auth=auth, timeout=10)
 
     active = introspect(tokens["access_token"]).json()
     assert active["active"] is True and active["sub"] == user.sub
     assert active["client_id"] == client_id
     other_id, other_secret = idp.add_client()
-    assert introspect(tokens["access_token"], (other_id, other_secret)).json() == {
-        "active": False
-    }
+    assert introspect(tokens["access_token"], (other_id, other_secret)).json() == {"active": False}
     assert introspect(tokens["access_token"], (client_id, "wrong")).status_code == 401
 
     # RFC 7009 §2.1: revoking the refresh token ends the grant's access tokens.
-    revoked = requests.post(f"{idp.url}/revoke", data={
-        "token": tokens["refresh_token"], "token_type_hint": "refresh_token"},
-        auth=(client_id, secret), timeout=10)
+    revoked = requests.post(
+        f"{idp.url}/revoke",
+        data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token"},
+        auth=(client_id, secret),
+        timeout=10,
+    )
     assert revoked.status_code == 200
     assert introspect(tokens["access_token"]).json() == {"active": False}
     assert introspect(tokens["refresh_token"]).json() == {"active": False}
     # RFC 7009 §2.2: unknown tokens are fine too.
-    unknown = requests.post(f"{idp.url}/revoke", data={"token": "nothing"},
-                            auth=(client_id, secret), timeout=10)
+    unknown = requests.post(
+        f"{idp.url}/revoke", data={"token": "nothing"}, auth=(client_id, secret), timeout=10
+    )
     assert unknown.status_code == 200
 
 
@@ -529,8 +571,9 @@ def test_max_age_forces_a_new_login(idp: Any) -> None:
     rp = RelyingParty(idp.url, client_id, secret)
     browser = Browser(idp.url)
     params, req = login_through(idp, rp, browser, user)
-    first = rp.validate_id_token(rp.redeem(params["code"], req["verifier"]).json()["id_token"],
-                                 req["nonce"])
+    first = rp.validate_id_token(
+        rp.redeem(params["code"], req["verifier"]).json()["id_token"], req["nonce"]
+    )
     # Session exists: no login page without max_age.
     page = browser.go(rp.authorize_url()[0])
     assert page.status_code == 302
@@ -540,8 +583,9 @@ def test_max_age_forces_a_new_login(idp: Any) -> None:
     url, req = rp.authorize_url(max_age="0")
     page = browser.sign_in(browser.go(url), user.access_number, PASSWORD)
     params = query(page.headers["Location"])
-    claims = rp.validate_id_token(rp.redeem(params["code"], req["verifier"]).json()["id_token"],
-                                  req["nonce"])
+    claims = rp.validate_id_token(
+        rp.redeem(params["code"], req["verifier"]).json()["id_token"], req["nonce"]
+    )
     assert claims["auth_time"] >= first["auth_time"]
     assert claims["sid"] != first["sid"]
 
@@ -614,10 +658,10 @@ def test_acr_values_are_answered_with_the_acr_achieved(idp: Any) -> None:
     user = idp.add_user()
     client_id, secret = idp.add_client(first_party=True)
     rp = RelyingParty(idp.url, client_id, secret)
-    params, req = login_through(idp, rp, Browser(idp.url), user,
-                                acr_values="urn:freigabe:acr:mfa")
-    claims = rp.validate_id_token(rp.redeem(params["code"], req["verifier"]).json()["id_token"],
-                                  req["nonce"])
+    params, req = login_through(idp, rp, Browser(idp.url), user, acr_values="urn:freigabe:acr:mfa")
+    claims = rp.validate_id_token(
+        rp.redeem(params["code"], req["verifier"]).json()["id_token"], req["nonce"]
+    )
     assert claims["acr"] == "urn:freigabe:acr:pwd"
 
 
@@ -635,23 +679,31 @@ def test_client_requiring_mfa_is_refused_without_a_second_factor(idp: Any) -> No
 
 def test_rp_initiated_logout(idp: Any) -> None:
     user = idp.add_user()
-    client_id, secret = idp.add_client(first_party=True,
-                                       post_logout_redirect_uris=["http://localhost:9/bye"])
+    client_id, secret = idp.add_client(
+        first_party=True, post_logout_redirect_uris=["http://localhost:9/bye"]
+    )
     rp = RelyingParty(idp.url, client_id, secret)
     browser = Browser(idp.url)
     params, req = login_through(idp, rp, browser, user)
     id_token = rp.redeem(params["code"], req["verifier"]).json()["id_token"]
 
     # An unregistered post-logout URI is never followed.
-    page = browser.go(f"{idp.url}/logout", params={
-        "id_token_hint": id_token, "post_logout_redirect_uri": "http://localhost:9/evil"})
+    page = browser.go(
+        f"{idp.url}/logout",
+        params={"id_token_hint": id_token, "post_logout_redirect_uri": "http://localhost:9/evil"},
+    )
     assert page.status_code == 200 and "Location" not in page.headers
     params, req = login_through(idp, rp, browser, user)
     id_token = rp.redeem(params["code"], req["verifier"]).json()["id_token"]
 
-    page = browser.go(f"{idp.url}/logout", params={
-        "id_token_hint": id_token, "post_logout_redirect_uri": "http://localhost:9/bye",
-        "state": "s1"})
+    page = browser.go(
+        f"{idp.url}/logout",
+        params={
+            "id_token_hint": id_token,
+            "post_logout_redirect_uri": "http://localhost:9/bye",
+            "state": "s1",
+        },
+    )
     assert page.status_code == 302
     assert page.headers["Location"] == "http://localhost:9/bye?state=s1"
     page = browser.go(rp.authorize_url(prompt="none")[0])
@@ -671,9 +723,10 @@ def test_logout_without_id_token_hint_asks_first(idp: Any) -> None:
     assert "code=" in browser.go(rp.authorize_url(prompt="none")[0]).headers["Location"]
     page = browser.submit(page, "/logout", confirm="yes")
     assert page.status_code == 200
-    assert query(browser.go(rp.authorize_url(prompt="none")[0]).headers["Location"])[
-        "error"
-    ] == "login_required"
+    assert (
+        query(browser.go(rp.authorize_url(prompt="none")[0]).headers["Location"])["error"]
+        == "login_required"
+    )
 
 
 # --- keys ---------------------------------------------------------------------------------
