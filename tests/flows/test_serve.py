@@ -177,3 +177,27 @@ def test_demo_runs_idp_and_relying_party_and_a_login_works(
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://localhost:{port}/", timeout=2)
     assert not embedded_redis_running(tmp_path / "instance")
+
+
+def test_db_upgrade_and_current_from_the_command_line(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("IDP_")},
+        "IDP_INSTANCE_PATH": str(tmp_path),
+    }
+
+    def idp(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "idp", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert "(head)" not in idp("db", "current").stdout
+    upgraded = idp("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "(head)" in idp("db", "current").stdout
+    listed = idp("users", "list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
