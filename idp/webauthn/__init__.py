@@ -1,0 +1,51 @@
+"""WebAuthn for devices and passkeys: options, verification, signed-decision challenges.
+
+The only package of ours that imports py_webauthn (STYLE rule 4); its
+exceptions come out as ``WebAuthnError`` with a ``reason`` code.
+"""
+
+from __future__ import annotations
+
+from .ceremonies import (
+    ALGORITHMS,
+    PublicKeyOptions,
+    RegisteredCredential,
+    VerifiedAssertion,
+    authentication_options,
+    credential_id_of,
+    registration_options,
+    verify_assertion,
+    verify_registration,
+)
+from .challenges import (
+    CHALLENGE_VERSION,
+    Decision,
+    action_challenge,
+    approval_challenge,
+    context_digest,
+)
+from .encoding import b64url_decode, b64url_encode, canonical_json
+from .errors import REASONS, Reason, WebAuthnError
+
+__all__ = [
+    "ALGORITHMS",
+    "CHALLENGE_VERSION",
+    "REASONS",
+    "Decision",
+    "PublicKeyOptions",
+    "Reason",
+    "RegisteredCredential",
+    "VerifiedAssertion",
+    "WebAuthnError",
+    "action_challenge",
+    "approval_challenge",
+    "authentication_options",
+    "b64url_decode",
+    "b64url_encode",
+    "canonical_json",
+    "context_digest",
+    "credential_id_of",
+    "registration_options",
+    "verify_assertion",
+    "verify_registration",
+]
