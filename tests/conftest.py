@@ -335,3 +335,29 @@ def backend_overrides(
         "redis_url": redis_server.url(db_number),
     }
     postgres.drop_database(name)
+
+
+# --- peers: a Web Push service and an SMTP server ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def push_service() -> Iterator[Any]:
+    """A Web Push service on loopback that checks VAPID and decrypts
+    (``tests.support.push_service.PushServiceStandIn``); one for the session,
+    each test makes its own subscriptions."""
+    from .support.push_service import PushServiceStandIn
+
+    service = PushServiceStandIn()
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Any]:
+    """A real SMTP server (``tests.support.smtp.SmtpServer``, aiosmtpd) on a
+    free loopback port."""
+    from .support.smtp import SmtpServer
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()
