@@ -14,7 +14,9 @@ from sqlalchemy.engine import Engine
 from .accounts.passwords import PasswordService
 from .config import Settings, default_instance_path, load_settings
 from .extensions import babel, csrf, db, migrate
+from .notify import EmailSender, SmsSender, email_sender, sms_sender
 from .oidc.keys import KeyRing
+from .push import PushService
 from .secrets_store import decode_key, load_or_create_dev_secrets
 from .store import Store, connect
 from .tokens import TokenDigester, derive_key
@@ -32,6 +34,9 @@ class Idp:
     passwords: PasswordService
     key_encryption_key: bytes
     keyring: KeyRing
+    push: PushService
+    mailer: EmailSender
+    sms: SmsSender
 
 
 def idp() -> Idp:
@@ -85,6 +90,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             encryption_key=derive_key(master_key, "signing-keys"),
             token_lifetime=max(settings.id_token_lifetime, settings.access_token_lifetime),
         ),
+        push=PushService.from_settings(
+            settings, encryption_key=derive_key(master_key, "vapid-keys")
+        ),
+        mailer=email_sender(settings, instance_path),
+        sms=sms_sender(settings, instance_path),
     )
 
     from . import errors, http, i18n
@@ -98,6 +108,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_oidc(app)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(account_views.bp)
+
+    from .approvals import delivery
+    from .approvals import views as approval_views
+    from .devices import api as device_api
+
+    delivery.init_app(app)
+    app.register_blueprint(approval_views.bp)
+    app.register_blueprint(device_api.bp)
 
     from . import cli
 

@@ -180,7 +180,14 @@ def _get_client(client_id: str) -> Any:
 )
 @click.option("--scope", help="Allowed scopes, space separated. Default: all.")
 @click.option("--first-party", is_flag=True, help="Skip the consent screen.")
-@click.option("--require-mfa", is_flag=True)
+@click.option("--require-mfa", is_flag=True, help="Logins need approval on a device.")
+@click.option(
+    "--mfa-fallback",
+    type=click.Choice(["refuse", "password"]),
+    default="refuse",
+    show_default=True,
+    help="With --require-mfa, for users without a device.",
+)
 @click.option("--jwks-file", type=click.File("r"), help="Public JWK set for private_key_jwt.")
 @click.option("--jwks-uri")
 @click.option(

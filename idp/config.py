@@ -61,6 +61,88 @@ class Settings(BaseSettings):
     default_language: str = "en"
     log_level: str = "INFO"
 
+    # --- devices and approvals
+    # WebAuthn relying party id: the issuer's host or a registrable suffix of
+    # it (WebAuthn §5.1.4). Empty: the issuer's host.
+    webauthn_rp_id: str = ""
+    # Device enrolment (confirmation code, binding code) must finish within this.
+    enrolment_lifetime: int = Field(default=600, ge=60, le=3600)
+    binding_code_lifetime: int = Field(default=600, ge=60, le=3600)
+    # An approval waits this long for the device's answer.
+    approval_lifetime: int = Field(default=120, ge=30, le=900)
+    # Per user and window: at most this many approvals pushed, and this many
+    # wrong numbers before approvals are refused until the window ends (NIST
+    # SP 800-63B-4 §3.2.2; a new approval does not reset the count).
+    approval_push_limit: int = Field(default=5, ge=1)
+    approval_code_failures: int = Field(default=5, ge=1)
+    approval_window: int = Field(default=900, ge=60)
+    # "Deny and report fraud" pauses approvals for the user this long, and
+    # e-mails the user when this is on.
+    fraud_block_duration: int = Field(default=3600, ge=60)
+    fraud_report_email: bool = True
+
+    # --- push and notifications
+    # VAPID "sub" (RFC 8292 §2.1): how a push service reaches the operator. An
+    # e-mail address, a mailto: or an https: URL. Empty: mailto:admin@<issuer host>.
+    push_contact: str = ""
+    # Seconds to wait for a push service (connect, then answer) per message.
+    push_timeout: float = Field(default=5.0, gt=0, le=60)
+    mail_from: str = "Freigabe <noreply@localhost>"
+    # Empty: mails are written to <instance_path>/outbox/ (local development).
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout: float = Field(default=10.0, gt=0, le=120)
+    # Empty: text messages are appended to <instance_path>/outbox/sms.log.
+    sms_gateway_url: str = ""
+    sms_gateway_method: Literal["GET", "POST"] = "POST"
+    sms_gateway_body: str = ""
+    sms_gateway_token: str = ""
+    sms_gateway_timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("push_contact")
+    @classmethod
+    def _push_contact_is_reachable(cls, value: str) -> str:
+        value = value.strip()
+        if value and not (value.startswith("https://") or ("@" in value and " " not in value)):
+            raise ValueError("push_contact must be an e-mail address, mailto: or https: URL")
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from_has_an_address(cls, value: str) -> str:
+        from email.utils import parseaddr
+
+        if "@" not in parseaddr(value)[1] or "\n" in value or "\r" in value:
+            raise ValueError('mail_from must be an address, e.g. "Name <noreply@example.org>"')
+        return value
+
+    @model_validator(mode="after")
+    def _notification_settings_are_usable(self) -> Settings:
+        if self.sms_gateway_url:
+            parts = urlsplit(self.sms_gateway_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("sms_gateway_url must be an absolute http(s) URL")
+            if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
+                # The token and the codes in the messages travel with it.
+                raise ValueError("sms_gateway_url must use https outside localhost")
+            if "{to}" not in self.sms_gateway_url + self.sms_gateway_body:
+                raise ValueError("sms_gateway_url or sms_gateway_body must contain {to}")
+            if self.sms_gateway_body and self.sms_gateway_method != "POST":
+                raise ValueError("sms_gateway_body needs sms_gateway_method = POST")
+        if (
+            self.smtp_username
+            and self.smtp_security == "none"
+            and self.smtp_host not in LOCAL_HOSTS
+        ):
+            raise ValueError("smtp_security = none would send the SMTP password in clear")
+        if not (self.smtp_username + self.smtp_password).isascii():
+            # Python's smtplib encodes AUTH credentials as ASCII.
+            raise ValueError("smtp_username and smtp_password must be ASCII")
+        return self
+
     @field_validator("issuer")
     @classmethod
     def _issuer_is_url(cls, value: str) -> str:
@@ -85,6 +167,12 @@ class Settings(BaseSettings):
                 )
         if self.secret_key and len(self.secret_key) < 32:
             raise ValueError("secret_key must be at least 32 characters")
+        host = self.issuer_host
+        if self.webauthn_rp_id and not (
+            host == self.webauthn_rp_id or host.endswith("." + self.webauthn_rp_id)
+        ):
+            # WebAuthn §5.1.4: the RP ID must be the origin's host or a suffix.
+            raise ValueError("webauthn_rp_id must be the issuer's host or a parent domain of it")
         if self.default_language not in self.languages:
             raise ValueError("default_language must be one of languages")
         return self
@@ -96,6 +184,10 @@ class Settings(BaseSettings):
     @property
     def issuer_host(self) -> str:
         return urlsplit(self.issuer).hostname or ""
+
+    @property
+    def rp_id(self) -> str:
+        return self.webauthn_rp_id or self.issuer_host
 
     @classmethod
     def settings_customise_sources(

@@ -1,11 +1,16 @@
-"""The account page of a signed-in user."""
+"""The account page of a signed-in user: details, devices, adding a device."""
 
 from __future__ import annotations
+
+from urllib.parse import urlencode
 
 from flask import Blueprint, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
+from .. import idp
+from ..auth.amr import ACR_MFA, acr_satisfies
 from ..auth.sessions import current_login_session, end_login_session
+from ..devices.service import active_devices, new_binding_code
 
 bp = Blueprint("account", __name__)
 
@@ -20,7 +25,38 @@ def home() -> ResponseReturnValue:
     login = current_login_session()
     if login is None:
         return redirect(url_for("auth.login"))
-    return render_template("account.html", login=login, user=login.user)
+    devices = active_devices(login.user_id)
+    return render_template(
+        "account.html",
+        login=login,
+        user=login.user,
+        devices=devices,
+        can_add_device=_can_add_device(login.acr, bool(devices)),
+    )
+
+
+def _can_add_device(acr: str, has_devices: bool) -> bool:
+    # Path B needs a session with full MFA: with a password alone, a device
+    # could be added without the user's existing device ever being asked.
+    # Without any device, the app's own enrolment (path A) is the way in.
+    return has_devices and acr_satisfies(acr, ACR_MFA)
+
+
+@bp.post("/account/devices/binding-code")
+def binding_code() -> ResponseReturnValue:
+    login = current_login_session()
+    if login is None:
+        return redirect(url_for("auth.login"))
+    devices = active_devices(login.user_id)
+    if not _can_add_device(login.acr, bool(devices)):
+        return redirect(url_for("account.home"))
+    code = new_binding_code(login.user)
+    link = "freigabe://enrol?" + urlencode({"server": idp().settings.issuer, "code": code})
+    import segno
+
+    qr = segno.make(link, error="m").svg_data_uri(scale=5, border=2)
+    minutes = idp().settings.binding_code_lifetime // 60
+    return render_template("binding_code.html", code=code, qr=qr, link=link, minutes=minutes)
 
 
 @bp.post("/account/logout")

@@ -16,6 +16,10 @@ ACR_SUPPORTED = tuple(ACR_LEVELS)
 # method -> RFC 8176 §2 amr values it contributes
 AMR_BY_METHOD = {
     "password": ("pwd",),
+    # Approval on a device: user verification on a key held in hardware
+    # (phones, platform authenticators) or in software (the CLI device).
+    "device_hwk": ("user", "hwk"),
+    "device_swk": ("user", "swk"),
 }
 
 

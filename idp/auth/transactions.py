@@ -28,6 +28,8 @@ class LoginTransaction:
     # Interactions completed in this transaction ("login", "consent", ...).
     done: list[str] = field(default_factory=list)
     user_id: int | None = None
+    # The live approval of this login (one per login), if MFA was asked for.
+    approval_id: str | None = None
 
     @property
     def prompt(self) -> frozenset[str]:

@@ -25,6 +25,8 @@ SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 SIGNING_ALGS = ("ES256", "RS256")
 SECRET_PURPOSE = "client-secret"
+# Without a device: refuse the login, or let the password alone do.
+MFA_FALLBACKS = ("refuse", "password")
 
 
 class ClientError(ValueError):
@@ -123,6 +125,8 @@ def validate(client: Client) -> None:
     bad_scopes = [s for s in client.allowed_scopes if s not in SUPPORTED_SCOPES]
     if bad_scopes:
         raise ClientError("scope", f"unknown scopes: {' '.join(bad_scopes)}")
+    if client.mfa_fallback not in MFA_FALLBACKS:
+        raise ClientError("mfa_fallback", f"must be one of {', '.join(MFA_FALLBACKS)}")
     if public and not client.require_pkce:
         # RFC 9700 §2.1.1: public clients must use PKCE.
         raise ClientError("require_pkce", "public clients must use PKCE")
@@ -167,6 +171,7 @@ def create_client(
     first_party: bool = False,
     require_pkce: bool = True,
     require_mfa: bool = False,
+    mfa_fallback: str = "refuse",
     default_acr: str | None = None,
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
@@ -194,6 +199,7 @@ def create_client(
         first_party=first_party,
         require_pkce=require_pkce,
         require_mfa=require_mfa,
+        mfa_fallback=mfa_fallback,
         default_acr=default_acr,
         jwks=jwks,
         jwks_uri=jwks_uri,
@@ -258,6 +264,7 @@ def describe(client: Client) -> dict[str, Any]:
         "first_party": client.first_party,
         "require_pkce": client.require_pkce,
         "require_mfa": client.require_mfa,
+        "mfa_fallback": client.mfa_fallback,
         "default_acr": client.default_acr,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "jwks_uri": client.jwks_uri,

@@ -33,6 +33,9 @@ class Client(db.Model, ClientMixin):  # type: ignore[name-defined]
     first_party: Mapped[bool] = mapped_column(default=False)
     require_pkce: Mapped[bool] = mapped_column(default=True)
     require_mfa: Mapped[bool] = mapped_column(default=False)
+    # When MFA is required but the user has no device: "refuse" with a page
+    # that offers enrolment, or "password" (password only, acr says so).
+    mfa_fallback: Mapped[str] = mapped_column(String(16), default="refuse")
     default_acr: Mapped[str | None] = mapped_column(String(128))
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
     access_token_lifetime: Mapped[int | None]

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import audit, idp
+from ..approvals import views as approval_views
 from ..auth import transactions
 from ..auth.policy import CONSENT, LOGIN, MFA, PolicyContext, evaluate
 from ..auth.sessions import current_login_session
@@ -218,21 +219,31 @@ def _authorize(req: OAuth2Request, tx: transactions.LoginTransaction | None) -> 
         )
     )
     step = decision.next
-    # MFA is only asked for where a second factor exists; none does yet, so a
-    # client policy that requires one refuses, and acr_values (voluntary, OIDC
-    # Core §3.1.2.1) is answered with the acr actually achieved.
     if step == MFA:
-        if "client_policy" in decision.fired:
-            if tx is not None:
-                transactions.finish(tx)
-            return _redirect_error(
-                InteractionRequiredError(
-                    "This application requires a second factor, which is not available.",
-                    redirect_uri=redirect_uri,
-                ),
-                state,
-            )
-        step = CONSENT if CONSENT in decision.needs else None
+        assert user is not None
+        from ..devices.service import active_devices
+
+        if active_devices(user.id):
+            if "none" not in prompt:
+                if tx is None:
+                    params = {k: data[k] for k in AUTHORIZE_PARAMS if data.get(k)}
+                    tx = transactions.begin(client.client_id, params)
+                tx.user_id = user.id
+                return approval_views.begin(tx)
+        elif "client_policy" in decision.fired and client.mfa_fallback == "refuse":
+            # The client requires a second factor and this user has no device:
+            # a clear page, and enrolment is offered there.
+            if "none" not in prompt:
+                if tx is None:
+                    params = {k: data[k] for k in AUTHORIZE_PARAMS if data.get(k)}
+                    tx = transactions.begin(client.client_id, params)
+                audit.record("login_refused_no_device", user_id=user.id, client_id=client.client_id)
+                return render_template("no_device.html", client=client, tx=tx, user=user), 403
+        else:
+            # No device: the client allows the password alone, or only
+            # acr_values asked (voluntary, OIDC Core §3.1.2.1); the ID token's
+            # acr tells the client what was achieved.
+            step = CONSENT if CONSENT in decision.needs else None
 
     if step is not None and "none" in prompt:
         # OIDC Core §3.1.2.6: prompt=none never shows a page.

@@ -1,0 +1,192 @@
+"""The waiting page: "Confirm in your app", the number to type, a countdown.
+
+The page listens on Server-Sent Events (``/login/approval/events``), falls back
+to polling (``/login/approval/status``), and without JavaScript offers a
+"continue" button. Whatever the page believes, the server checks the approval
+itself before it signs the browser in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from flask import (
+    Blueprint,
+    Response,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+
+from .. import audit
+from ..auth import transactions
+from ..auth.amr import ACR_MFA, amr_for
+from ..auth.sessions import current_login_session, start_login_session
+from ..errors import LoginTransactionExpired
+from ..extensions import utcnow
+from . import service
+from .service import APPROVED, FINAL, PENDING, ApprovalError
+
+bp = Blueprint("approvals", __name__)
+
+CODES_KEY = "approval_codes"
+
+
+def _context() -> tuple[transactions.LoginTransaction, object]:
+    """The browser's transaction and its signed-in user (after the password)."""
+    tx = transactions.load(request.args.get("tx") or request.form.get("tx"))
+    login = current_login_session()
+    if login is None or tx.user_id is None or login.user_id != tx.user_id:
+        raise LoginTransactionExpired()
+    g.ui_locales = (tx.params.get("ui_locales") or "").split()
+    return tx, login
+
+
+def _client_name(tx: transactions.LoginTransaction) -> str:
+    from ..oidc.server import query_client
+
+    client = query_client(tx.client_id)
+    if client is None:
+        raise LoginTransactionExpired()
+    return client.name
+
+
+def _new_approval(tx: transactions.LoginTransaction, login: object) -> service.StartedApproval:
+    started = service.start(
+        user=login.user,  # type: ignore[attr-defined]
+        client_id=tx.client_id,
+        client_name=_client_name(tx),
+        tx_id=tx.id,
+        previous_id=tx.approval_id,
+        ip=request.remote_addr,
+        user_agent=request.user_agent.string,
+        now=utcnow(),
+    )
+    tx.approval_id = started.approval.id
+    tx.save()
+    # The number is shown to this browser only; it never travels in the push.
+    session[CODES_KEY] = {started.approval.id: started.match_code}
+    return started
+
+
+def _page(
+    tx: transactions.LoginTransaction, approval: service.Approval | None, **extra: object
+) -> str:
+    now = utcnow()
+    status = approval.public(now)["status"] if approval else None
+    code = session.get(CODES_KEY, {}).get(approval.id) if approval else None
+    remaining = max(0, approval.expires_at - int(now.timestamp())) if approval else 0
+    return render_template(
+        "approval_wait.html",
+        tx=tx,
+        approval=approval,
+        status=status,
+        code=code,
+        remaining=remaining,
+        client_name=_client_name(tx),
+        **extra,
+    )
+
+
+@bp.get("/login/approval")
+def wait_page() -> ResponseReturnValue:
+    tx, login = _context()
+    approval = service.load(tx.approval_id)
+    if approval is None:
+        try:
+            approval = _new_approval(tx, login).approval
+        except ApprovalError as exc:
+            return _page(tx, None, error=exc.message), exc.status
+    return _page(tx, approval)
+
+
+@bp.post("/login/approval/retry")
+def retry() -> ResponseReturnValue:
+    tx, login = _context()
+    try:
+        _new_approval(tx, login)
+    except ApprovalError as exc:
+        return _page(tx, service.load(tx.approval_id), error=exc.message), exc.status
+    return redirect(url_for("approvals.wait_page", tx=tx.id))
+
+
+@bp.get("/login/approval/status")
+def status() -> ResponseReturnValue:
+    tx, _login = _context()
+    approval = service.load(tx.approval_id)
+    if approval is None:
+        return jsonify(status="missing"), 404
+    response = jsonify(status=approval.public(utcnow())["status"])
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/login/approval/events")
+def events() -> ResponseReturnValue:
+    tx, _login = _context()
+    approval = service.load(tx.approval_id)
+    if approval is None:
+        return jsonify(status="missing"), 404
+    timeout = max(1, approval.expires_at - int(utcnow().timestamp())) + 2
+
+    def stream() -> Iterator[str]:
+        last = None
+        yield "retry: 3000\n\n"
+        for current in service.wait(approval.id, timeout=timeout):
+            if current is None:
+                break
+            state = current.public(datetime.now(UTC))["status"]
+            if state != last:
+                yield f"event: status\ndata: {json.dumps({'status': state})}\n\n"
+                last = state
+            else:
+                yield ": waiting\n\n"
+            if state != PENDING:
+                break
+
+    response = Response(stream_with_context(stream()), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
+    return response
+
+
+@bp.post("/login/approval")
+def proceed() -> ResponseReturnValue:
+    """Continue after the device's answer (the page's form, with or without JS)."""
+    tx, login = _context()
+    approval = service.load(tx.approval_id)
+    if approval is None or approval.user_id != tx.user_id:
+        raise LoginTransactionExpired()
+    state = approval.public(utcnow())["status"]
+    if state != APPROVED:
+        return _page(tx, approval), (200 if state not in FINAL else 409)
+    if not service.take_grant(approval):
+        # Used already (another tab, or a replay of this form).
+        raise LoginTransactionExpired()
+    user = login.user  # type: ignore[attr-defined]
+    methods = ["password", f"device_{approval.device_amr}"]
+    amr = amr_for(methods)
+    new_login = start_login_session(user, amr=amr, acr=ACR_MFA)
+    session.pop(CODES_KEY, None)
+    audit.record(
+        "login_mfa", user_id=user.id, client_id=tx.client_id, amr=amr, sid=new_login.id,
+        approval=approval.id, device=approval.device_id,
+    )  # fmt: skip
+    tx.done = [step for step in tx.done if step != "mfa"] + ["mfa"]
+    tx.save()
+    return redirect(url_for("oidc.resume", tx=tx.id))
+
+
+def begin(tx: transactions.LoginTransaction) -> ResponseReturnValue:
+    """Called by the authorization flow when the policy asks for MFA."""
+    tx.approval_id = None
+    tx.save()
+    return redirect(url_for("approvals.wait_page", tx=tx.id))

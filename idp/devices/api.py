@@ -1,0 +1,194 @@
+"""The device API (``/device/v1``), JSON; see docs/device-api.md."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request, stream_with_context
+from flask.typing import ResponseReturnValue
+
+from .. import audit, idp
+from ..approvals import service as approvals
+from ..auth.first_factor import verify_password_login
+from ..extensions import csrf, utcnow
+from . import service
+from .models import Device
+from .service import InvalidDeviceRequest
+
+bp = Blueprint("device_api", __name__, url_prefix="/device/v1")
+csrf.exempt(bp)  # bearer tokens and WebAuthn assertions, no cookies
+
+EVENT_STREAM_SECONDS = 300
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidDeviceRequest(detail="a JSON object is expected")
+    return data
+
+
+def _device() -> Device:
+    if "device" not in g:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        g.device = service.device_for_token(token.strip() if scheme.lower() == "bearer" else None)
+    device: Device = g.device
+    return device
+
+
+def _user_json(device: Device) -> dict[str, Any]:
+    user = device.user
+    return {"sub": user.sub, "access_number": user.access_number, "email": user.email}
+
+
+# --- enrolment -------------------------------------------------------------------------
+
+
+@bp.post("/enrolments")
+def start_enrolment() -> ResponseReturnValue:
+    data = _body()
+    name, kind = service.check_device_fields(data.get("device_name"), data.get("kind"))
+    ip = request.remote_addr or "unknown"
+    if data.get("binding_code"):
+        code = data["binding_code"]
+        if not isinstance(code, str) or len(code) > 64:
+            raise InvalidDeviceRequest(detail="binding_code")
+        started = service.start_with_binding_code(code, device_name=name, kind=kind, ip=ip)
+    else:
+        identifier, password = data.get("identifier"), data.get("password")
+        if not isinstance(identifier, str) or not isinstance(password, str):
+            raise InvalidDeviceRequest(detail="identifier and password, or binding_code")
+        user = verify_password_login(
+            identifier=" ".join(identifier.split())[:254],
+            password=password[:1024],
+            ip=ip,
+            channel="device",
+        )
+        started = service.start_with_password(user, device_name=name, kind=kind)
+    body: dict[str, Any] = {
+        "enrolment_id": started.enrolment.id,
+        "expires_in": idp().settings.enrolment_lifetime,
+        "public_key": json.loads(started.options_json),
+    }
+    if started.channel:
+        body["confirmation"] = {"channel": started.channel, "destination": started.destination}
+    return jsonify(body), 201
+
+
+@bp.post("/enrolments/<enrolment_id>/complete")
+def complete_enrolment(enrolment_id: str) -> ResponseReturnValue:
+    data = _body()
+    code = data.get("confirmation_code")
+    enrolled = service.complete(
+        enrolment_id[:64],
+        credential=data.get("credential"),
+        confirmation_code=code if isinstance(code, str) else None,
+    )
+    device = enrolled.device
+    return jsonify(
+        device=service.describe(device, current=device),
+        device_token=enrolled.token,
+        user=_user_json(device),
+        vapid_public_key=idp().push.public_key(),
+    ), 201
+
+
+# --- the device ------------------------------------------------------------------------
+
+
+@bp.get("/status")
+def status() -> ResponseReturnValue:
+    device = _device()
+    return jsonify(device=service.describe(device, current=device), user=_user_json(device))
+
+
+@bp.get("/devices")
+def devices() -> ResponseReturnValue:
+    device = _device()
+    return jsonify(
+        devices=[
+            service.describe(d, current=device) for d in service.active_devices(device.user_id)
+        ]
+    )
+
+
+@bp.put("/push-subscription")
+def put_subscription() -> ResponseReturnValue:
+    device = _device()
+    subscription = idp().push.parse_subscription(_body())
+    service.set_push_subscription(device, subscription.as_dict())
+    audit.record("push_subscription_set", user_id=device.user_id, device=device.id)
+    return "", 204
+
+
+@bp.delete("/push-subscription")
+def delete_subscription() -> ResponseReturnValue:
+    device = _device()
+    service.set_push_subscription(device, None)
+    return "", 204
+
+
+# --- approvals -------------------------------------------------------------------------
+
+
+@bp.get("/approvals")
+def list_approvals() -> ResponseReturnValue:
+    device = _device()
+    now = utcnow()
+    return jsonify(approvals=[a.public(now) for a in approvals.pending_for(device.user_id, now)])
+
+
+@bp.get("/approvals/<approval_id>")
+def get_approval(approval_id: str) -> ResponseReturnValue:
+    device = _device()
+    return jsonify(approvals.for_device(approval_id, device, utcnow()).public(utcnow()))
+
+
+@bp.post("/approvals/<approval_id>")
+def answer_approval(approval_id: str) -> ResponseReturnValue:
+    device = _device()
+    data = _body()
+    answered = approvals.answer(
+        approval_id=approval_id,
+        device=device,
+        decision=data.get("decision"),
+        code=data.get("code", ""),
+        fraud=data.get("fraud", False),
+        assertion=data.get("assertion"),
+        now=utcnow(),
+    )
+    return jsonify(status=answered.approval.status)
+
+
+@bp.get("/events")
+def events() -> ResponseReturnValue:
+    """New approvals for this device's user, as Server-Sent Events."""
+    device = _device()
+    channel = approvals.user_channel(device.user_id)
+    redis = idp().store.redis
+
+    def stream() -> Iterator[str]:
+        pubsub = redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub.subscribe(channel)
+        try:
+            yield "retry: 3000\n\n"
+            deadline = time.monotonic() + EVENT_STREAM_SECONDS
+            while (remaining := deadline - time.monotonic()) > 0:
+                message = pubsub.get_message(timeout=min(15.0, remaining))
+                if message is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                data = message["data"]
+                text = data.decode() if isinstance(data, bytes) else str(data)
+                yield f"event: approval\ndata: {text}\n\n"
+        finally:
+            pubsub.close()
+
+    response = Response(stream_with_context(stream()), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response

@@ -1,0 +1,57 @@
+"""Devices: a user's phone, tablet, browser or CLI holding a WebAuthn credential."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..accounts.models import User
+from ..extensions import UTCDateTime, db, utcnow
+
+DEVICE_KINDS = ("iphone", "ipad", "android", "browser", "cli")
+
+
+class EnrolledVia:
+    PASSWORD_SMS = "password_sms"
+    PASSWORD_EMAIL = "password_email"
+    BINDING_CODE = "binding_code"
+    RESTORATION = "restoration"
+
+
+class Device(db.Model):  # type: ignore[name-defined]
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    enrolled_via: Mapped[str] = mapped_column(String(32))
+    # The WebAuthn credential (WebAuthn §6.1 credential record).
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(default=0)
+    aaguid: Mapped[str | None] = mapped_column(String(36))
+    backup_eligible: Mapped[bool] = mapped_column(default=False)
+    backed_up: Mapped[bool] = mapped_column(default=False)
+    transports: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Keyed digest of the device API token (idp.tokens); the token is shown once.
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    push_subscription: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @property
+    def amr(self) -> str:
+        """RFC 8176: a key in software (the CLI) or in hardware (phones, platform
+        authenticators)."""
+        return "swk" if self.kind == "cli" else "hwk"

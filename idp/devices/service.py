@@ -1,0 +1,333 @@
+"""Device enrolment and the device API's authentication.
+
+Enrolment is a short transaction in Redis: path A (identifier + password, then a
+confirmation code by SMS or e-mail) or path B (a binding code from the account
+page of a fully authenticated session). Either way it ends with "register
+key": a WebAuthn registration with user verification, verified by
+``idp.webauthn``, and a device API token shown once and stored as a digest.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+
+from .. import audit, idp
+from ..accounts.models import User
+from ..errors import IdpError
+from ..extensions import db
+from ..store.ratelimit import FailureCounter, Limit
+from ..tokens import new_token
+from ..webauthn import registration_options, verify_registration
+from .models import DEVICE_KINDS, Device, EnrolledVia
+
+ENROLMENT_CODE_TRIES = 5
+BINDING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+BINDING_LENGTH = 12  # 12 x 5 bits = 60 bits
+
+
+class DeviceError(IdpError):
+    error = "device_error"
+    status = 400
+
+
+class DeviceRevoked(DeviceError):
+    error = "device_revoked"
+    status = 401
+    message = _l("This device has been removed from your account.")
+
+
+class InvalidDeviceToken(DeviceError):
+    error = "invalid_token"
+    status = 401
+    message = _l("The device is not recognised.")
+
+
+class InvalidEnrolment(DeviceError):
+    error = "invalid_enrolment"
+    status = 404
+    message = _l("This registration has expired. Please start again.")
+
+
+class WrongCode(DeviceError):
+    error = "wrong_code"
+    message = _l("The code is not correct.")
+
+
+class TooManyCodeAttempts(DeviceError):
+    error = "too_many_attempts"
+    status = 429
+    message = _l("Too many wrong codes. Please start again later.")
+
+
+class InvalidBindingCode(DeviceError):
+    error = "invalid_binding_code"
+    message = _l("The binding code is not valid or has expired.")
+
+
+class InvalidDeviceRequest(DeviceError):
+    error = "invalid_request"
+    message = _l("The request is not valid.")
+
+
+@dataclass
+class Enrolment:
+    id: str
+    user_id: int
+    via: str
+    device_name: str
+    kind: str
+    challenge: str  # hex of the WebAuthn registration challenge
+    code_digest: str | None = None
+    tries: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, ttl: int) -> None:
+        idp().store.put("enrol", self.id, asdict(self), ttl=ttl)
+
+
+@dataclass(frozen=True)
+class StartedEnrolment:
+    enrolment: Enrolment
+    options_json: str
+    channel: str | None = None
+    destination: str | None = None
+
+
+@dataclass(frozen=True)
+class EnrolledDevice:
+    device: Device
+    token: str
+
+
+def check_device_fields(name: Any, kind: Any) -> tuple[str, str]:
+    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+        raise InvalidDeviceRequest(detail="device_name: 1 to 100 characters")
+    if kind not in DEVICE_KINDS:
+        raise InvalidDeviceRequest(detail=f"kind: one of {', '.join(DEVICE_KINDS)}")
+    return " ".join(name.split()), str(kind)
+
+
+def _start(user: User, *, via: str, device_name: str, kind: str) -> tuple[Enrolment, str]:
+    settings = idp().settings
+    existing = db.session.scalars(
+        select(Device.credential_id).where(Device.user_id == user.id, Device.revoked_at.is_(None))
+    ).all()
+    options = registration_options(
+        rp_id=settings.rp_id,
+        rp_name="Freigabe",
+        user_handle=user.sub.encode(),
+        user_name=user.username or user.access_number,
+        user_display_name=user.name or user.email or user.access_number,
+        exclude_credential_ids=list(existing),
+    )
+    enrolment = Enrolment(
+        id=new_token(16),
+        user_id=user.id,
+        via=via,
+        device_name=device_name,
+        kind=kind,
+        challenge=options.challenge.hex(),
+    )
+    return enrolment, options.json
+
+
+def mask_destination(value: str, channel: str) -> str:
+    if channel == "email":
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}•••@{domain}"
+    digits = value.replace(" ", "")
+    return f"{digits[:3]} ••• {digits[-2:]}"
+
+
+def start_with_password(user: User, *, device_name: str, kind: str) -> StartedEnrolment:
+    """Path A: the caller has verified the password; send a confirmation code."""
+    from .messages import send_enrolment_code
+
+    settings = idp().settings
+    enrolment, options_json = _start(
+        user,
+        via=EnrolledVia.PASSWORD_SMS if user.phone_number else EnrolledVia.PASSWORD_EMAIL,
+        device_name=device_name,
+        kind=kind,
+    )
+    code = f"{secrets.randbelow(10**6):06d}"
+    enrolment.code_digest = idp().digester.digest(code, purpose=f"enrol-code:{enrolment.id}")
+    channel = "sms" if user.phone_number else "email"
+    if channel == "email" and not user.email:
+        raise InvalidDeviceRequest(
+            _l("There is no phone number or e-mail address for this account."),
+            detail="no confirmation channel",
+        )
+    enrolment.save(settings.enrolment_lifetime)
+    send_enrolment_code(user, code, channel=channel)
+    audit.record("device_enrolment_started", user_id=user.id, via=enrolment.via, kind=kind)
+    destination = user.phone_number if channel == "sms" else user.email
+    assert destination is not None
+    return StartedEnrolment(
+        enrolment=enrolment,
+        options_json=options_json,
+        channel=channel,
+        destination=mask_destination(destination, channel),
+    )
+
+
+def new_binding_code(user: User) -> str:
+    """Path B: a single-use code for the account page (60 bits, 10 minutes)."""
+    code = "".join(secrets.choice(BINDING_ALPHABET) for _ in range(BINDING_LENGTH))
+    digest = idp().digester.digest(code, purpose="binding-code")
+    idp().store.put("bind", digest, {"user_id": user.id}, ttl=idp().settings.binding_code_lifetime)
+    audit.record("binding_code_issued", user_id=user.id)
+    return "-".join(code[i : i + 4] for i in range(0, BINDING_LENGTH, 4))
+
+
+def start_with_binding_code(code: str, *, device_name: str, kind: str, ip: str) -> StartedEnrolment:
+    settings = idp().settings
+    per_ip = FailureCounter(
+        idp().store,
+        Limit("binding-ip", settings.login_failures_per_ip, settings.login_failure_window),
+    )
+    if per_ip.blocked(ip):
+        raise TooManyCodeAttempts()
+    normalised = "".join(c for c in code.upper() if c.isalnum())
+    digest = idp().digester.digest(normalised, purpose="binding-code")
+    data = idp().store.consume("bind", digest)  # single use, atomically
+    user = db.session.get(User, data["user_id"]) if data else None
+    if user is None or not user.is_active:
+        per_ip.record_failure(ip)
+        audit.record("binding_code_refused")
+        raise InvalidBindingCode()
+    enrolment, options_json = _start(
+        user, via=EnrolledVia.BINDING_CODE, device_name=device_name, kind=kind
+    )
+    enrolment.save(settings.enrolment_lifetime)
+    audit.record("device_enrolment_started", user_id=user.id, via=enrolment.via, kind=kind)
+    return StartedEnrolment(enrolment=enrolment, options_json=options_json)
+
+
+def complete(
+    enrolment_id: str, *, credential: Any, confirmation_code: str | None
+) -> EnrolledDevice:
+    """ "Complete key registration": check the code, verify the registration."""
+    settings = idp().settings
+    data = idp().store.get("enrol", enrolment_id) if enrolment_id else None
+    if data is None:
+        raise InvalidEnrolment()
+    enrolment = Enrolment(**data)
+    if enrolment.code_digest is not None:
+        ok = isinstance(confirmation_code, str) and idp().digester.matches(
+            confirmation_code.strip(), enrolment.code_digest, purpose=f"enrol-code:{enrolment.id}"
+        )
+        if not ok:
+            enrolment.tries += 1
+            audit.record("device_enrolment_wrong_code", user_id=enrolment.user_id)
+            if enrolment.tries >= ENROLMENT_CODE_TRIES:
+                idp().store.delete("enrol", enrolment.id)
+                raise TooManyCodeAttempts()
+            ttl = idp().store.ttl("enrol", enrolment.id)
+            enrolment.save(max(ttl, 1))
+            raise WrongCode()
+    # Single use from here on: a second completion finds nothing.
+    if idp().store.consume("enrol", enrolment.id) is None:
+        raise InvalidEnrolment()
+    user = db.session.get(User, enrolment.user_id)
+    if user is None or not user.is_active:
+        raise InvalidEnrolment()
+    verified = verify_registration(
+        response=credential,
+        expected_challenge=bytes.fromhex(enrolment.challenge),
+        expected_origin=settings.issuer,
+        rp_id=settings.rp_id,
+    )
+    taken = db.session.scalar(
+        select(Device.id).where(Device.credential_id == verified.credential_id)
+    )
+    if taken is not None:
+        raise InvalidDeviceRequest(detail="credential already registered")
+    token = new_token(32)
+    device = Device(
+        id=new_token(12),
+        user_id=user.id,
+        name=enrolment.device_name,
+        kind=enrolment.kind,
+        enrolled_via=enrolment.via,
+        credential_id=verified.credential_id,
+        public_key=verified.public_key,
+        sign_count=verified.sign_count,
+        aaguid=verified.aaguid,
+        backup_eligible=verified.backup_eligible,
+        backed_up=verified.backed_up,
+        transports=list(verified.transports),
+        token_digest=idp().digester.digest(token, purpose="device-token"),
+    )
+    db.session.add(device)
+    audit.record(
+        "device_enrolled",
+        user_id=user.id,
+        commit=False,
+        device=device.id,
+        kind=device.kind,
+        via=device.enrolled_via,
+    )
+    db.session.commit()
+    return EnrolledDevice(device=device, token=token)
+
+
+def device_for_token(token: str | None) -> Device:
+    if not token:
+        raise InvalidDeviceToken()
+    digest = idp().digester.digest(token, purpose="device-token")
+    device: Device | None = db.session.scalar(select(Device).where(Device.token_digest == digest))
+    if device is None:
+        raise InvalidDeviceToken()
+    if not device.is_active or not device.user.is_active:
+        raise DeviceRevoked()
+    return device
+
+
+def active_devices(user_id: int) -> list[Device]:
+    return list(
+        db.session.scalars(
+            select(Device)
+            .where(Device.user_id == user_id, Device.revoked_at.is_(None))
+            .order_by(Device.created_at)
+        )
+    )
+
+
+def record_use(device: Device, *, old_sign_count: int, new_sign_count: int, now: datetime) -> bool:
+    """Store the new signature counter; False if another request got there first
+    (a concurrent use of the same assertion counter)."""
+    result = db.session.execute(
+        update(Device)
+        .where(Device.id == device.id, Device.sign_count == old_sign_count)
+        .values(sign_count=new_sign_count, last_used_at=now)
+    )
+    db.session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def set_push_subscription(device: Device, subscription: dict[str, Any] | None) -> None:
+    device.push_subscription = subscription
+    db.session.commit()
+
+
+def describe(device: Device, *, current: Device | None = None) -> dict[str, Any]:
+    return {
+        "id": device.id,
+        "name": device.name,
+        "kind": device.kind,
+        "enrolled_via": device.enrolled_via,
+        "created_at": _iso(device.created_at),
+        "last_used_at": _iso(device.last_used_at),
+        "this_device": current is not None and current.id == device.id,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
