@@ -376,7 +376,13 @@ def _upgrade_database() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
-@click.option("--threads", default=32, show_default=True, type=int)
+@click.option(
+    "--threads",
+    default=1024,
+    show_default=True,
+    type=int,
+    help="Threads per worker; each open waiting page or device event stream takes one.",
+)
 @click.option(
     "--migrate/--no-migrate",
     default=True,

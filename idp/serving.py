@@ -55,6 +55,8 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": threads,
+        # Connections a worker holds at once: every thread busy plus keep-alives.
+        "worker_connections": threads + 256,
         "worker_class": "gthread",
         "graceful_timeout": 10,
         "timeout": 60,

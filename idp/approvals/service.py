@@ -183,11 +183,11 @@ def _counters() -> tuple[FailureCounter, FailureCounter]:
 
 
 def channel(approval_id: str) -> str:
-    return idp().store.key("chan-approval", approval_id)
+    return idp().store.channel("approval", approval_id)
 
 
 def user_channel(user_id: int) -> str:
-    return idp().store.key("chan-user-approvals", str(user_id))
+    return idp().store.channel("user-approvals", str(user_id))
 
 
 def save(approval: Approval) -> None:
@@ -413,19 +413,15 @@ def take_grant(approval: Approval) -> bool:
 def wait(approval_id: str, *, timeout: float) -> Iterator[Approval | None]:
     """Yield the approval now and whenever it may have changed (an answer was
     published, or every 15 s as a heartbeat) until ``timeout``; the caller
-    stops once it is final or expired. Subscribes before the first read, so no
+    stops once it is final or expired. Listens before the first read, so no
     answer is missed between the two."""
     import time
 
-    pubsub = idp().store.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-    pubsub.subscribe(channel(approval_id))
-    try:
+    with idp().store.fanout.listen(channel(approval_id)) as waiter:
         deadline = time.monotonic() + timeout
         while True:
             yield load(approval_id)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            pubsub.get_message(timeout=min(15.0, remaining))
-    finally:
-        pubsub.close()
+            waiter.wait(min(15.0, remaining))

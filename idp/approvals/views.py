@@ -31,7 +31,7 @@ from ..auth import transactions
 from ..auth.amr import ACR_MFA, amr_for
 from ..auth.sessions import current_login_session, start_login_session
 from ..errors import LoginTransactionExpired
-from ..extensions import utcnow
+from ..extensions import db, utcnow
 from . import service
 from .service import APPROVED, FINAL, PENDING, ApprovalError
 
@@ -136,6 +136,9 @@ def events() -> ResponseReturnValue:
     if approval is None:
         return jsonify(status="missing"), 404
     timeout = max(1, approval.expires_at - int(utcnow().timestamp())) + 2
+    # The stream needs Redis only: give the database connection back to the
+    # pool now, or every waiting page would hold one.
+    db.session.close()
 
     def stream() -> Iterator[str]:
         last = None

@@ -13,7 +13,7 @@ from flask.typing import ResponseReturnValue
 from .. import audit, idp
 from ..approvals import service as approvals
 from ..auth.first_factor import verify_password_login
-from ..extensions import csrf, utcnow
+from ..extensions import csrf, db, utcnow
 from . import service
 from .models import Device
 from .service import InvalidDeviceRequest
@@ -169,24 +169,26 @@ def events() -> ResponseReturnValue:
     """New approvals for this device's user, as Server-Sent Events."""
     device = _device()
     channel = approvals.user_channel(device.user_id)
-    redis = idp().store.redis
+    user_id = device.user_id
+    db.session.close()  # the stream needs Redis only; free the pooled connection
 
     def stream() -> Iterator[str]:
-        pubsub = redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-        pubsub.subscribe(channel)
-        try:
-            yield "retry: 3000\n\n"
+        yield "retry: 3000\n\n"
+        with idp().store.fanout.listen(channel) as waiter:
+            # Pending ones first (a device that just connected), then new ones.
+            seen: set[str] = set()
+            for approval in reversed(approvals.pending_for(user_id, utcnow())):
+                seen.add(approval.id)
+                yield f"event: approval\ndata: {json.dumps({'id': approval.id})}\n\n"
             deadline = time.monotonic() + EVENT_STREAM_SECONDS
             while (remaining := deadline - time.monotonic()) > 0:
-                message = pubsub.get_message(timeout=min(15.0, remaining))
-                if message is None:
+                if not waiter.wait(min(15.0, remaining)):
                     yield ": keep-alive\n\n"
                     continue
-                data = message["data"]
-                text = data.decode() if isinstance(data, bytes) else str(data)
-                yield f"event: approval\ndata: {text}\n\n"
-        finally:
-            pubsub.close()
+                for approval in approvals.pending_for(user_id, utcnow()):
+                    if approval.id not in seen:
+                        seen.add(approval.id)
+                        yield f"event: approval\ndata: {json.dumps({'id': approval.id})}\n\n"
 
     response = Response(stream_with_context(stream()), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-store"

@@ -15,6 +15,8 @@ from typing import Any
 
 import redis
 
+from .fanout import Fanout
+
 log = logging.getLogger(__name__)
 
 
@@ -24,6 +26,17 @@ class Store:
     def __init__(self, client: redis.Redis, prefix: str = "idp:") -> None:
         self.redis = client
         self.prefix = prefix
+        self._fanout: Fanout | None = None
+
+    @property
+    def fanout(self) -> Fanout:
+        """Pub/sub on channels named ``channel(...)``, one connection per process."""
+        if self._fanout is None:
+            self._fanout = Fanout(self.redis, f"{self.prefix}chan-*")
+        return self._fanout
+
+    def channel(self, namespace: str, name: str) -> str:
+        return f"{self.prefix}chan-{namespace}:{name}"
 
     def key(self, namespace: str, name: str) -> str:
         return f"{self.prefix}{namespace}:{name}"
@@ -80,10 +93,22 @@ class Store:
             _stop_embedded(self.redis)
 
 
+POOL_SIZE = 64
+
+
 def connect(redis_url: str, instance_path: Path) -> redis.Redis:
     """A Redis client for ``redis_url``, or an embedded server when it is empty."""
     if redis_url:
-        return redis.Redis.from_url(redis_url, socket_timeout=5, health_check_interval=30)
+        # Many threads per process (gthread): when all pooled connections are
+        # busy, wait briefly for one instead of failing the request.
+        pool = redis.BlockingConnectionPool.from_url(
+            redis_url,
+            max_connections=POOL_SIZE,
+            timeout=10,
+            socket_timeout=5,
+            health_check_interval=30,
+        )
+        return redis.Redis(connection_pool=pool)
     return embedded_redis(instance_path)
 
 

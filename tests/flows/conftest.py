@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import signal
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -113,3 +115,14 @@ def idp_factory(backend_overrides: dict[str, Any]) -> Iterator[Callable[..., Liv
 @pytest.fixture
 def idp(idp_factory: Callable[..., LiveIdp]) -> LiveIdp:
     return idp_factory()
+
+
+@pytest.fixture
+def process_group() -> Iterator[list[subprocess.Popen[str]]]:
+    """Started processes; whatever is still running at the end is killed."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

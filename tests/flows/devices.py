@@ -29,14 +29,19 @@ def last_sms_code(instance_path: str | Path) -> str:
 @dataclass
 class SoftDevice:
     server: str
+    # The IdP's issuer: the WebAuthn origin, whichever instance is called.
+    origin: str = ""
     key: CredentialKey | None = None
     token: str | None = None
     device_id: str | None = None
     http: requests.Session = field(default_factory=requests.Session)
 
+    def __post_init__(self) -> None:
+        self.origin = self.origin or self.server
+
     @property
     def rp_id(self) -> str:
-        return urlsplit(self.server).hostname or ""
+        return urlsplit(self.origin).hostname or ""
 
     def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = kwargs.pop("headers", {})
@@ -56,7 +61,7 @@ class SoftDevice:
     ) -> requests.Response:
         key, credential = create_credential(
             options_json=json.dumps(started["public_key"]),
-            origin=self.server,
+            origin=self.origin,
             user_verified=user_verified,
         )
         body: dict[str, Any] = {"credential": credential}
@@ -93,7 +98,7 @@ class SoftDevice:
         return get_assertion(
             key=self.key,
             rp_id=self.rp_id,
-            origin=self.server,
+            origin=self.origin,
             challenge=challenge,
             user_verified=user_verified,
         )

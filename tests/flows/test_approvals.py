@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -362,3 +363,73 @@ def test_password_session_cannot_add_a_device_by_binding_code(idp: Any) -> None:
     forced = browser.submit(account, "/account/devices/binding-code")
     assert 'id="binding-code"' not in forced.text
     assert page is not None
+
+
+def test_login_on_one_instance_approved_through_another(idp_factory: Any) -> None:
+    import base64
+    import os
+    import secrets
+
+    shared = {
+        "secret_key": secrets.token_urlsafe(48),
+        "key_encryption_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    }
+    first = idp_factory(**shared)
+    second = idp_factory(issuer=first.url, **shared)
+    user = first.add_user(phone_number="+49 151 1234567")
+    device = SoftDevice(second.url, origin=first.url)
+    device.enrol(user.access_number, PASSWORD, first.app.instance_path)
+    rp = mfa_client(first)
+
+    browser, page, req = to_waiting_page(first, rp, user)
+    events = first.url + re.search(r'data-events="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    received: list[str] = []
+
+    def listen() -> None:
+        with browser.session.get(events.replace("&amp;", "&"), stream=True, timeout=30) as r:
+            for line in r.iter_lines(decode_unicode=True):
+                if line.startswith("data:"):
+                    received.append(json.loads(line[5:])["status"])
+                    if received[-1] != "pending":
+                        return
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    # The device talks to the other instance; the browser waits on the first.
+    approval = device.approvals()[0]
+    assert device.answer(approval["id"], "approve", match_code(page)).status_code == 200
+    listener.join(15)
+    assert received[-1:] == ["approved"]
+    done = proceed(browser, page)
+    tokens = rp.redeem(query(done.headers["Location"])["code"], req["verifier"]).json()
+    assert rp.validate_id_token(tokens["id_token"], req["nonce"])["acr"] == ACR_MFA
+
+
+def test_gone_push_subscription_is_dropped(idp: Any, push_service: Any) -> None:
+    from idp.devices.models import Device
+    from idp.extensions import db
+
+    user, device = enrolled(idp)
+    subscription = push_service.new_subscription()
+    assert device.call("PUT", "/push-subscription", json=subscription).status_code == 204
+    push_service.mark_gone(subscription)
+    to_waiting_page(idp, mfa_client(idp), user)
+    # Delivery runs off the request thread: wait for its audit event.
+    deadline = time.monotonic() + 10
+    while not idp.events("push_subscription_dropped") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with idp.app.app_context():
+        assert db.session.get(Device, device.device_id).push_subscription is None
+
+
+def test_one_live_approval_per_login(idp: Any) -> None:
+    user, device = enrolled(idp)
+    rp = mfa_client(idp)
+    browser, page, _ = to_waiting_page(idp, rp, user)
+    first = device.approvals()[0]
+    page = send_again(browser, page)
+    pending = device.approvals()
+    assert len(pending) == 1 and pending[0]["id"] != first["id"]
+    stale = device.answer(first["id"], "approve", "00")
+    assert stale.status_code == 410 and stale.json()["error"] == "approval_expired"
+    assert idp.events("approval_cancelled")

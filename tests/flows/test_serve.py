@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +48,6 @@ def embedded_redis_running(instance: Path) -> bool:
     except (FileNotFoundError, ProcessLookupError, ValueError):
         return False
     return True
-
-
-@pytest.fixture
-def process_group() -> Iterator[list[subprocess.Popen[str]]]:
-    """Started processes; whatever is still running at the end is killed."""
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def start(args: list[str], env: dict[str, str], cwd: Path, group: list[Any]) -> Any:
