@@ -1,0 +1,362 @@
+"""HTTP client of the device API (``/device/v1``, docs/device-api.md).
+
+One method per endpoint, JSON in and out, a timeout on every request. A
+refusal comes out as ``ApiError`` carrying the server's ``error`` code (the
+client acts on the code, never on ``error_description``); a network failure
+as ``NetworkError``. The Server-Sent Events stream of new approvals is read
+by ``DeviceApi.events``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+
+API_PREFIX = "/device/v1"
+# (connect, read) seconds. Enrolment may wait for the server to hash a
+# password and hand an SMS to a gateway, hence the longer read timeout.
+TIMEOUT = (10.0, 30.0)
+# The event stream sends a comment every 15 s: three missed ones mean it is dead.
+EVENTS_TIMEOUT = (10.0, 45.0)
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_LINE_END = re.compile(rb"\r\n|\n|\r")
+USER_AGENT = "idp-device/0.1 (Freigabe CLI device)"
+
+
+class ClientError(Exception):
+    """Anything that makes a device API call fail."""
+
+
+class NetworkError(ClientError):
+    """The server could not be reached, or did not answer in time."""
+
+
+class ApiError(ClientError):
+    """The server refused the request: ``{"error": CODE, "error_description": ...}``."""
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        error: str,
+        description: str = "",
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(f"{error} (HTTP {status})")
+        self.status = status
+        self.error = error
+        self.description = description
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Event:
+    """One Server-Sent Event (HTML Living Standard §9.2.6)."""
+
+    event: str
+    data: str
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+def normalise_server_url(url: str) -> str:
+    """The server's base URL (the issuer) without a trailing slash.
+
+    The device token travels in every request, so the URL must be https,
+    except on loopback for local development (the IdP's issuer rule too).
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{url!r}: the server URL has no query, fragment or user info")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ValueError(f"{url!r}: the server URL must use https (http only on localhost)")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def _retry_after(response: requests.Response) -> int | None:
+    value = response.headers.get("Retry-After", "")
+    return int(value) if value.isdigit() else None
+
+
+def _error_from(response: requests.Response) -> ApiError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        description = body.get("error_description")
+        return ApiError(
+            status=response.status_code,
+            error=body["error"],
+            description=description if isinstance(description, str) else "",
+            retry_after=_retry_after(response),
+        )
+    # A proxy's page, or a server that is not a Freigabe IdP.
+    return ApiError(
+        status=response.status_code,
+        error="unexpected_response",
+        retry_after=_retry_after(response),
+    )
+
+
+class DeviceApi:
+    """The device API of one server; ``token`` for every call but enrolment."""
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        token: str | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.server = normalise_server_url(server)
+        self._token = token
+        self._session = session or requests.Session()
+        self._session.headers["User-Agent"] = USER_AGENT
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return f"{self.server}{API_PREFIX}{path}"
+
+    def _headers(self, *, authenticated: bool) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if authenticated:
+            if not self._token:
+                raise ClientError("this call needs the device token")
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        authenticated: bool = True,
+        expect: tuple[int, ...] = (200,),
+    ) -> Any:
+        try:
+            response = self._session.request(
+                method,
+                self._url(path),
+                json=body,
+                headers=self._headers(authenticated=authenticated),
+                timeout=TIMEOUT,
+                # A redirect would carry the token elsewhere (requests drops the
+                # header across hosts, but not across schemes on the same host).
+                allow_redirects=False,
+            )
+        except requests.Timeout as exc:
+            raise NetworkError(f"{self.server} did not answer in time") from exc
+        except requests.RequestException as exc:
+            raise NetworkError(f"cannot reach {self.server} ({type(exc).__name__})") from exc
+        if response.status_code not in expect:
+            raise _error_from(response)
+        if response.status_code == 204:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ApiError(status=response.status_code, error="unexpected_response") from exc
+
+    @staticmethod
+    def _object(value: Any, member: str | None = None) -> Any:
+        """``value`` (or its ``member``) checked to be what the protocol promises."""
+        if not isinstance(value, dict) or (member is not None and member not in value):
+            raise ApiError(status=200, error="unexpected_response")
+        return value if member is None else value[member]
+
+    # --- enrolment (anonymous) ---------------------------------------------------------
+
+    def start_enrolment_with_password(
+        self, *, identifier: str, password: str, device_name: str, kind: str
+    ) -> dict[str, Any]:
+        """Path A: "register key". The server sends a confirmation code."""
+        answer = self._request(
+            "POST",
+            "/enrolments",
+            body={
+                "identifier": identifier,
+                "password": password,
+                "device_name": device_name,
+                "kind": kind,
+            },
+            authenticated=False,
+            expect=(201,),
+        )
+        self._object(answer, "enrolment_id")
+        self._object(answer, "public_key")
+        return dict(answer)
+
+    def start_enrolment_with_binding_code(
+        self, *, binding_code: str, device_name: str, kind: str
+    ) -> dict[str, Any]:
+        """Path B: a binding code from the account page."""
+        answer = self._request(
+            "POST",
+            "/enrolments",
+            body={"binding_code": binding_code, "device_name": device_name, "kind": kind},
+            authenticated=False,
+            expect=(201,),
+        )
+        self._object(answer, "enrolment_id")
+        self._object(answer, "public_key")
+        return dict(answer)
+
+    def complete_enrolment(
+        self,
+        enrolment_id: str,
+        *,
+        credential: Mapping[str, Any],
+        confirmation_code: str | None = None,
+    ) -> dict[str, Any]:
+        """ "Complete key registration": the registration response (and the code)."""
+        body: dict[str, Any] = {"credential": dict(credential)}
+        if confirmation_code is not None:
+            body["confirmation_code"] = confirmation_code
+        answer = self._request(
+            "POST",
+            f"/enrolments/{quote(enrolment_id, safe='')}/complete",
+            body=body,
+            authenticated=False,
+            expect=(201,),
+        )
+        for member in ("device", "device_token", "user"):
+            self._object(answer, member)
+        return dict(answer)
+
+    # --- the device --------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return dict(self._object(self._request("GET", "/status")))
+
+    def devices(self) -> list[dict[str, Any]]:
+        return list(self._object(self._request("GET", "/devices"), "devices"))
+
+    # --- approvals ---------------------------------------------------------------------
+
+    def approvals(self) -> list[dict[str, Any]]:
+        """Pending approvals of this device's user, newest first."""
+        return list(self._object(self._request("GET", "/approvals"), "approvals"))
+
+    def approval(self, approval_id: str) -> dict[str, Any]:
+        answer = self._request("GET", f"/approvals/{quote(approval_id, safe='')}")
+        self._object(answer, "context")
+        return dict(answer)
+
+    def answer(
+        self,
+        approval_id: str,
+        *,
+        decision: str,
+        code: str,
+        fraud: bool,
+        assertion: Mapping[str, Any],
+    ) -> str:
+        """Send a signed decision; the approval's new status."""
+        answer = self._request(
+            "POST",
+            f"/approvals/{quote(approval_id, safe='')}",
+            body={
+                "decision": decision,
+                "code": code,
+                "fraud": fraud,
+                "assertion": dict(assertion),
+            },
+        )
+        return str(self._object(answer, "status"))
+
+    def events(self) -> Iterator[Event]:
+        """The stream of new approvals, until the server closes it.
+
+        Yields an ``Event("open", "")`` first, as soon as the stream has begun,
+        so the caller can fetch what was already pending (the stream itself
+        only promises the new ones; ids may come twice).
+        """
+        try:
+            response = self._session.get(
+                self._url("/events"),
+                headers={
+                    **self._headers(authenticated=True),
+                    "Accept": "text/event-stream",
+                    "Cache-Control": "no-store",
+                },
+                stream=True,
+                timeout=EVENTS_TIMEOUT,
+                allow_redirects=False,
+            )
+        except requests.Timeout as exc:
+            raise NetworkError(f"{self.server} did not answer in time") from exc
+        except requests.RequestException as exc:
+            raise NetworkError(f"cannot reach {self.server} ({type(exc).__name__})") from exc
+        with response:
+            if response.status_code != 200:
+                raise _error_from(response)
+            content_type = response.headers.get("Content-Type", "")
+            if not content_type.startswith("text/event-stream"):
+                raise ApiError(status=200, error="unexpected_response")
+            try:
+                yield from parse_events(_chunks(response), opened=True)
+            except requests.Timeout as exc:
+                raise NetworkError(f"the event stream of {self.server} went silent") from exc
+            except requests.RequestException as exc:
+                raise NetworkError(
+                    f"the event stream of {self.server} broke ({type(exc).__name__})"
+                ) from exc
+
+
+def _chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives: chunk by chunk for chunked transfer encoding;
+    otherwise whatever one read returns, never waiting for a full buffer."""
+    raw = response.raw
+    if getattr(raw, "chunked", False):
+        yield from response.iter_content(chunk_size=None)
+        return
+    while True:
+        data = raw.read1(8192)
+        if not data:
+            return
+        yield data
+
+
+def parse_events(chunks: Iterator[bytes], *, opened: bool = False) -> Iterator[Event]:
+    """Server-Sent Events from the body's bytes (HTML Living Standard §9.2.6):
+    ``event:`` and ``data:`` fields, dispatched at a blank line; comments and
+    other fields (``id``, ``retry``) ignored."""
+    buffer = b""
+    event, data = "", list[str]()
+    announced = not opened
+    for chunk in chunks:
+        if not announced:
+            # The stream has begun: the server accepted the token.
+            announced = True
+            yield Event("open", "")
+        buffer += chunk
+        while match := _LINE_END.search(buffer):
+            if match.group() == b"\r" and match.end() == len(buffer):
+                break  # perhaps the first half of a CRLF: wait for the next byte
+            raw_line, buffer = buffer[: match.start()], buffer[match.end() :]
+            line = raw_line.decode("utf-8", errors="replace")
+            if not line:
+                if data:
+                    yield Event(event or "message", "\n".join(data))
+                event, data = "", []
+            elif line.startswith(":"):
+                continue
+            else:
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if name == "event":
+                    event = value
+                elif name == "data":
+                    data.append(value)

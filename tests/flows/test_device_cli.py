@@ -1,0 +1,567 @@
+"""The CLI device ``idp-device`` against a live IdP, run as a real process.
+
+It plays the phone app: "register key" with access number and password, the
+confirmation code from the SMS outbox, "complete key registration"; then the
+"Freigabe" tab (``approvals``), ``approve`` / ``deny`` with a WebAuthn assertion
+over the signed decision, and ``watch`` on the event stream. The browser is
+the protocol-level Browser; ID tokens are checked against the JWKS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from clients.device.api import parse_events
+from clients.device.keystore import KeyStore
+
+from .conftest import PASSWORD
+from .helpers import Browser, RelyingParty, form_fields, query
+
+ROOT = Path(__file__).resolve().parents[2]
+PIN = "4711-pin"
+ACR_MFA = "urn:freigabe:acr:mfa"
+TIMEOUT = 120
+
+
+# --- running the CLI -----------------------------------------------------------------
+
+
+@dataclass
+class Cli:
+    """``python -m clients.device`` with its own key store and PIN."""
+
+    store: Path
+    pin: str = PIN
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+        env.update({"IDP_DEVICE_STORE": str(self.store), "IDP_DEVICE_PIN": self.pin, **extra})
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "clients.device", *args]
+
+    def run(self, *args: str, input: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.argv(*args),
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env(**env),
+            cwd=ROOT,
+            timeout=TIMEOUT,
+        )
+
+    def ok(self, *args: str, input: str = "") -> subprocess.CompletedProcess[str]:
+        done = self.run(*args, input=input)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok(*args, "--json").stdout)
+
+    def start(self, *args: str) -> Process:
+        popen = subprocess.Popen(
+            self.argv(*args),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env(),
+            cwd=ROOT,
+        )
+        return Process(popen)
+
+
+@dataclass
+class Process:
+    """A running CLI whose stderr is collected as it comes."""
+
+    popen: subprocess.Popen[str]
+    stderr: list[str] = field(default_factory=list)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+    _reader: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self._reader = threading.Thread(target=self._read, args=(self.popen.stderr,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[str] | None) -> None:
+        assert stream is not None
+        for line in stream:
+            with self._changed:
+                self.stderr.append(line)
+                self._changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        with self._changed:
+            found = self._changed.wait_for(lambda: text in "".join(self.stderr), timeout)
+        assert found, (text, "".join(self.stderr))
+
+    def send(self, line: str) -> None:
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(line + "\n")
+        self.popen.stdin.flush()
+
+    def finish(self) -> tuple[int, str, str]:
+        """Close stdin, wait for the exit; (status, stdout, stderr)."""
+        assert self.popen.stdin is not None and self.popen.stdout is not None
+        self.popen.stdin.close()
+        out = self.popen.stdout.read()
+        code = self.popen.wait(timeout=TIMEOUT)
+        self.kill()
+        return code, out, "".join(self.stderr)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(timeout=10)
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(store=tmp_path / "device" / "device.json")
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Process]]:
+    started: list[Process] = []
+    yield started
+    for process in started:
+        process.kill()
+
+
+# --- the IdP side ----------------------------------------------------------------------
+
+
+def sms_codes(idp: Any) -> list[str]:
+    """Confirmation codes in the SMS outbox (one JSON line per message)."""
+    log = Path(idp.app.instance_path) / "outbox" / "sms.log"
+    if not log.exists():
+        return []
+    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    return [m.group(1) for line in lines if (m := re.search(r"\b(\d{6})\b", line["text"]))]
+
+
+def wait_for_sms(idp: Any, count: int, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while len(codes := sms_codes(idp)) < count:
+        assert time.monotonic() < deadline, "no confirmation code was sent"
+        time.sleep(0.1)
+    return codes[-1]
+
+
+def audit_count(idp: Any) -> int:
+    from idp.audit import AuditEvent
+    from idp.extensions import db
+
+    with idp.app.app_context():
+        return int(db.session.scalar(select(func.count()).select_from(AuditEvent)) or 0)
+
+
+def count_device_requests(idp: Any) -> list[str]:
+    """Record every device API request the IdP receives from now on."""
+    seen: list[str] = []
+    inner: Callable[..., Iterable[bytes]] = idp.app.wsgi_app
+
+    def counting(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith("/device/"):
+            seen.append(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}")
+        return inner(environ, start_response)
+
+    idp.app.wsgi_app = counting
+    return seen
+
+
+def mfa_client(idp: Any) -> RelyingParty:
+    client_id, secret = idp.add_client(require_mfa=True, first_party=True, name="FinanceCloud")
+    return RelyingParty(idp.url, client_id, secret)
+
+
+def new_user(idp: Any, **fields: Any) -> Any:
+    fields.setdefault("phone_number", "+49 151 1234567")
+    fields.setdefault("email", "erika@example.org")
+    return idp.add_user(**fields)
+
+
+def enrol(idp: Any, cli: Cli, user: Any, *, name: str = "Erika's laptop") -> str:
+    """Path A in two steps, as a script does it; the enrolment id."""
+    sent = len(sms_codes(idp))
+    started = cli.ok(
+        "enrol",
+        "--server",
+        idp.url,
+        "--identifier",
+        user.access_number,
+        "--name",
+        name,
+        "--no-wait",
+        input=PASSWORD + "\n",
+    )
+    enrolment_id = started.stdout.strip()
+    assert enrolment_id and "\n" not in enrolment_id
+    assert "sent by SMS to +49" in started.stderr
+    code = wait_for_sms(idp, sent + 1)
+    cli.ok("enrol-complete", "--code", code)
+    return enrolment_id
+
+
+def to_waiting_page(
+    idp: Any, rp: RelyingParty, user: Any
+) -> tuple[Browser, requests.Response, dict[str, str]]:
+    browser = Browser(idp.url)
+    url, req = rp.authorize_url()
+    page = browser.sign_in(browser.go(url), user.access_number, PASSWORD)
+    assert page.status_code == 200, (page.status_code, page.text[:500])
+    assert browser.last is not None and "/login/approval?tx=" in browser.last.url
+    return browser, page, req
+
+
+def match_code(page: requests.Response) -> str:
+    found = re.search(r'id="match-code"[^>]*>(\d\d)<', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+def proceed(browser: Browser, page: requests.Response) -> requests.Response:
+    """The waiting page's "continue" form (what its script submits)."""
+    action = re.search(r'<form method="post" action="([^"]+)" id="continue-form"', page.text)
+    assert action, page.text
+    return browser.go(
+        browser.issuer + action.group(1).replace("&amp;", "&"), "POST", data=form_fields(page.text)
+    )
+
+
+def signed_in(
+    browser: Browser, page: requests.Response, rp: RelyingParty, req: dict[str, str]
+) -> dict[str, Any]:
+    """Continue after the approval, redeem the code, validate the ID token."""
+    done = proceed(browser, page)
+    assert done.status_code == 302, done.text[:500]
+    assert done.headers["Location"].startswith(rp.redirect_uri + "?")
+    params = query(done.headers["Location"])
+    tokens = rp.redeem(params["code"], req["verifier"])
+    assert tokens.status_code == 200, tokens.text
+    return rp.validate_id_token(tokens.json()["id_token"], req["nonce"])
+
+
+# --- journeys ------------------------------------------------------------------------
+
+
+def test_enrol_with_password_and_code_then_approve_a_sign_in(idp: Any, cli: Cli) -> None:
+    user = new_user(idp)
+    enrolment_id = enrol(idp, cli, user)
+    # Everything about the device is encrypted under the PIN, the file owner's only.
+    assert cli.store.stat().st_mode & 0o777 == 0o600
+    stored = cli.store.read_text()
+    assert idp.url not in stored and user.access_number not in stored
+    assert KeyStore.unlock(cli.store, PIN)["server"] == idp.url
+    assert not Path(f"{cli.store}.pending").exists()
+    assert idp.events("device_enrolled")
+    assert enrolment_id not in stored
+
+    rp = mfa_client(idp)
+    browser, page, req = to_waiting_page(idp, rp, user)
+    code = match_code(page)
+
+    pending = cli.json("approvals")["approvals"]
+    assert len(pending) == 1
+    approval = pending[0]
+    assert approval["status"] == "pending"
+    assert approval["client_name"] == "FinanceCloud" and approval["ip"] == "127.0.0.1"
+    assert approval["context"]["approval"] == approval["id"]
+    listed = cli.ok("approvals").stdout
+    assert approval["id"] in listed and "FinanceCloud" in listed and "127.0.0.1" in listed
+
+    sign_count = KeyStore.unlock(cli.store, PIN)["credential"]["sign_count"]
+    approved = cli.ok("approve", approval["id"], "--code", code)
+    assert "confirmed" in approved.stderr
+    # The counter moved and was saved with the key.
+    assert KeyStore.unlock(cli.store, PIN)["credential"]["sign_count"] == sign_count + 1
+    assert cli.json("approvals") == {"approvals": []}
+
+    claims = signed_in(browser, page, rp, req)
+    assert "mfa" in claims["amr"] and "swk" in claims["amr"] and "pwd" in claims["amr"]
+    assert claims["acr"] == ACR_MFA
+    assert idp.events("approval_approved") and idp.events("login_mfa")
+
+
+def test_enrol_in_one_go_with_the_code_typed_on_stdin(
+    idp: Any, cli: Cli, processes: list[Process]
+) -> None:
+    user = new_user(idp, phone_number="+49 170 9876543")
+    process = cli.start("enrol", "--server", idp.url, "--identifier", user.email)
+    processes.append(process)
+    process.send(PASSWORD)
+    process.wait_for("sent by SMS to +49 ••• 43")
+    process.send(wait_for_sms(idp, 1))
+    code, _out, err = process.finish()
+    assert code == 0, err
+    assert "Key registered" in err
+
+    status = cli.json("status")
+    assert status["server"] == idp.url
+    assert status["user"]["access_number"] == user.access_number
+    assert status["device"]["kind"] == "cli" and status["device"]["this_device"] is True
+    assert status["device"]["enrolled_via"] == "password_sms"
+
+
+def test_a_wrong_confirmation_code_is_refused_and_may_be_retried(idp: Any, cli: Cli) -> None:
+    user = new_user(idp)
+    cli.ok("enrol", "--server", idp.url, "--identifier", user.access_number, "--no-wait",
+           input=PASSWORD + "\n")  # fmt: skip
+    code = wait_for_sms(idp, 1)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    refused = cli.run("enrol-complete", "--code", wrong)
+    assert refused.returncode == 1
+    assert "confirmation code is not correct" in refused.stderr
+    assert not cli.store.exists()
+    cli.ok("enrol-complete", "--code", code)
+    assert cli.store.exists()
+
+
+def test_deny_and_report_fraud_pauses_further_sign_ins(idp: Any, cli: Cli) -> None:
+    user = new_user(idp)
+    enrol(idp, cli, user)
+    rp = mfa_client(idp)
+    browser, _page, _req = to_waiting_page(idp, rp, user)
+    [approval] = cli.json("approvals")["approvals"]
+
+    denied = cli.ok("deny", approval["id"], "--fraud")
+    assert "reported as not made by you" in denied.stderr
+    assert browser.last is not None
+    assert 'id="denied"' in browser.go(browser.last.url).text
+    assert idp.events("approval_denied") and idp.events("approval_fraud_reported")
+
+    # The next attempt gets no push: "paused".
+    other = Browser(idp.url)
+    blocked = other.sign_in(other.go(rp.authorize_url()[0]), user.access_number, PASSWORD)
+    assert blocked.status_code == 429
+    assert 'id="approval-error"' in blocked.text and "paused" in blocked.text
+    assert cli.json("approvals") == {"approvals": []}
+
+
+def test_a_wrong_pin_fails_locally_and_never_reaches_the_server(idp: Any, cli: Cli) -> None:
+    user = new_user(idp)
+    enrol(idp, cli, user)
+    rp = mfa_client(idp)
+    _browser, page, _req = to_waiting_page(idp, rp, user)
+    [approval] = cli.json("approvals")["approvals"]
+    before = audit_count(idp)
+    stored = cli.store.read_bytes()
+    requests_seen = count_device_requests(idp)
+
+    wrong = Cli(store=cli.store, pin="0000-not-it")
+    for args in (
+        ("approve", approval["id"], "--code", match_code(page)),
+        ("deny", approval["id"], "--fraud"),
+        ("approvals", "--json"),
+        ("status",),
+    ):
+        done = wrong.run(*args)
+        assert done.returncode == 1, (args, done.stderr)
+        assert "Wrong PIN" in done.stderr and "nothing was sent" in done.stderr
+        assert done.stdout == ""
+
+    # Also when the PIN comes on stdin.
+    piped = Cli(store=cli.store, pin="")
+    done = piped.run("--pin-stdin", "status", input="0000-not-it\n")
+    assert done.returncode == 1 and "Wrong PIN" in done.stderr
+
+    assert requests_seen == []
+    assert audit_count(idp) == before
+    assert cli.store.read_bytes() == stored  # untouched, still opens with the PIN
+    assert cli.json("approvals")["approvals"][0]["status"] == "pending"
+
+
+def test_watch_once_answers_with_the_number_typed_on_stdin(
+    idp: Any, cli: Cli, processes: list[Process]
+) -> None:
+    user = new_user(idp)
+    enrol(idp, cli, user)
+    rp = mfa_client(idp)
+
+    watcher = cli.start("watch", "--once")
+    processes.append(watcher)
+    watcher.wait_for("Waiting for sign-in requests")
+    browser, page, req = to_waiting_page(idp, rp, user)
+    # Told by the event stream, the watcher shows the request and asks.
+    watcher.wait_for("Sign-in to FinanceCloud from 127.0.0.1")
+    watcher.wait_for("Number shown in the browser (empty: refuse):")
+    watcher.send(match_code(page))
+    code, _out, err = watcher.finish()
+    assert code == 0, err
+    assert "confirmed" in err
+
+    claims = signed_in(browser, page, rp, req)
+    assert claims["acr"] == ACR_MFA and "swk" in claims["amr"]
+
+
+def test_watch_finds_a_waiting_request_and_an_empty_number_refuses_it(idp: Any, cli: Cli) -> None:
+    user = new_user(idp)
+    enrol(idp, cli, user)
+    rp = mfa_client(idp)
+    browser, _page, _req = to_waiting_page(idp, rp, user)
+
+    # The request exists before the watcher starts: it is found on connecting.
+    done = cli.run("--pin-stdin", "watch", "--once", input=f"{PIN}\n\n", IDP_DEVICE_PIN="")
+    assert done.returncode == 0, done.stderr
+    assert "refused" in done.stderr
+    assert browser.last is not None
+    assert 'id="denied"' in browser.go(browser.last.url).text
+    assert idp.events("approval_denied") and not idp.events("approval_fraud_reported")
+
+
+def test_a_wrong_number_is_refused_with_a_clear_message(idp: Any, cli: Cli) -> None:
+    user = new_user(idp)
+    enrol(idp, cli, user)
+    rp = mfa_client(idp)
+    _browser, page, _req = to_waiting_page(idp, rp, user)
+    [approval] = cli.json("approvals")["approvals"]
+    wrong = f"{(int(match_code(page)) + 1) % 100:02d}"
+
+    done = cli.run("approve", approval["id"], "--code", wrong)
+    assert done.returncode == 1
+    assert "does not match the one shown in the browser" in done.stderr
+    assert cli.json("approvals")["approvals"][0]["id"] == approval["id"]
+
+    unknown = cli.run("approve", "no-such-approval", "--code", "42")
+    assert unknown.returncode == 1 and "no such sign-in request" in unknown.stderr
+
+
+def test_devices_and_status_as_json_with_a_second_device_from_a_binding_code(
+    idp: Any, cli: Cli, tmp_path: Path
+) -> None:
+    from idp.accounts.models import User
+    from idp.devices.service import new_binding_code
+    from idp.extensions import db
+
+    user = new_user(idp)
+    enrol(idp, cli, user, name="Erika's laptop")
+    with idp.app.app_context():
+        account = db.session.get(User, user.id)
+        assert account is not None
+        binding_code = new_binding_code(account)
+    tablet = Cli(store=tmp_path / "tablet" / "device.json", pin="2580-tablet")
+    link = f"freigabe://enrol?server={idp.url}&code={binding_code}"
+    tablet.ok("enrol", "--link", link, "--name", "Erika's tablet", "--kind", "ipad")
+
+    status = cli.json("status")
+    assert set(status) == {"server", "store", "device", "user"}
+    assert status["store"] == str(cli.store)
+    assert status["device"]["name"] == "Erika's laptop"
+    assert status["user"] == {
+        "sub": user.sub,
+        "access_number": user.access_number,
+        "email": "erika@example.org",
+    }
+
+    listed = cli.json("devices")["devices"]
+    assert [(d["name"], d["kind"], d["enrolled_via"], d["this_device"]) for d in listed] == [
+        ("Erika's laptop", "cli", "password_sms", True),
+        ("Erika's tablet", "ipad", "binding_code", False),
+    ]
+    for device in listed:
+        assert set(device) >= {"id", "name", "kind", "created_at", "last_used_at"}
+    assert [d["this_device"] for d in tablet.json("devices")["devices"]] == [False, True]
+    table = cli.ok("devices").stdout
+    assert "* Erika's laptop" in table and "Erika's tablet" in table
+
+    # A binding code is single use.
+    again = Cli(store=tmp_path / "again" / "device.json")
+    refused = again.run("enrol", "--server", idp.url, "--binding-code", binding_code)
+    assert refused.returncode == 1 and "binding code is not valid" in refused.stderr
+    assert not again.store.exists()
+
+
+def test_a_removed_device_wipes_its_key_store(idp: Any, cli: Cli) -> None:
+    from idp.devices.models import Device
+    from idp.extensions import db, utcnow
+
+    user = new_user(idp)
+    enrol(idp, cli, user)
+    device_id = KeyStore.unlock(cli.store, PIN)["device"]["id"]
+    with idp.app.app_context():
+        device = db.session.get(Device, device_id)
+        assert device is not None
+        device.revoked_at = utcnow()
+        db.session.commit()
+
+    done = cli.run("status")
+    assert done.returncode == 1
+    assert "removed from your account" in done.stderr and "wiped" in done.stderr
+    assert not cli.store.exists()
+    again = cli.run("status")
+    assert again.returncode == 1 and "enrol this device first" in again.stderr
+
+
+def test_enrolment_errors_are_named_and_leave_no_key_store(idp: Any, cli: Cli) -> None:
+    user = new_user(idp)
+    wrong = cli.run("enrol", "--server", idp.url, "--identifier", user.access_number,
+                    input="not-the-password\n")  # fmt: skip
+    assert wrong.returncode == 1
+    assert "or the password is not correct" in wrong.stderr
+    assert not cli.store.exists() and sms_codes(idp) == []
+
+    idp.add_user(email="shared@example.org")
+    idp.add_user(email="shared@example.org")
+    ambiguous = cli.run("enrol", "--server", idp.url, "--identifier", "shared@example.org",
+                        input=PASSWORD + "\n")  # fmt: skip
+    assert ambiguous.returncode == 1 and "access number" in ambiguous.stderr
+
+    no_pin = cli.run("enrol", "--server", idp.url, IDP_DEVICE_PIN="")
+    assert no_pin.returncode == 1 and "no PIN" in no_pin.stderr
+
+    insecure = cli.run("enrol", "--server", "http://login.example.org", input="x\n")
+    assert insecure.returncode == 2 and "https" in insecure.stderr
+
+    enrol(idp, cli, user)
+    twice = cli.run("enrol", "--server", idp.url, "--identifier", user.access_number)
+    assert twice.returncode == 1 and "enrolled already" in twice.stderr
+
+
+def test_an_unreachable_server_is_a_network_error(cli: Cli, tmp_path: Path) -> None:
+    from .conftest import free_port
+
+    done = cli.run("enrol", "--server", f"http://localhost:{free_port()}",
+                   "--identifier", "1000000001", input=PASSWORD + "\n")  # fmt: skip
+    assert done.returncode == 1
+    assert "cannot reach" in done.stderr and "Traceback" not in done.stderr
+
+
+# --- the event stream parser -----------------------------------------------------------
+
+
+def test_server_sent_events_are_parsed_across_chunks_and_line_endings() -> None:
+    body = [
+        b"retry: 3000\r",
+        b'\n\r\n: keep-alive\n\nevent: approval\ndata: {"id"',
+        b': "a1"}\n\nevent: approval\r\ndata: {"id": "a2"}\r\n\r\n',
+        b"data: incomplete",
+    ]
+    events = list(parse_events(iter(body), opened=True))
+    assert [(e.event, e.data) for e in events] == [
+        ("open", ""),
+        ("approval", '{"id": "a1"}'),
+        ("approval", '{"id": "a2"}'),
+    ]
+    assert events[1].json() == {"id": "a1"}
