@@ -22,12 +22,20 @@ class IdpError(Exception):
     status = 400
     message = _l("Something went wrong.")
 
-    def __init__(self, message: object | None = None, *, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        message: object | None = None,
+        *,
+        detail: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(str(message or self.message))
         if message is not None:
             self.message = message
         # Safe, protocol-level detail for the page (never internal state).
         self.detail = detail
+        # Seconds until a throttled request may succeed (RFC 9110 §10.2.3).
+        self.retry_after = retry_after
 
 
 class InvalidAuthorizationRequest(IdpError):
@@ -83,7 +91,10 @@ def render_error(error: str, message: object, status: int, detail: str | None = 
 def init_app(app: Flask) -> None:
     @app.errorhandler(IdpError)
     def _idp_error(exc: IdpError) -> Response:
-        return render_error(exc.error, exc.message, exc.status, exc.detail)
+        response = render_error(exc.error, exc.message, exc.status, exc.detail)
+        if exc.retry_after:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> Response:

@@ -223,13 +223,13 @@ def start(
     store = idp().store
     if store.exists("push-block", str(user.id)):
         audit.record("approval_blocked", user_id=user.id, client_id=client_id)
-        raise PushesBlocked()
+        raise PushesBlocked(retry_after=max(1, store.ttl("push-block", str(user.id))))
     wrong_codes, pushes = _counters()
     if wrong_codes.blocked(str(user.id)):
-        raise TooManyWrongCodes()
+        raise TooManyWrongCodes(retry_after=wrong_codes.retry_after(str(user.id)))
     if pushes.blocked(str(user.id)):
         audit.record("approval_push_limit", user_id=user.id, client_id=client_id)
-        raise TooManyApprovals()
+        raise TooManyApprovals(retry_after=pushes.retry_after(str(user.id)))
     if previous_id:
         cancel(previous_id, reason="replaced")
     pushes.record_failure(str(user.id))  # counts pushes, not failures
@@ -330,7 +330,7 @@ def answer(
         raise ApprovalExpired()
     wrong_codes, _ = _counters()
     if decision == "approve" and wrong_codes.blocked(str(device.user_id)):
-        raise TooManyWrongCodes()
+        raise TooManyWrongCodes(retry_after=wrong_codes.retry_after(str(device.user_id)))
 
     challenge = approval_challenge(
         approval_id=approval.id,
@@ -364,7 +364,7 @@ def answer(
                          device=device.id, failures=failures)  # fmt: skip
             if wrong_codes.blocked(str(device.user_id)):
                 cancel(approval.id, reason="too many wrong numbers")
-                raise TooManyWrongCodes()
+                raise TooManyWrongCodes(retry_after=wrong_codes.retry_after(str(device.user_id)))
             raise WrongMatchCode()
 
     # Single use: exactly one answer takes the approval.

@@ -96,6 +96,10 @@ def _page(
     )
 
 
+def _retry(exc: ApprovalError) -> dict[str, str]:
+    return {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+
+
 @bp.get("/login/approval")
 def wait_page() -> ResponseReturnValue:
     tx, login = _context()
@@ -104,7 +108,7 @@ def wait_page() -> ResponseReturnValue:
         try:
             approval = _new_approval(tx, login).approval
         except ApprovalError as exc:
-            return _page(tx, None, error=exc.message), exc.status
+            return _page(tx, None, error=exc.message), exc.status, _retry(exc)
     return _page(tx, approval)
 
 
@@ -114,7 +118,8 @@ def retry() -> ResponseReturnValue:
     try:
         _new_approval(tx, login)
     except ApprovalError as exc:
-        return _page(tx, service.load(tx.approval_id), error=exc.message), exc.status
+        page = _page(tx, service.load(tx.approval_id), error=exc.message)
+        return page, exc.status, _retry(exc)
     return redirect(url_for("approvals.wait_page", tx=tx.id))
 
 

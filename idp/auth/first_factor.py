@@ -71,7 +71,7 @@ def verify_password_login(
         raise MissingCredentials()
     per_account, per_ip = _counters()
     if per_ip.blocked(ip):
-        raise TooManyAttempts()
+        raise TooManyAttempts(retry_after=per_ip.retry_after(ip))
     lookup = find_user(identifier)
     if lookup.ambiguous_email:
         per_ip.record_failure(ip)
@@ -84,7 +84,7 @@ def verify_password_login(
     )
     if per_account.blocked(account_key):
         audit.record("login_throttled", user_id=user.id if user else None, channel=channel)
-        raise TooManyAttempts()
+        raise TooManyAttempts(retry_after=per_account.retry_after(account_key))
     if not idp().passwords.verify(user.password_hash if user else None, password) or not user:
         per_account.record_failure(account_key)
         per_ip.record_failure(ip)

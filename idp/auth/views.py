@@ -42,7 +42,8 @@ def login() -> ResponseReturnValue:
         page = render_template(
             "login.html", tx=tx, client=client, identifier=identifier, error=exc.message
         )
-        return page, exc.status
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+        return page, exc.status, headers
 
     amr = amr_for(["password"])
     login_session = start_login_session(user, amr=amr, acr=acr_for(amr))

@@ -34,6 +34,8 @@ class Device(db.Model):  # type: ignore[name-defined]
     public_key: Mapped[bytes] = mapped_column(LargeBinary)
     sign_count: Mapped[int] = mapped_column(default=0)
     aaguid: Mapped[str | None] = mapped_column(String(36))
+    # Attestation statement format of the registration ("none": unverified).
+    attestation_fmt: Mapped[str] = mapped_column(String(32), default="none")
     backup_eligible: Mapped[bool] = mapped_column(default=False)
     backed_up: Mapped[bool] = mapped_column(default=False)
     transports: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -52,6 +54,7 @@ class Device(db.Model):  # type: ignore[name-defined]
 
     @property
     def amr(self) -> str:
-        """RFC 8176: a key in software (the CLI) or in hardware (phones, platform
-        authenticators)."""
-        return "swk" if self.kind == "cli" else "hwk"
+        """RFC 8176 hwk (hardware-secured key) only where an attestation showed
+        the key's home; a device's own word (its ``kind``) does not: swk."""
+        attested = self.attestation_fmt not in ("", "none")
+        return "hwk" if attested and self.kind != "cli" else "swk"

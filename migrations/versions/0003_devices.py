@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("public_key", sa.LargeBinary(), nullable=False),
         sa.Column("sign_count", sa.Integer(), nullable=False),
         sa.Column("aaguid", sa.String(length=36), nullable=True),
+        sa.Column("attestation_fmt", sa.String(length=32), nullable=False),
         sa.Column("backup_eligible", sa.Boolean(), nullable=False),
         sa.Column("backed_up", sa.Boolean(), nullable=False),
         sa.Column("transports", sa.JSON(), nullable=False),
