@@ -370,6 +370,9 @@ def _upgrade_database() -> None:
     app = _create_app()
     with app.app_context():
         upgrade()
+        # Keys made once here rather than by the first requests of the workers.
+        idp().keyring.ensure_keys()
+        idp().push.public_key()
 
 
 @click.command("serve")

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -55,18 +56,25 @@ def seed(*, rp_base: str) -> None:
         "redirect_uris": [f"{rp_base}/callback"],
         "post_logout_redirect_uris": [f"{rp_base}/"],
     }
-    for client_id, name, method in (
-        (DEMO_CLIENT_ID, "FinanceCloud", "client_secret_basic"),
-        (DEMO_PUBLIC_CLIENT_ID, "FinanceApp", "none"),
+    # FinanceCloud requires a confirmation on a device (push approval);
+    # FinanceApp, the public client, takes the password alone.
+    for client_id, name, method, require_mfa in (
+        (DEMO_CLIENT_ID, "FinanceCloud", "client_secret_basic", True),
+        (DEMO_PUBLIC_CLIENT_ID, "FinanceApp", "none", False),
     ):
         client = get_client(client_id)
         if client is None:
             client, _ = create_client(
-                client_id=client_id, name=name, token_endpoint_auth_method=method, **uris
+                client_id=client_id,
+                name=name,
+                token_endpoint_auth_method=method,
+                require_mfa=require_mfa,
+                **uris,
             )
         else:
             client.redirect_uris = uris["redirect_uris"]
             client.post_logout_redirect_uris = uris["post_logout_redirect_uris"]
+            client.require_mfa = require_mfa
             client.disabled = False
         if method != "none":
             set_secret(client, DEMO_CLIENT_SECRET)
@@ -88,21 +96,31 @@ def _wait_until_up(url: str, processes: list[subprocess.Popen[bytes]], timeout: 
     raise SystemExit(f"{url} did not come up within {timeout:.0f} s")
 
 
-def banner(urls: DemoUrls) -> str:
+def banner(urls: DemoUrls, outbox: Path) -> str:
     return f"""
   Freigabe demo is running.
 
     Identity provider   {urls.idp}
     FinanceCloud (RP)   {urls.rp}
 
-  Open {urls.rp} and press "Sign in with Freigabe".
-
     access number   {DEMO_ACCESS_NUMBER}
     user name       {DEMO_USERNAME}
     e-mail          {DEMO_EMAIL}
     password        {DEMO_PASSWORD}
 
-    clients         {DEMO_CLIENT_ID} (secret {DEMO_CLIENT_SECRET}), {DEMO_PUBLIC_CLIENT_ID} (public)
+    clients         {DEMO_CLIENT_ID} (secret {DEMO_CLIENT_SECRET}; requires a confirmation
+                    on a device), {DEMO_PUBLIC_CLIENT_ID} (public; password only)
+
+  FinanceCloud asks for a confirmation in the Freigabe app. The device client
+  plays the app; set it up once, in a second terminal:
+
+    .venv/bin/idp-device enrol --server {urls.idp} --identifier {DEMO_ACCESS_NUMBER}
+        (password above; choose a PIN; the confirmation code "sent by SMS" is
+        in {outbox / "sms.log"})
+    .venv/bin/idp-device watch
+
+  Then open {urls.rp}, press "Sign in with Freigabe", sign in, and type
+  the number the browser shows when watch asks for it.
 
   Ctrl-C stops everything.
 """
@@ -111,7 +129,7 @@ def banner(urls: DemoUrls) -> str:
 def run_demo(*, idp_port: int, rp_port: int) -> None:
     from flask_migrate import upgrade
 
-    from . import create_app
+    from . import create_app, idp
 
     urls = DemoUrls(idp=f"http://localhost:{idp_port}", rp=f"http://localhost:{rp_port}")
     os.environ.setdefault("IDP_ISSUER", urls.idp)
@@ -119,6 +137,8 @@ def run_demo(*, idp_port: int, rp_port: int) -> None:
     with app.app_context():
         upgrade()
         seed(rp_base=urls.rp)
+        idp().keyring.ensure_keys()
+        idp().push.public_key()
 
     # (The idp command is a Flask CLI, which marks its environment; the demo
     # RP would then refuse app.run().)
@@ -131,6 +151,10 @@ def run_demo(*, idp_port: int, rp_port: int) -> None:
         "DEMO_RP_CLIENT_ID": DEMO_CLIENT_ID,
         "DEMO_RP_CLIENT_SECRET": DEMO_CLIENT_SECRET,
     }
+    # Ctrl-C and a service manager's SIGTERM both stop the demo cleanly, even
+    # when this process was started with SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupted)
     processes = [
         subprocess.Popen(  # noqa: S603 (our own interpreter and module)
             [sys.executable, "-m", "idp", "serve", "--port", str(idp_port), "--no-migrate"]
@@ -140,7 +164,8 @@ def run_demo(*, idp_port: int, rp_port: int) -> None:
     try:
         _wait_until_up(f"{urls.idp}/.well-known/openid-configuration", processes, 60)
         _wait_until_up(f"{urls.rp}/", processes, 60)
-        print(banner(urls), flush=True)
+        outbox = Path(app.instance_path) / "outbox"
+        print(banner(urls, outbox), flush=True)
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
         raise SystemExit("a demo process stopped; shutting down the demo")
@@ -148,6 +173,10 @@ def run_demo(*, idp_port: int, rp_port: int) -> None:
         print("\nstopping the demo ...", file=sys.stderr, flush=True)
     finally:
         _stop(processes)
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:

@@ -665,12 +665,16 @@ def test_acr_values_are_answered_with_the_acr_achieved(idp: Any) -> None:
     assert claims["acr"] == "urn:freigabe:acr:pwd"
 
 
-def test_client_requiring_mfa_is_refused_without_a_second_factor(idp: Any) -> None:
+def test_client_requiring_mfa_without_a_device(idp: Any) -> None:
     user = idp.add_user()
     client_id, secret = idp.add_client(first_party=True, require_mfa=True)
     rp = RelyingParty(idp.url, client_id, secret)
     browser = Browser(idp.url)
+    # A page that offers enrolment; nothing is issued.
     page = browser.sign_in(browser.go(rp.authorize_url()[0]), user.access_number, PASSWORD)
+    assert page.status_code == 403 and 'id="no-device"' in page.text
+    # OIDC Core §3.1.2.6: prompt=none cannot show that page.
+    page = browser.go(rp.authorize_url(prompt="none")[0])
     assert query(page.headers["Location"])["error"] == "interaction_required"
 
 

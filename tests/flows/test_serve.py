@@ -3,6 +3,7 @@ embedded defaults, serve the protocol, and stop cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -19,7 +20,8 @@ import requests
 from idp.demo import DEMO_ACCESS_NUMBER, DEMO_CLIENT_ID, DEMO_PASSWORD
 
 from .conftest import free_port
-from .helpers import Browser
+from .devices import last_sms_code
+from .helpers import Browser, form_fields
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -145,18 +147,57 @@ def test_demo_runs_idp_and_relying_party_and_a_login_works(
     assert idp_url in banner and rp_url in banner, banner
     assert DEMO_ACCESS_NUMBER in banner and DEMO_PASSWORD in banner
 
-    # The printed credentials work: demo RP -> IdP login -> consent -> RP page.
+    # The printed steps work: enrol the device client as the banner says ...
+    instance = tmp_path / "instance"
+    device_env = {
+        **os.environ,
+        "IDP_DEVICE_STORE": str(tmp_path / "device.json"),
+        "IDP_DEVICE_PIN": "2468",
+    }
+
+    def device(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "clients.device", *args],
+            input=stdin, env=device_env, capture_output=True, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+
+    started = device(
+        "enrol", "--server", idp_url, "--identifier", DEMO_ACCESS_NUMBER, "--no-wait",
+        stdin=DEMO_PASSWORD + "\n",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    assert str(instance / "outbox" / "sms.log") in banner
+    code = last_sms_code(instance)
+    completed = device("enrol-complete", "--code", code)
+    assert completed.returncode == 0, completed.stderr
+
+    # ... then demo RP -> IdP password -> confirmation on the device -> consent -> RP.
     browser = Browser(idp_url)
     start_page = browser.session.get(f"{rp_url}/login", allow_redirects=False, timeout=30)
     page = browser.go(start_page.headers["Location"])
     page = browser.sign_in(page, DEMO_ACCESS_NUMBER, DEMO_PASSWORD)
+    number = re.search(r'id="match-code"[^>]*>(\d\d)<', page.text)
+    assert number, page.text[:1000]
+    pending = json.loads(device("approvals", "--json").stdout)
+    approval_id = (pending[0] if isinstance(pending, list) else pending["approvals"][0])["id"]
+    approved = device("approve", approval_id, "--code", number.group(1))
+    assert approved.returncode == 0, approved.stderr
+    continue_form = re.search(r'<form method="post" action="([^"]+)" id="continue-form"', page.text)
+    assert continue_form
+    page = browser.go(
+        idp_url + continue_form.group(1).replace("&amp;", "&"), "POST", data=form_fields(page.text)
+    )
     if 'value="allow"' in page.text:
         page = browser.allow(page)
     assert page.status_code == 302 and page.headers["Location"].startswith(rp_url), page.text
     landing = browser.session.get(page.headers["Location"], timeout=30)
     assert landing.status_code == 200
-    assert re.search(r'id="id-token-claims"', landing.text), landing.text[:500]
-    assert '"amr"' in landing.text and DEMO_CLIENT_ID in landing.text
+    claims = re.search(r'<pre id="id-token-claims">(.*?)</pre>', landing.text, re.S)
+    assert claims, landing.text[:500]
+    shown = json.loads(html.unescape(claims.group(1)))
+    assert "mfa" in shown["amr"] and shown["acr"] == "urn:freigabe:acr:mfa"
+    assert shown["aud"] in (DEMO_CLIENT_ID, [DEMO_CLIENT_ID])
 
     output = interrupt(process)
     assert process.returncode == 0, output
