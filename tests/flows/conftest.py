@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from sqlalchemy import select
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from clients.demo_rp import Tokens
+from clients.demo_rp import create_app as create_rp_app
 
 PASSWORD = "Correct-Horse-9"
 
@@ -126,3 +130,78 @@ def process_group() -> Iterator[list[subprocess.Popen[str]]]:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+# --- the demo relying party, FinanceCloud --------------------------------------------
+
+
+@dataclass
+class LiveRp:
+    url: str
+    app: Flask
+    client_id: str
+    client_secret: str | None
+    server: BaseWSGIServer
+    thread: threading.Thread
+
+    def tokens(self, browser: requests.Session) -> Tokens | None:
+        """What the RP holds for this browser (server-side, keyed from the cookie)."""
+        cookie = browser.cookies.get("financecloud_session")
+        serializer = self.app.session_interface.get_signing_serializer(self.app)  # type: ignore[attr-defined]
+        key = serializer.loads(cookie).get("tokens")
+        stored = self.app.extensions["demo_rp"].store.get("tokens:" + key) if key else None
+        return Tokens.from_json(stored) if stored else None
+
+
+@pytest.fixture
+def rp_factory(idp: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., LiveRp]]:
+    for name in ("ISSUER", "CLIENT_ID", "CLIENT_SECRET", "SCOPE", "ACR_VALUES", "SECRET_KEY"):
+        monkeypatch.delenv(f"DEMO_RP_{name}", raising=False)
+    started: list[LiveRp] = []
+
+    def factory(
+        *, public: bool = False, first_party: bool = False, require_mfa: bool = False, **settings: Any
+    ) -> LiveRp:
+        port = free_port()
+        base = f"http://localhost:{port}"
+        method = "none" if public else "client_secret_basic"
+        client_id, secret = idp.add_client(
+            name="FinanceCloud",
+            redirect_uris=[base + "/callback"],
+            post_logout_redirect_uris=[base + "/"],
+            token_endpoint_auth_method=method,
+            first_party=first_party,
+            require_mfa=require_mfa,
+        )
+        app = create_rp_app(
+            {
+                "ISSUER": idp.url,
+                "CLIENT_ID": client_id,
+                "CLIENT_SECRET": secret,
+                "TOKEN_ENDPOINT_AUTH_METHOD": method,
+                "BASE_URL": base,
+                **settings,
+            }
+        )
+        server = make_server("localhost", port, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        live = LiveRp(base, app, client_id, secret, server, thread)
+        started.append(live)
+        return live
+
+    yield factory
+    for live in started:
+        live.server.shutdown()
+        live.thread.join(timeout=10)
+        live.server.server_close()
+
+
+@pytest.fixture
+def rp(rp_factory: Callable[..., LiveRp]) -> LiveRp:
+    return rp_factory()
+
+
+# --- a real browser (tests/flows/browser.py) ---------------------------------------------
+
+from .browser import chromium, new_context  # noqa: E402, F401

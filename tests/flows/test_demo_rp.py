@@ -10,89 +10,20 @@ from __future__ import annotations
 import html
 import json
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
-import pytest
 import requests
-from flask import Flask
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from werkzeug.serving import BaseWSGIServer, make_server
 
-from clients.demo_rp import Tokens, create_app
+from clients.demo_rp import create_app
 
-from .conftest import PASSWORD, free_port
+from .conftest import PASSWORD, LiveRp, free_port
 from .helpers import form_fields, query
-
-
-@dataclass
-class LiveRp:
-    url: str
-    app: Flask
-    client_id: str
-    client_secret: str | None
-    server: BaseWSGIServer
-    thread: threading.Thread
-
-    def tokens(self, browser: requests.Session) -> Tokens | None:
-        """What the RP holds for this browser (server-side, keyed from the cookie)."""
-        cookie = browser.cookies.get("financecloud_session")
-        serializer = self.app.session_interface.get_signing_serializer(self.app)  # type: ignore[attr-defined]
-        key = serializer.loads(cookie).get("tokens")
-        stored = self.app.extensions["demo_rp"].store.get("tokens:" + key) if key else None
-        return Tokens.from_json(stored) if stored else None
-
-
-@pytest.fixture
-def rp_factory(idp: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., LiveRp]]:
-    for name in ("ISSUER", "CLIENT_ID", "CLIENT_SECRET", "SCOPE", "ACR_VALUES", "SECRET_KEY"):
-        monkeypatch.delenv(f"DEMO_RP_{name}", raising=False)
-    started: list[LiveRp] = []
-
-    def factory(*, public: bool = False, first_party: bool = False, **settings: Any) -> LiveRp:
-        port = free_port()
-        base = f"http://localhost:{port}"
-        method = "none" if public else "client_secret_basic"
-        client_id, secret = idp.add_client(
-            name="FinanceCloud",
-            redirect_uris=[base + "/callback"],
-            post_logout_redirect_uris=[base + "/"],
-            token_endpoint_auth_method=method,
-            first_party=first_party,
-        )
-        app = create_app(
-            {
-                "ISSUER": idp.url,
-                "CLIENT_ID": client_id,
-                "CLIENT_SECRET": secret,
-                "TOKEN_ENDPOINT_AUTH_METHOD": method,
-                "BASE_URL": base,
-                **settings,
-            }
-        )
-        server = make_server("localhost", port, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        live = LiveRp(base, app, client_id, secret, server, thread)
-        started.append(live)
-        return live
-
-    yield factory
-    for live in started:
-        live.server.shutdown()
-        live.thread.join(timeout=10)
-        live.server.server_close()
-
-
-@pytest.fixture
-def rp(rp_factory: Callable[..., LiveRp]) -> LiveRp:
-    return rp_factory()
 
 
 def browser_session() -> tuple[requests.Session, list[str]]:

@@ -1,0 +1,137 @@
+"""A real browser for the flow tests: the system's Chromium, driven by Playwright.
+
+Chromium is Debian's ``/usr/bin/chromium`` (``IDP_TEST_CHROMIUM`` overrides);
+Playwright only drives it, no browser is downloaded. Pages are opened at
+``http://localhost:PORT``: WebAuthn refuses IP addresses, and localhost is a
+secure context, so service workers and ``navigator.credentials`` work.
+
+WebAuthn ceremonies run against a CDP virtual authenticator (ctap2, internal
+transport, resident keys, user verification), one per page.
+
+Screenshots go to ``artifacts/screenshots/`` at phone and desktop widths, for a
+person to look at after a run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, sync_playwright
+
+from ..conftest import missing_service
+
+CHROMIUM = os.environ.get("IDP_TEST_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+WIDTHS = {"phone": (390, 844), "desktop": (1280, 900)}
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """One headless Chromium per test module (a new context per test)."""
+    if not Path(CHROMIUM).exists():
+        missing_service(f"no Chromium at {CHROMIUM} (Debian package chromium)")
+    with sync_playwright() as playwright:
+        # Chromium's sandbox needs user namespaces, which root in a container lacks.
+        args = ["--no-sandbox"] if os.geteuid() == 0 else []
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_context(chromium: Browser) -> Iterator[Any]:
+    """``new_context(locale=...)``: fresh browser profiles, closed after the test."""
+    contexts: list[BrowserContext] = []
+
+    def factory(locale: str = "en-US", **options: Any) -> BrowserContext:
+        context = chromium.new_context(locale=locale, **options)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        return context
+
+    yield factory
+    for context in contexts:
+        context.close()
+
+
+@dataclass
+class VirtualAuthenticator:
+    """A CDP virtual authenticator attached to one page."""
+
+    cdp: CDPSession
+    authenticator_id: str
+
+    def credentials(self) -> list[dict[str, Any]]:
+        result = self.cdp.send(
+            "WebAuthn.getCredentials", {"authenticatorId": self.authenticator_id}
+        )
+        credentials: list[dict[str, Any]] = result["credentials"]
+        return credentials
+
+    def set_user_verified(self, verified: bool) -> None:
+        self.cdp.send(
+            "WebAuthn.setUserVerified",
+            {"authenticatorId": self.authenticator_id, "isUserVerified": verified},
+        )
+
+    def add_credential(self, credential: dict[str, Any]) -> None:
+        self.cdp.send(
+            "WebAuthn.addCredential",
+            {"authenticatorId": self.authenticator_id, "credential": credential},
+        )
+
+    def remove_credential(self, credential_id: str) -> None:
+        self.cdp.send(
+            "WebAuthn.removeCredential",
+            {"authenticatorId": self.authenticator_id, "credentialId": credential_id},
+        )
+
+    def set_sign_count(self, credential_id: str, sign_count: int) -> None:
+        """Put a credential back with another counter (a cloned authenticator)."""
+        (credential,) = [c for c in self.credentials() if c["credentialId"] == credential_id]
+        self.remove_credential(credential_id)
+        self.add_credential({**credential, "signCount": sign_count})
+
+
+def add_authenticator(
+    page: Page, *, user_verification: bool = True, resident_key: bool = True
+) -> VirtualAuthenticator:
+    """A platform authenticator with biometrics (or, with
+    ``user_verification=False``, one that can only test presence)."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable", {"enableUI": False})
+    added = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": resident_key,
+                "hasUserVerification": user_verification,
+                "isUserVerified": user_verification,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    return VirtualAuthenticator(cdp, added["authenticatorId"])
+
+
+def screenshot(page: Page, name: str) -> list[Path]:
+    """Save the page at phone and desktop widths; the viewport is restored."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    before = page.viewport_size
+    saved = []
+    for label, (width, height) in WIDTHS.items():
+        page.set_viewport_size({"width": width, "height": height})
+        path = SCREENSHOTS / f"{name}-{label}.png"
+        page.screenshot(path=str(path), full_page=True)
+        saved.append(path)
+    if before:
+        page.set_viewport_size(before)
+    return saved
