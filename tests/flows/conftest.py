@@ -160,7 +160,11 @@ def rp_factory(idp: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[.
     started: list[LiveRp] = []
 
     def factory(
-        *, public: bool = False, first_party: bool = False, require_mfa: bool = False, **settings: Any
+        *,
+        public: bool = False,
+        first_party: bool = False,
+        require_mfa: bool = False,
+        **settings: Any,
     ) -> LiveRp:
         port = free_port()
         base = f"http://localhost:{port}"
