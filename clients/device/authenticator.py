@@ -42,7 +42,7 @@ COSE_KTY_EC2, COSE_ALG_ES256, COSE_CRV_P256 = 2, -7, 1
 # authenticatorData flags (§6.1).
 FLAG_UP = 0x01  # user present
 FLAG_UV = 0x04  # user verified
-FLAG_BE = 0x08  # backup eligible: never, the key stays in this key store
+FLAG_BE = 0x08  # backup eligible: never for the CLI device (tests may ask for it)
 FLAG_BS = 0x10  # backed up
 FLAG_AT = 0x40  # attested credential data included
 
@@ -68,6 +68,10 @@ class CredentialKey:
     private_key: ec.EllipticCurvePrivateKey
     sign_count: int = 0
     user_handle: bytes | None = None
+    # The BE / BS flags it reports (a synced passkey sets both). Not kept in
+    # the key store: the CLI device's key never leaves it.
+    backup_eligible: bool = False
+    backed_up: bool = False
 
     @classmethod
     def generate(cls, *, user_handle: bytes | None = None) -> CredentialKey:
@@ -156,6 +160,10 @@ def _authenticator_data(
     )
 
 
+def _backup_flags(key: CredentialKey) -> int:
+    return (FLAG_BE if key.backup_eligible else 0) | (FLAG_BS if key.backed_up else 0)
+
+
 def _options(options_json: str | Mapping[str, Any]) -> Mapping[str, Any]:
     options: Any = json.loads(options_json) if isinstance(options_json, str) else options_json
     # The JSON form of server options may be wrapped as {"publicKey": {...}}.
@@ -166,14 +174,19 @@ def _options(options_json: str | Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def create_credential(
-    *, options_json: str | Mapping[str, Any], origin: str, user_verified: bool = True
+    *,
+    options_json: str | Mapping[str, Any],
+    origin: str,
+    user_verified: bool = True,
+    backup_eligible: bool = False,
 ) -> tuple[CredentialKey, dict[str, Any]]:
     """``navigator.credentials.create()``: a new P-256 credential for the
     options' RP and user, and the registration response in its JSON form
     (RegistrationResponseJSON).
 
     ``user_verified`` is whether the PIN unlock (the CLI's stand-in for
-    biometrics) happened: it sets the UV flag.
+    biometrics) happened: it sets the UV flag. ``backup_eligible`` makes it
+    behave like a synced passkey (BE and BS set).
     """
     options = _options(options_json)
     rp_id = options["rp"].get("id") or urlsplit(origin).hostname or ""
@@ -185,13 +198,14 @@ def create_credential(
     user_handle = b64url_decode(options["user"]["id"])
 
     key = CredentialKey.generate(user_handle=user_handle)
+    key.backup_eligible = key.backed_up = backup_eligible
     attested_credential_data = (
         AAGUID
         + struct.pack(">H", len(key.credential_id))
         + key.credential_id
         + key.public_key_cose()
     )
-    flags = FLAG_UP | FLAG_AT | (FLAG_UV if user_verified else 0)
+    flags = FLAG_UP | FLAG_AT | (FLAG_UV if user_verified else 0) | _backup_flags(key)
     auth_data = _authenticator_data(
         rp_id=rp_id,
         flags=flags,
@@ -240,7 +254,7 @@ def get_assertion(
         raise AuthenticatorError("the signature counter is out of range")
     key.sign_count = count
 
-    flags = FLAG_UP | (FLAG_UV if user_verified else 0)
+    flags = FLAG_UP | (FLAG_UV if user_verified else 0) | _backup_flags(key)
     auth_data = _authenticator_data(rp_id=rp_id, flags=flags, sign_count=count)
     client_data = _client_data_json(ceremony="webauthn.get", challenge=challenge, origin=origin)
     # §6.3.3: the signature over authenticatorData || SHA-256(clientDataJSON);

@@ -1,4 +1,4 @@
-"""The account page of a signed-in user: details, devices, adding a device."""
+"""The account page of a signed-in user: details, devices, adding a device, passkeys."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from .. import idp
 from ..auth.amr import ACR_MFA, acr_satisfies
 from ..auth.sessions import current_login_session, end_login_session
 from ..devices.service import active_devices, new_binding_code
+from ..extensions import utcnow
+from ..passkeys import service as passkeys
 
 bp = Blueprint("account", __name__)
 
@@ -26,20 +28,24 @@ def home() -> ResponseReturnValue:
     if login is None:
         return redirect(url_for("auth.login"))
     devices = active_devices(login.user_id)
+    refusal = passkeys.may_manage(login, now=utcnow())
     return render_template(
         "account.html",
         login=login,
         user=login.user,
         devices=devices,
-        can_add_device=_can_add_device(login.acr, bool(devices)),
+        can_add_device=_can_add_device(login.acr),
+        passkeys=passkeys.passkeys_of(login.user_id),
+        passkey_refusal=refusal.error if refusal else None,
     )
 
 
-def _can_add_device(acr: str, has_devices: bool) -> bool:
-    # Path B needs a session with full MFA: with a password alone, a device
-    # could be added without the user's existing device ever being asked.
-    # Without any device, the app's own enrolment (path A) is the way in.
-    return has_devices and acr_satisfies(acr, ACR_MFA)
+def _can_add_device(acr: str) -> bool:
+    # Path B needs a session with full MFA (a device approval or a passkey):
+    # with a password alone, a device could be added without the user's
+    # existing second factor ever being asked. Without MFA, the app's own
+    # enrolment (path A: password and a code by SMS or e-mail) is the way in.
+    return acr_satisfies(acr, ACR_MFA)
 
 
 @bp.post("/account/devices/binding-code")
@@ -47,8 +53,7 @@ def binding_code() -> ResponseReturnValue:
     login = current_login_session()
     if login is None:
         return redirect(url_for("auth.login"))
-    devices = active_devices(login.user_id)
-    if not _can_add_device(login.acr, bool(devices)):
+    if not _can_add_device(login.acr):
         return redirect(url_for("account.home"))
     code = new_binding_code(login.user)
     link = "freigabe://enrol?" + urlencode({"server": idp().settings.issuer, "code": code})

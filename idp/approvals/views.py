@@ -32,6 +32,7 @@ from ..auth.amr import ACR_MFA, amr_for
 from ..auth.sessions import current_login_session, start_login_session
 from ..errors import LoginTransactionExpired
 from ..extensions import db, utcnow
+from ..passkeys.service import has_passkeys
 from . import service
 from .service import APPROVED, FINAL, PENDING, ApprovalError
 
@@ -92,6 +93,8 @@ def _page(
         code=code,
         remaining=remaining,
         client_name=_client_name(tx),
+        # A passkey meets the second factor as well: offered instead.
+        passkey_instead=tx.user_id is not None and has_passkeys(tx.user_id),
         **extra,
     )
 

@@ -55,7 +55,16 @@ def _counters() -> tuple[FailureCounter, FailureCounter]:
     store = idp().store
     return (
         FailureCounter(store, Limit("login-account", settings.login_failures_per_account, window)),
-        FailureCounter(store, Limit("login-ip", settings.login_failures_per_ip, window)),
+        ip_failures(),
+    )
+
+
+def ip_failures() -> FailureCounter:
+    """Failed sign-ins per IP address, whatever the method (password or passkey)."""
+    settings = idp().settings
+    return FailureCounter(
+        idp().store,
+        Limit("login-ip", settings.login_failures_per_ip, settings.login_failure_window),
     )
 
 

@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from .. import audit, idp
 from ..accounts.service import normalise_identifier
+from ..passkeys import views as passkey_views
 from . import transactions
 from .amr import acr_for, amr_for
 from .first_factor import FirstFactorError, verify_password_login
@@ -27,6 +28,10 @@ def login() -> ResponseReturnValue:
         g.ui_locales = (tx.params.get("ui_locales") or "").split()
     identifier = (tx.params.get("login_hint") if tx else None) or ""
     if request.method == "GET":
+        if tx is None:
+            # Made with the page (whose CSRF token writes the session anyway), so
+            # the passkey autofill request running beside the form need not.
+            passkey_views.browser_binding(create=True)
         return render_template("login.html", tx=tx, client=client, identifier=identifier)
 
     identifier = normalise_identifier(request.form.get("identifier", ""))[:254]

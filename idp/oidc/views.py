@@ -36,6 +36,7 @@ from ..auth.policy import CONSENT, LOGIN, MFA, PolicyContext, evaluate
 from ..auth.sessions import current_login_session
 from ..errors import InvalidAuthorizationRequest
 from ..extensions import csrf, db, utcnow
+from ..passkeys import views as passkey_views
 from .discovery import discovery_bytes
 from .models import SUPPORTED_SCOPES, Client, Consent
 from .server import IdpAuthorizationServer, user_info
@@ -222,17 +223,23 @@ def _authorize(req: OAuth2Request, tx: transactions.LoginTransaction | None) -> 
     if step == MFA:
         assert user is not None
         from ..devices.service import active_devices
+        from ..passkeys.service import has_passkeys
 
-        if active_devices(user.id):
+        has_devices = bool(active_devices(user.id))
+        if has_devices or has_passkeys(user.id):
             if "none" not in prompt:
                 if tx is None:
                     params = {k: data[k] for k in AUTHORIZE_PARAMS if data.get(k)}
                     tx = transactions.begin(client.client_id, params)
                 tx.user_id = user.id
-                return approval_views.begin(tx)
+                # A push approval when there is a device (its page offers a
+                # passkey instead, if the user has one); else the passkey.
+                if has_devices:
+                    return approval_views.begin(tx)
+                return passkey_views.begin_second_factor(tx)
         elif "client_policy" in decision.fired and client.mfa_fallback == "refuse":
-            # The client requires a second factor and this user has no device:
-            # a clear page, and enrolment is offered there.
+            # The client requires a second factor and this user has neither a
+            # device nor a passkey: a clear page, and enrolment is offered there.
             if "none" not in prompt:
                 if tx is None:
                     params = {k: data[k] for k in AUTHORIZE_PARAMS if data.get(k)}
@@ -240,7 +247,7 @@ def _authorize(req: OAuth2Request, tx: transactions.LoginTransaction | None) -> 
                 audit.record("login_refused_no_device", user_id=user.id, client_id=client.client_id)
                 return render_template("no_device.html", client=client, tx=tx, user=user), 403
         else:
-            # No device: the client allows the password alone, or only
+            # No second factor: the client allows the password alone, or only
             # acr_values asked (voluntary, OIDC Core §3.1.2.1); the ID token's
             # acr tells the client what was achieved.
             step = CONSENT if CONSENT in decision.needs else None

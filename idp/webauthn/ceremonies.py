@@ -221,6 +221,20 @@ def credential_id_of(response: Response) -> bytes:
         _refuse("malformed", "no readable rawId", exc)
 
 
+def challenge_of(response: Response) -> bytes:
+    """The challenge a response's clientDataJSON names, unverified.
+
+    For finding which of the challenges we issued a response answers; the
+    verification then checks it against that challenge like any other.
+    """
+    try:
+        data = json.loads(response) if isinstance(response, str) else response
+        client_data = json.loads(b64url_decode(data["response"]["clientDataJSON"]))
+        return b64url_decode(client_data["challenge"])
+    except (ValueError, TypeError, KeyError) as exc:
+        _refuse("malformed", "no readable clientDataJSON.challenge", exc)
+
+
 def _text(value: object) -> str:
     """A py_webauthn value that is a str-valued Enum member or already a str."""
     return str(value.value) if isinstance(value, Enum) else str(value)
@@ -389,12 +403,18 @@ def verify_assertion(
     refuse_sign_count_regression: bool = True,
     expected_credential_id: bytes | None = None,
     expected_user_handle: bytes | None = None,
+    require_user_handle: bool = False,
+    expected_backup_eligible: bool | None = None,
 ) -> VerifiedAssertion:
     """Verify a ``navigator.credentials.get()`` response (WebAuthn §7.2).
 
     User verification is required. ``expected_credential_id``: the credential
     that must answer (a device approval is aimed at one device).
-    ``expected_user_handle``: the user already identified, if any.
+    ``expected_user_handle``: the credential owner's user handle; with
+    ``require_user_handle`` (a discoverable login, where the user was not
+    identified before the ceremony) the response must carry it.
+    ``expected_backup_eligible``: the BE flag stored at registration, which
+    must not change.
 
     A signature counter that did not increase (§7.2 step 21) is refused with
     reason ``sign_count_regressed``; with ``refuse_sign_count_regression=False``
@@ -417,6 +437,10 @@ def verify_assertion(
         _refuse("wrong_credential", "the assertion is from another credential")
     # §7.2 step 6: a userHandle, when present, is the identified user's.
     user_handle = credential.response.user_handle
+    # §7.2 step 6: when the user was not identified before the ceremony, the
+    # authenticator names them: userHandle MUST be present.
+    if require_user_handle and not user_handle:
+        _refuse("user_handle_missing", "no userHandle in a discoverable login")
     if (
         expected_user_handle is not None
         and user_handle is not None
@@ -437,6 +461,10 @@ def verify_assertion(
     except Exception as exc:
         _refuse("malformed", "authenticatorData is not readable", exc)
     _check_authenticator_data(auth_data, rp_id=rp_id)
+    # L3 §7.2 (backup state) / §6.1.3: BE is fixed when the credential is
+    # made; a credential whose BE flag changed is not the one registered.
+    if expected_backup_eligible is not None and auth_data.flags.be != expected_backup_eligible:
+        _refuse("backup_eligibility_changed", "the BE flag differs from the registered one")
 
     # §7.2 step 20: the signature over authenticatorData || SHA-256(clientDataJSON).
     # py_webauthn refuses any counter that did not increase before it checks the

@@ -33,6 +33,10 @@ Reason = Literal[
     "wrong_credential",
     # The assertion's userHandle belongs to another user.
     "wrong_user",
+    # No userHandle where it is required: a discoverable credential names its user.
+    "user_handle_missing",
+    # The BE (backup eligible) flag differs from the one registered.
+    "backup_eligibility_changed",
     # The stored credential public key cannot be used (our data, not the client's).
     "bad_public_key",
     # The assertion signature did not verify against the stored public key.

@@ -27,6 +27,7 @@ from idp.webauthn import (
     authentication_options,
     b64url_decode,
     b64url_encode,
+    challenge_of,
     credential_id_of,
     registration_options,
     verify_registration,
@@ -373,6 +374,48 @@ def test_assertion_for_another_user_is_refused() -> None:
     with pytest.raises(WebAuthnError) as excinfo:
         check(device, answer(device, challenge), challenge, expected_user_handle=b"\xff" * 16)
     assert reason_of(excinfo) == "wrong_user"
+
+
+def test_challenge_of_names_the_challenge_a_response_answers() -> None:
+    device = register_device()
+    challenge = approval()
+    assert challenge_of(answer(device, challenge)) == challenge
+    for broken in ({}, {"response": {"clientDataJSON": "!"}}, {"response": []}):
+        with pytest.raises(WebAuthnError) as excinfo:
+            challenge_of(broken)
+        assert reason_of(excinfo) == "malformed"
+
+
+def test_discoverable_login_needs_the_user_handle() -> None:
+    # WebAuthn §7.2 step 6: the user was not identified before the ceremony.
+    device = register_device()
+    challenge = approval()
+    assert check(device, answer(device, challenge), challenge, require_user_handle=True)
+    device.key.user_handle = None
+    with pytest.raises(WebAuthnError) as excinfo:
+        check(device, answer(device, challenge), challenge, require_user_handle=True)
+    assert reason_of(excinfo) == "user_handle_missing"
+    # Without the requirement (a device aimed at by an approval) it may be absent.
+    assert check(device, answer(device, challenge), challenge, current_sign_count=2)
+
+
+def test_backup_eligibility_must_not_change() -> None:
+    # WebAuthn L3 §6.1.3: BE is fixed when the credential is created.
+    device = register_device()
+    challenge = approval()
+    assert check(device, answer(device, challenge), challenge, expected_backup_eligible=False)
+    device.key.backup_eligible = True
+    with pytest.raises(WebAuthnError) as excinfo:
+        check(
+            device,
+            answer(device, challenge),
+            challenge,
+            current_sign_count=1,
+            expected_backup_eligible=False,
+        )
+    assert reason_of(excinfo) == "backup_eligibility_changed"
+    verified = check(device, answer(device, challenge), challenge, current_sign_count=2)
+    assert verified.backup_eligible and not verified.backed_up
 
 
 def test_tampered_authenticator_data_is_refused() -> None:

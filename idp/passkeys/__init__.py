@@ -1,0 +1,1 @@
+"""Passkeys: discoverable WebAuthn credentials a user signs in with."""

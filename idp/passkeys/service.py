@@ -1,0 +1,503 @@
+"""Passkeys: registration on the account page, signing in with a passkey, and
+a passkey as the second factor after a password.
+
+Every ceremony's challenge lives in Redis with a TTL, bound to what asked for
+it, and is consumed with GETDEL before anything is verified, so a response
+verifies at most once (STYLE rule 7):
+
+  passkey-challenge:register:<sid>          registration, bound to the login
+                                            session (one at a time)
+  passkey-challenge:login:tx:<tx>:<c>       sign-in within a login transaction
+  passkey-challenge:login:browser:<b>:<c>   sign-in straight to the account page,
+                                            bound to a random value in this
+                                            browser's signed session cookie
+  passkey-challenge:mfa:<tx>:<c>            second factor of one login transaction
+
+``<c>`` is the challenge (hex): a sign-in may have several outstanding (the
+autofill request a page makes on load, the button, another tab), and the
+response's clientDataJSON names the one it answers; an unknown or used one is
+refused before verification.
+
+Only credentials of the passkeys table sign anyone in: a device's credential
+(same RP ID, so a browser may offer it) is not a passkey.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from .. import audit, idp
+from ..accounts.models import User
+from ..auth.amr import ACR_MFA, acr_satisfies
+from ..auth.first_factor import AccountLocked, TooManyAttempts, ip_failures
+from ..auth.models import LoginSession
+from ..devices.models import Device
+from ..devices.service import active_devices
+from ..errors import IdpError
+from ..extensions import db
+from ..tokens import new_token
+from ..webauthn import (
+    WebAuthnError,
+    authentication_options,
+    challenge_of,
+    credential_id_of,
+    registration_options,
+    verify_assertion,
+    verify_registration,
+)
+from .models import Passkey
+
+log = logging.getLogger(__name__)
+
+# A ceremony's options are good for this long (the browser's own timeout is
+# 120 s, idp.webauthn.DEFAULT_TIMEOUT_MS).
+CHALLENGE_TTL = 300
+# Adding or removing a passkey needs an authentication this recent: a session
+# cookie lives for hours, and a passkey added from a stolen one would outlive
+# it. NIST SP 800-63B (rev. 3) §6.1.2.1: binding another authenticator needs
+# authentication at the level the new one will give (see may_manage).
+RECENT_AUTHENTICATION = 600
+MAX_NAME = 100
+
+Purpose = Literal["login", "mfa"]
+
+
+class PasskeyError(IdpError):
+    error = "passkey_failed"
+    status = 401
+    message = _l("Your passkey could not be verified. Please try again.")
+
+
+class InvalidPasskeyRequest(PasskeyError):
+    error = "invalid_request"
+    status = 400
+    message = _l("The request is not valid.")
+
+
+class PasskeyRequestExpired(PasskeyError):
+    # No challenge: never asked for, expired, or used already (a replay).
+    error = "passkey_expired"
+    status = 400
+    message = _l("This passkey request has expired or was already used. Please try again.")
+
+
+class UnknownPasskey(PasskeyError):
+    # The same for a credential of nobody and a device's credential.
+    error = "passkey_unknown"
+    message = _l(
+        "This passkey is not registered with Freigabe. Sign in with your password, "
+        "or choose another passkey."
+    )
+
+
+class PasskeyNotVerified(PasskeyError):
+    error = "passkey_not_verified"
+    message = _l(
+        "Your passkey was used without checking your fingerprint, face or PIN. "
+        "Please try again and confirm it is you."
+    )
+
+
+class PasskeyOfAnotherAccount(PasskeyError):
+    error = "passkey_wrong_user"
+    message = _l(
+        "This passkey belongs to another account. Use a passkey of the account you signed in with."
+    )
+
+
+class NoPasskey(PasskeyError):
+    error = "no_passkey"
+    status = 400
+    message = _l("No passkey is registered for your account.")
+
+
+class PasskeyAlreadyRegistered(PasskeyError):
+    error = "passkey_already_registered"
+    status = 400
+    message = _l("This passkey is already registered.")
+
+
+class PasskeyNotFound(PasskeyError):
+    error = "passkey_not_found"
+    status = 404
+    message = _l("This passkey does not exist.")
+
+
+class MfaRequired(PasskeyError):
+    error = "mfa_required"
+    status = 403
+    message = _l(
+        "To add or remove passkeys, sign in with a passkey or with a confirmation in "
+        "the Freigabe app first."
+    )
+
+
+class ReauthenticationRequired(PasskeyError):
+    error = "reauthentication_required"
+    status = 403
+    message = _l("For your security, please sign in again before you change your passkeys.")
+
+
+@dataclass(frozen=True)
+class VerifiedPasskey:
+    passkey_id: str
+    user: User
+    # The login method for idp.auth.amr ("passkey_hwk" / "passkey_swk").
+    method: str
+    sign_count_regressed: bool
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def user_handle(user: User) -> bytes:
+    """The WebAuthn user handle (user.id, §5.4.3): the random ``sub``, the same
+    one device credentials are registered with. No personal data."""
+    return user.sub.encode()
+
+
+def passkeys_of(user_id: int) -> list[Passkey]:
+    return list(
+        db.session.scalars(
+            select(Passkey).where(Passkey.user_id == user_id).order_by(Passkey.created_at)
+        )
+    )
+
+
+def has_passkeys(user_id: int) -> bool:
+    return (
+        db.session.scalar(select(Passkey.id).where(Passkey.user_id == user_id).limit(1)) is not None
+    )
+
+
+def has_second_factor(user_id: int) -> bool:
+    return has_passkeys(user_id) or bool(active_devices(user_id))
+
+
+def describe(passkey: Passkey) -> dict[str, Any]:
+    return {
+        "id": passkey.id,
+        "name": passkey.name,
+        "created_at": _iso(passkey.created_at),
+        "last_used_at": _iso(passkey.last_used_at),
+        "synced": passkey.backed_up,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+# --- adding and removing ------------------------------------------------------------
+
+
+def may_manage(login: LoginSession, *, now: datetime) -> PasskeyError | None:
+    """Why this session may not add or remove passkeys, or None if it may.
+
+    - A session with MFA may. A password session only while the user has no
+      second factor at all (no device, no passkey): otherwise a stolen
+      password would add a passkey and never meet the push approval again.
+    - And only shortly after signing in (RECENT_AUTHENTICATION): an old
+      session, or a cookie copied from it, must sign in again first. Signing
+      in again with a passkey gives MFA at once; the page links to the login.
+    """
+    if not acr_satisfies(login.acr, ACR_MFA) and has_second_factor(login.user_id):
+        return MfaRequired()
+    if (now - login.auth_time).total_seconds() > RECENT_AUTHENTICATION:
+        return ReauthenticationRequired()
+    return None
+
+
+def _require_manage(login: LoginSession, *, now: datetime) -> None:
+    refusal = may_manage(login, now=now)
+    if refusal is not None:
+        audit.record("passkey_change_refused", user_id=login.user_id, reason=refusal.error)
+        raise refusal
+
+
+def check_name(value: Any) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str) or len(value) > MAX_NAME:
+        raise InvalidPasskeyRequest(detail=f"name: at most {MAX_NAME} characters")
+    return " ".join(value.split())
+
+
+def _credential_ids_in_use(user_id: int) -> list[bytes]:
+    """The user's passkeys and device credentials: the same RP ID, so a new
+    passkey must not land on an authenticator that already holds one
+    (excludeCredentials, WebAuthn §5.4)."""
+    passkeys = db.session.scalars(select(Passkey.credential_id).where(Passkey.user_id == user_id))
+    devices = db.session.scalars(
+        select(Device.credential_id).where(Device.user_id == user_id, Device.revoked_at.is_(None))
+    )
+    return [*passkeys, *devices]
+
+
+def begin_registration(login: LoginSession, *, name: str, now: datetime) -> str:
+    """Options for ``navigator.credentials.create()`` (JSON); the challenge is
+    kept for this login session, once."""
+    _require_manage(login, now=now)
+    settings = idp().settings
+    user = login.user
+    options = registration_options(
+        rp_id=settings.rp_id,
+        rp_name="Freigabe",
+        user_handle=user_handle(user),
+        user_name=user.username or user.access_number,
+        user_display_name=user.name or user.email or user.access_number,
+        exclude_credential_ids=_credential_ids_in_use(user.id),
+        attestation=settings.passkey_attestation,
+        resident_key="preferred",
+    )
+    idp().store.put(
+        "passkey-challenge",
+        f"register:{login.id}",
+        {"challenge": options.challenge.hex(), "user_id": user.id, "name": name},
+        ttl=CHALLENGE_TTL,
+    )
+    return options.json
+
+
+def finish_registration(
+    login: LoginSession, *, credential: Any, default_name: str, now: datetime
+) -> Passkey:
+    """Verify the new credential and store it as a passkey of the session's user."""
+    _require_manage(login, now=now)
+    settings = idp().settings
+    state = idp().store.consume("passkey-challenge", f"register:{login.id}")
+    if state is None or state.get("user_id") != login.user_id:
+        raise PasskeyRequestExpired()
+    if not isinstance(credential, dict):
+        raise InvalidPasskeyRequest(detail="credential: a JSON object")
+    try:
+        verified = verify_registration(
+            response=credential,
+            expected_challenge=bytes.fromhex(state["challenge"]),
+            expected_origin=settings.issuer,
+            rp_id=settings.rp_id,
+        )
+    except WebAuthnError as exc:
+        audit.record("passkey_refused", user_id=login.user_id, step="register", reason=exc.reason)
+        raise _client_error(exc) from None
+    # WebAuthn §7.1 step 22: a credential ID registered already (for anyone,
+    # as a passkey or a device) is refused.
+    taken = db.session.scalar(
+        select(Passkey.id).where(Passkey.credential_id == verified.credential_id)
+    ) or db.session.scalar(select(Device.id).where(Device.credential_id == verified.credential_id))
+    if taken is not None:
+        audit.record(
+            "passkey_refused", user_id=login.user_id, step="register", reason="already_registered"
+        )
+        raise PasskeyAlreadyRegistered()
+    passkey = Passkey(
+        id=new_token(12),
+        user_id=login.user_id,
+        name=state.get("name") or default_name,
+        credential_id=verified.credential_id,
+        public_key=verified.public_key,
+        sign_count=verified.sign_count,
+        aaguid=verified.aaguid,
+        attestation_fmt=verified.fmt,
+        backup_eligible=verified.backup_eligible,
+        backed_up=verified.backed_up,
+        transports=list(verified.transports),
+        created_at=now,
+    )
+    db.session.add(passkey)
+    audit.record(
+        "passkey_registered", user_id=login.user_id, commit=False, passkey=passkey.id,
+        aaguid=passkey.aaguid, fmt=passkey.attestation_fmt,
+        backup_eligible=passkey.backup_eligible,
+    )  # fmt: skip
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # The same credential registered concurrently.
+        db.session.rollback()
+        raise PasskeyAlreadyRegistered() from None
+    return passkey
+
+
+def delete(login: LoginSession, passkey_id: str, *, now: datetime) -> None:
+    _require_manage(login, now=now)
+    passkey = db.session.scalar(
+        select(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == login.user_id)
+    )
+    if passkey is None:
+        raise PasskeyNotFound()
+    db.session.delete(passkey)
+    audit.record("passkey_deleted", user_id=login.user_id, commit=False, passkey=passkey_id)
+    db.session.commit()
+
+
+# --- signing in -----------------------------------------------------------------------
+
+
+def begin_authentication(*, purpose: Purpose, binding: str, user: User | None) -> str:
+    """Options for ``navigator.credentials.get()`` (JSON), user verification
+    required; the challenge is kept for ``binding``, once.
+
+    ``login``: no allowCredentials, the user picks a discoverable passkey.
+    ``mfa``: the passkeys of ``user``, who has signed in with a password.
+    """
+    allowed: list[bytes] = []
+    if purpose == "mfa":
+        assert user is not None
+        allowed = [p.credential_id for p in passkeys_of(user.id)]
+        if not allowed:
+            raise NoPasskey()
+    options = authentication_options(rp_id=idp().settings.rp_id, allow_credential_ids=allowed)
+    idp().store.put(
+        "passkey-challenge",
+        f"{purpose}:{binding}:{options.challenge.hex()}",
+        {"user_id": user.id if user else None},
+        ttl=CHALLENGE_TTL,
+    )
+    return options.json
+
+
+def check_not_throttled(ip: str) -> None:
+    per_ip = ip_failures()
+    if per_ip.blocked(ip):
+        raise TooManyAttempts(retry_after=per_ip.retry_after(ip))
+
+
+def finish_authentication(
+    *,
+    purpose: Purpose,
+    binding: str,
+    response: Any,
+    ip: str,
+    now: datetime,
+    client_id: str | None = None,
+) -> VerifiedPasskey:
+    """Verify a passkey's assertion for the challenge kept for ``binding``.
+
+    Rules, each with its own error and a ``passkey_refused`` audit event
+    (every refusal counts toward the per-IP limit of failed sign-ins):
+    - the challenge the response names was issued for ``binding`` and is
+      taken now, before anything else (GETDEL): a second use of the same
+      response, or a response for another browser's challenge, finds none;
+    - the credential is a registered passkey (not a device, not unknown);
+    - for ``mfa``, it belongs to the user who signed in with the password;
+    - the assertion verifies (idp.webauthn): our origin and RP ID, user
+      verification, the owner's user handle (required for a discoverable
+      login), the registered BE flag, the signature;
+    - the signature counter moved forward, or, with
+      ``webauthn_refuse_sign_count_regression = false``, the regression is
+      logged and audited and the stored counter kept;
+    - the account is active;
+    - the counter is stored with a conditional UPDATE, so two concurrent uses
+      of one counter cannot both succeed.
+    """
+    settings = idp().settings
+    check_not_throttled(ip)
+    try:
+        challenge: bytes | None = challenge_of(response)
+    except WebAuthnError:
+        challenge = None
+    state = (
+        idp().store.consume("passkey-challenge", f"{purpose}:{binding}:{challenge.hex()}")
+        if challenge
+        else None
+    )
+    expected_user_id = state.get("user_id") if state else None
+
+    def refuse(
+        error: PasskeyError, reason: str, *, user_id: int | None = None, **detail: Any
+    ) -> PasskeyError:
+        ip_failures().record_failure(ip)
+        audit.record(
+            "passkey_refused", user_id=user_id or expected_user_id, client_id=client_id,
+            step=purpose, reason=reason, **detail,
+        )  # fmt: skip
+        return error
+
+    if not isinstance(response, dict) or challenge is None:
+        raise refuse(InvalidPasskeyRequest(), "malformed")
+    if state is None:
+        raise refuse(PasskeyRequestExpired(), "no_challenge")
+    try:
+        credential_id = credential_id_of(response)
+    except WebAuthnError as exc:
+        raise refuse(InvalidPasskeyRequest(), exc.reason) from None
+    passkey = db.session.scalar(select(Passkey).where(Passkey.credential_id == credential_id))
+    if passkey is None:
+        raise refuse(UnknownPasskey(), "unknown_credential")
+    if purpose == "mfa" and passkey.user_id != expected_user_id:
+        raise refuse(
+            PasskeyOfAnotherAccount(), "wrong_user", passkey=passkey.id, owner=passkey.user_id
+        )
+    owner = passkey.user
+    old_count = passkey.sign_count
+    try:
+        verified = verify_assertion(
+            response=response,
+            expected_challenge=challenge,
+            expected_origin=settings.issuer,
+            rp_id=settings.rp_id,
+            credential_public_key=passkey.public_key,
+            current_sign_count=old_count,
+            refuse_sign_count_regression=settings.webauthn_refuse_sign_count_regression,
+            expected_credential_id=passkey.credential_id,
+            # WebAuthn §7.2 step 6: the credential's owner is the user signing in.
+            expected_user_handle=user_handle(owner),
+            require_user_handle=purpose == "login",
+            expected_backup_eligible=passkey.backup_eligible,
+        )
+    except WebAuthnError as exc:
+        if exc.reason == "sign_count_regressed":
+            _sign_count_regressed(passkey, accepted=False, client_id=client_id)
+        raise refuse(_client_error(exc), exc.reason, user_id=owner.id, passkey=passkey.id) from None
+    if verified.sign_count_regressed:
+        _sign_count_regressed(passkey, accepted=True, client_id=client_id)
+    if not owner.is_active:
+        audit.record("login_refused_locked", user_id=owner.id, channel="passkey")
+        raise AccountLocked()
+    method = passkey.method
+    # Never lower the stored counter; BS (backed up) may change at any use.
+    new_count = old_count if verified.sign_count_regressed else verified.new_sign_count
+    result = db.session.execute(
+        update(Passkey)
+        .where(Passkey.id == passkey.id, Passkey.sign_count == old_count)
+        .values(sign_count=new_count, backed_up=verified.backed_up, last_used_at=now)
+    )
+    db.session.commit()
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise refuse(PasskeyRequestExpired(), "concurrent_use", user_id=owner.id)
+    return VerifiedPasskey(
+        passkey_id=passkey.id,
+        user=owner,
+        method=method,
+        sign_count_regressed=verified.sign_count_regressed,
+    )
+
+
+def _sign_count_regressed(passkey: Passkey, *, accepted: bool, client_id: str | None) -> None:
+    # WebAuthn §6.1.1: the authenticator may have been cloned.
+    log.warning(
+        "passkey %s of user %s: signature counter did not increase (stored %d); "
+        "the authenticator may be cloned (%s)",
+        passkey.id, passkey.user_id, passkey.sign_count, "accepted" if accepted else "refused",
+    )  # fmt: skip
+    audit.record(
+        "passkey_sign_count_regressed", user_id=passkey.user_id, client_id=client_id,
+        passkey=passkey.id, stored=passkey.sign_count, accepted=accepted,
+    )  # fmt: skip
+
+
+def _client_error(exc: WebAuthnError) -> PasskeyError:
+    """What the browser is told; the reason itself goes to the audit log only."""
+    if exc.reason == "user_not_verified":
+        return PasskeyNotVerified()
+    if exc.reason == "malformed":
+        return InvalidPasskeyRequest()
+    return PasskeyError()

@@ -1,0 +1,271 @@
+"""Passkey endpoints: sign in with a passkey, confirm a sign-in with one, and
+add or remove passkeys on the account page.
+
+The ceremonies run in the browser (static/passkeys.js): it fetches options
+with a POST (CSRF token in the ``X-CSRFToken`` header), calls
+``navigator.credentials``, and posts the response back as
+``{"credential": ...}``. Answers are JSON: ``{"redirect": url}`` to follow,
+or ``{"error": code, "message": text}`` to show.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from .. import audit
+from ..approvals import service as approvals
+from ..auth import transactions
+from ..auth.amr import ACR_MFA, acr_for, amr_for
+from ..auth.models import LoginSession
+from ..auth.sessions import current_login_session, start_login_session
+from ..devices.service import active_devices
+from ..errors import IdpError, LoginTransactionExpired, render_error
+from ..extensions import utcnow
+from ..tokens import new_token
+from . import service
+from .service import InvalidPasskeyRequest
+
+bp = Blueprint("passkeys", __name__)
+
+# A random value in the signed session cookie that binds a sign-in challenge to
+# this browser when there is no login transaction (straight to the account page).
+BROWSER_BINDING_KEY = "passkey_binding"
+
+
+class LoginRequired(IdpError):
+    error = "login_required"
+    status = 401
+    message = _l("Please sign in first.")
+
+
+@bp.errorhandler(IdpError)
+def _error(exc: IdpError) -> Response:
+    """JSON for the script's requests, the error page for everything else."""
+    if request.is_json:
+        response = jsonify(error=exc.error, message=str(exc.message))
+        response.status_code = exc.status
+        response.headers["Cache-Control"] = "no-store"
+    else:
+        response = render_error(exc.error, exc.message, exc.status, exc.detail)
+    if exc.retry_after:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidPasskeyRequest(detail="a JSON object is expected")
+    return data
+
+
+def _options(options_json: str) -> Response:
+    response = Response(options_json, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _ip() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _follow(url: str) -> Response:
+    response = jsonify(redirect=url)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- sign in with a passkey (discoverable credential, no user name typed) --------------
+
+
+def _login_transaction() -> transactions.LoginTransaction | None:
+    tx_id = request.args.get("tx")
+    if not tx_id:
+        return None
+    tx = transactions.load(tx_id)
+    g.ui_locales = (tx.params.get("ui_locales") or "").split()
+    return tx
+
+
+def browser_binding(*, create: bool) -> str | None:
+    """This browser's random binding value (in its signed session cookie)."""
+    value = session.get(BROWSER_BINDING_KEY)
+    if not isinstance(value, str):
+        if not create:
+            return None
+        value = new_token(16)
+        session[BROWSER_BINDING_KEY] = value
+    return value
+
+
+def _login_binding(tx: transactions.LoginTransaction | None, *, create: bool) -> str:
+    """The challenge belongs to the login transaction (itself bound to this
+    browser), or without one to this browser's session."""
+    if tx is not None:
+        return f"tx:{tx.id}"
+    return f"browser:{browser_binding(create=create) or 'none'}"
+
+
+@bp.post("/login/passkey/options")
+def login_options() -> ResponseReturnValue:
+    tx = _login_transaction()
+    service.check_not_throttled(_ip())
+    binding = _login_binding(tx, create=True)
+    return _options(service.begin_authentication(purpose="login", binding=binding, user=None))
+
+
+@bp.post("/login/passkey")
+def login() -> ResponseReturnValue:
+    tx = _login_transaction()
+    body = _body()
+    verified = service.finish_authentication(
+        purpose="login",
+        binding=_login_binding(tx, create=False),
+        response=body.get("credential"),
+        ip=_ip(),
+        now=utcnow(),
+        client_id=tx.client_id if tx else None,
+    )
+    user = verified.user
+    # A passkey with user verification is two factors on its own (idp.auth.amr).
+    amr = amr_for([verified.method])
+    login_session = start_login_session(user, amr=amr, acr=acr_for(amr))
+    audit.record(
+        "passkey_login", user_id=user.id, client_id=tx.client_id if tx else None, amr=amr,
+        sid=login_session.id, passkey=verified.passkey_id, step="login",
+    )  # fmt: skip
+    if tx is None:
+        return _follow(url_for("account.home"))
+    if tx.approval_id:
+        # A push approval started earlier in this login is not needed any more.
+        approvals.cancel(tx.approval_id, reason="passkey")
+        tx.approval_id = None
+    # Both interactions are done: the policy asks for no push approval.
+    tx.done = [step for step in tx.done if step not in ("login", "mfa")] + ["login", "mfa"]
+    tx.user_id = user.id
+    tx.save()
+    return _follow(url_for("oidc.resume", tx=tx.id))
+
+
+# --- a passkey as the second factor after the password ----------------------------------
+
+
+def _second_factor() -> tuple[transactions.LoginTransaction, LoginSession]:
+    """The browser's transaction and its user, signed in with the password."""
+    tx = transactions.load(request.args.get("tx"))
+    login = current_login_session()
+    if login is None or tx.user_id is None or login.user_id != tx.user_id:
+        raise LoginTransactionExpired()
+    g.ui_locales = (tx.params.get("ui_locales") or "").split()
+    return tx, login
+
+
+def begin_second_factor(tx: transactions.LoginTransaction) -> ResponseReturnValue:
+    """Called by the authorization flow when the policy asks for MFA and the
+    user has passkeys but no device."""
+    tx.save()
+    return redirect(url_for("passkeys.confirm_page", tx=tx.id))
+
+
+@bp.get("/login/passkey/confirm")
+def confirm_page() -> ResponseReturnValue:
+    tx, login = _second_factor()
+    from ..oidc.server import query_client
+
+    client = query_client(tx.client_id)
+    if client is None or not service.has_passkeys(login.user_id):
+        raise LoginTransactionExpired()
+    return render_template(
+        "passkey_confirm.html",
+        tx=tx,
+        client=client,
+        has_devices=bool(active_devices(login.user_id)),
+    )
+
+
+@bp.post("/login/passkey/confirm/options")
+def confirm_options() -> ResponseReturnValue:
+    tx, login = _second_factor()
+    service.check_not_throttled(_ip())
+    return _options(service.begin_authentication(purpose="mfa", binding=tx.id, user=login.user))
+
+
+@bp.post("/login/passkey/confirm")
+def confirm() -> ResponseReturnValue:
+    tx, login = _second_factor()
+    body = _body()
+    verified = service.finish_authentication(
+        purpose="mfa",
+        binding=tx.id,
+        response=body.get("credential"),
+        ip=_ip(),
+        now=utcnow(),
+        client_id=tx.client_id,
+    )
+    if tx.approval_id:
+        # The push approval is not needed any more: no device may answer it.
+        approvals.cancel(tx.approval_id, reason="passkey")
+        tx.approval_id = None
+    first = ["password"] if "pwd" in login.amr else []
+    amr = amr_for([*first, verified.method])
+    new_login = start_login_session(verified.user, amr=amr, acr=ACR_MFA)
+    audit.record(
+        "passkey_login", user_id=verified.user.id, client_id=tx.client_id, amr=amr,
+        sid=new_login.id, passkey=verified.passkey_id, step="mfa",
+    )  # fmt: skip
+    tx.done = [step for step in tx.done if step != "mfa"] + ["mfa"]
+    tx.save()
+    return _follow(url_for("oidc.resume", tx=tx.id))
+
+
+# --- the account page: add and remove passkeys -----------------------------------------
+
+
+def _signed_in() -> LoginSession:
+    login = current_login_session()
+    if login is None:
+        raise LoginRequired()
+    return login
+
+
+@bp.post("/account/passkeys/options")
+def registration_options() -> ResponseReturnValue:
+    login = _signed_in()
+    name = service.check_name(_body().get("name"))
+    return _options(service.begin_registration(login, name=name, now=utcnow()))
+
+
+@bp.post("/account/passkeys")
+def register() -> ResponseReturnValue:
+    login = _signed_in()
+    passkey = service.finish_registration(
+        login, credential=_body().get("credential"), default_name=_("Passkey"), now=utcnow()
+    )
+    response = jsonify(passkey=service.describe(passkey), redirect=url_for("account.home"))
+    response.status_code = 201
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/account/passkeys/<passkey_id>/delete")
+def delete(passkey_id: str) -> ResponseReturnValue:
+    login = current_login_session()
+    if login is None:
+        return redirect(url_for("auth.login"))
+    service.delete(login, passkey_id[:32], now=utcnow())
+    return redirect(url_for("account.home"))
