@@ -243,6 +243,30 @@ class DeviceApi:
     def devices(self) -> list[dict[str, Any]]:
         return list(self._object(self._request("GET", "/devices"), "devices"))
 
+    # --- signed actions ----------------------------------------------------------------
+
+    def action_nonce(self, purpose: str) -> str:
+        """A single-use nonce to sign one action over (``action_challenge``)."""
+        answer = self._request(
+            "POST", "/actions/challenge", body={"purpose": purpose}, expect=(201,)
+        )
+        nonce = self._object(answer, "nonce")
+        if not isinstance(nonce, str):
+            raise ApiError(status=201, error="unexpected_response")
+        return nonce
+
+    def delete_device(
+        self, device_id: str, *, nonce: str, assertion: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Delete one of the account's devices (this one too) with a signed request."""
+        answer = self._request(
+            "POST",
+            f"/devices/{quote(device_id, safe='')}/delete",
+            body={"nonce": nonce, "assertion": dict(assertion)},
+        )
+        self._object(answer, "device")
+        return dict(answer)
+
     # --- approvals ---------------------------------------------------------------------
 
     def approvals(self) -> list[dict[str, Any]]:

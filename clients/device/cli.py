@@ -42,6 +42,8 @@ KINDS = ("iphone", "ipad", "android", "browser", "cli")
 PIN_ENV = "IDP_DEVICE_PIN"
 STORE_ENV = "IDP_DEVICE_STORE"
 LINK_SCHEME = "freigabe"
+# Ids are base64url and may begin with "-": taken as the argument, not as an option.
+ID_ARGUMENT = {"ignore_unknown_options": True}
 # Reconnecting to the event stream after a failure: from 1 s up to a minute.
 RECONNECT_DELAYS = (1, 2, 5, 10, 30, 60)
 
@@ -81,6 +83,8 @@ MESSAGES = {
         "The server does not recognise this device (unknown device token). Enrol it again."
     ),
     "device_revoked": "This device has been removed from your account.",
+    "device_not_found": "There is no such device on your account.",
+    "invalid_nonce": "The confirmation expired before it was sent. Please try again.",
     "invalid_request": "The server refused the request as invalid.",
     "temporarily_unavailable": "The service is temporarily unavailable. Try again in a moment.",
     "server_error": "The server had an internal error.",
@@ -645,7 +649,7 @@ def _report(status: str, approval: Mapping[str, Any], *, fraud: bool = False) ->
         say(f"Sign-in to {name} refused.")
 
 
-@main.command()
+@main.command(context_settings=ID_ARGUMENT)
 @click.argument("approval_id")
 @click.option("--code", help="The number shown in the browser.")
 @pass_state
@@ -660,7 +664,7 @@ def approve(state: State, approval_id: str, code: str | None) -> None:
     _report(status, approval)
 
 
-@main.command()
+@main.command(context_settings=ID_ARGUMENT)
 @click.argument("approval_id")
 @click.option("--fraud", is_flag=True, help="Report the sign-in as not made by you.")
 @pass_state
@@ -786,6 +790,55 @@ def devices(state: State, as_json: bool) -> None:
         ],
         ["  NAME", "KIND", "ENROLLED VIA", "CREATED", "LAST USED", "ID"],
     )
+
+
+@main.command(context_settings=ID_ARGUMENT)
+@click.argument("device_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def delete(state: State, device_id: str, yes: bool) -> None:
+    """Delete the device DEVICE_ID from your account (this one too: un-enrol).
+
+    The device is removed at once: its sign-in confirmations stop and its
+    token no longer works. Signed with this device's key (the PIN).
+    """
+    from idp.webauthn import action_challenge
+
+    device, pin = state.unlock()
+    api = device.api
+    found = api.devices()
+    target = next((d for d in found if d.get("id") == device_id), None)
+    if target is None:
+        raise ApiError(status=404, error="device_not_found")
+    this = bool(target.get("this_device"))
+    say(f"Delete {'this device' if this else 'the device'} {target.get('name')!r} ({device_id}).")
+    if len(found) == 1:
+        say(
+            "Warning: this is the last device of your account. Until you set up another "
+            "one, you cannot confirm sign-ins, and applications that require a "
+            "confirmation will refuse you."
+        )
+    if not yes:
+        answer = state.ask("Type 'yes' to delete it", allow_empty=True)
+        if answer.lower() not in ("yes", "y"):
+            fail("Nothing was deleted.")
+    nonce = api.action_nonce("delete_device")
+    challenge = action_challenge(
+        purpose="delete_device", payload={"device": device_id, "nonce": nonce}
+    )
+    key = CredentialKey.from_dict(device.data["credential"])
+    assertion = get_assertion(
+        key=key, rp_id=str(device.data["rp_id"]), origin=device.server, challenge=challenge
+    )
+    # The counter has moved: save it before the server sees it.
+    device.data["credential"] = key.to_dict()
+    KeyStore.save(state.store, pin, device.data)
+    api.delete_device(device_id, nonce=nonce, assertion=assertion)
+    if this:
+        KeyStore.wipe(state.store)
+        say(f"This device was deleted from your account; its key store {state.store} was wiped.")
+    else:
+        say(f"The device {target.get('name')!r} was deleted from your account.")
 
 
 @main.command()

@@ -118,6 +118,14 @@ class Approval:
     status: str = PENDING
     device_id: str | None = None
     device_amr: str | None = None
+    # The devices it was aimed at (the user's active devices when it was made):
+    # only these may answer it. None in records made before this member existed.
+    device_ids: list[str] | None = None
+
+    def aimed_at(self, device: Device) -> bool:
+        return device.user_id == self.user_id and (
+            self.device_ids is None or device.id in self.device_ids
+        )
 
     @property
     def context(self) -> dict[str, Any]:
@@ -248,10 +256,11 @@ def start(
         expires_at=int(now.timestamp()) + settings.approval_lifetime,
         code_digest=_code_digest(approval_id, code),
     )
+    devices = active_devices(user.id)
+    approval.device_ids = [d.id for d in devices]
     save(approval)
     store.put("approval-open", approval.id, 1, ttl=settings.approval_lifetime)
     store.index_add("approvals-user", str(user.id), approval.id, ttl=settings.approval_lifetime)
-    devices = active_devices(user.id)
     audit.record(
         "approval_requested", user_id=user.id, client_id=client_id, approval=approval.id,
         devices=len(devices),
@@ -275,21 +284,47 @@ def cancel(approval_id: str, *, reason: str) -> None:
                      reason=reason)  # fmt: skip
 
 
-def pending_for(user_id: int, now: datetime) -> list[Approval]:
+def pending_for(user_id: int, now: datetime, *, device: Device | None = None) -> list[Approval]:
+    """The user's pending approvals, newest first; with ``device``, only those
+    aimed at it."""
     ids = idp().store.redis.smembers(idp().store.key("approvals-user", str(user_id)))
     found = []
     for raw in ids:
         approval = load(raw.decode() if isinstance(raw, bytes) else raw)
-        if approval and approval.status == PENDING and not approval.expired(now):
+        if approval is None or approval.status != PENDING or approval.expired(now):
+            continue
+        if device is None or approval.aimed_at(device):
             found.append(approval)
     return sorted(found, key=lambda a: a.created_at, reverse=True)
 
 
 def for_device(approval_id: str, device: Device, now: datetime) -> Approval:
     approval = load(approval_id)
-    if approval is None or approval.user_id != device.user_id:
+    # Another user's approval, or one aimed at other devices (this one was
+    # enrolled after it was made): not confirmed to exist.
+    if approval is None or not approval.aimed_at(device):
         raise ApprovalNotFound()
     return approval
+
+
+def cancel_unanswerable(user_id: int, *, now: datetime, reason: str) -> list[str]:
+    """Cancel the user's pending approvals that no active device can answer
+    any more (every device they were aimed at is revoked); their waiting
+    browsers are woken as by an answer. The ids cancelled."""
+    active = {d.id for d in active_devices(user_id)}
+    cancelled = []
+    for approval in pending_for(user_id, now):
+        aimed = set(approval.device_ids) if approval.device_ids is not None else active
+        if not aimed & active:
+            cancel(approval.id, reason=reason)
+            cancelled.append(approval.id)
+    return cancelled
+
+
+def on_device_revoked(sender: object, *, device: Device, now: datetime, **extra: Any) -> None:
+    """Receiver of ``idp.devices.service.device_revoked`` (connected in create_app):
+    DESIGN §4, approvals aimed at a deleted device are cancelled."""
+    cancel_unanswerable(device.user_id, now=now, reason="device_deleted")
 
 
 def answer(

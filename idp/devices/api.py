@@ -116,6 +116,34 @@ def devices() -> ResponseReturnValue:
     )
 
 
+@bp.post("/actions/challenge")
+def action_nonce() -> ResponseReturnValue:
+    """A single-use nonce for one signed action (docs/device-api.md "Actions")."""
+    device = _device()
+    issued = service.new_action_nonce(device=device, purpose=_body().get("purpose"))
+    return jsonify(nonce=issued.nonce, purpose=issued.purpose, expires_in=issued.expires_in), 201
+
+
+@bp.post("/devices/<device_id>/delete")
+def delete_device(device_id: str) -> ResponseReturnValue:
+    # POST, not DELETE: the request carries a body (nonce and assertion), and
+    # a body on DELETE has no defined meaning (RFC 9110 §9.3.5).
+    device = _device()
+    data = _body()
+    deleted = service.delete_device(
+        actor=device,
+        target_id=device_id,
+        nonce=data.get("nonce"),
+        assertion=data.get("assertion"),
+        now=utcnow(),
+    )
+    return jsonify(
+        status="deleted",
+        device=service.describe(deleted.device, current=device),
+        remaining_devices=deleted.remaining,
+    )
+
+
 @bp.put("/push-subscription")
 def put_subscription() -> ResponseReturnValue:
     device = _device()
@@ -139,7 +167,8 @@ def delete_subscription() -> ResponseReturnValue:
 def list_approvals() -> ResponseReturnValue:
     device = _device()
     now = utcnow()
-    return jsonify(approvals=[a.public(now) for a in approvals.pending_for(device.user_id, now)])
+    pending = approvals.pending_for(device.user_id, now, device=device)
+    return jsonify(approvals=[a.public(now) for a in pending])
 
 
 @bp.get("/approvals/<approval_id>")
@@ -177,7 +206,7 @@ def events() -> ResponseReturnValue:
         with idp().store.fanout.listen(channel) as waiter:
             # Pending ones first (a device that just connected), then new ones.
             seen: set[str] = set()
-            for approval in reversed(approvals.pending_for(user_id, utcnow())):
+            for approval in reversed(approvals.pending_for(user_id, utcnow(), device=device)):
                 seen.add(approval.id)
                 yield f"event: approval\ndata: {json.dumps({'id': approval.id})}\n\n"
             deadline = time.monotonic() + EVENT_STREAM_SECONDS
@@ -185,7 +214,7 @@ def events() -> ResponseReturnValue:
                 if not waiter.wait(min(15.0, remaining)):
                     yield ": keep-alive\n\n"
                     continue
-                for approval in approvals.pending_for(user_id, utcnow()):
+                for approval in approvals.pending_for(user_id, utcnow(), device=device):
                     if approval.id not in seen:
                         seen.add(approval.id)
                         yield f"event: approval\ndata: {json.dumps({'id': approval.id})}\n\n"
