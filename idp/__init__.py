@@ -109,13 +109,33 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(account_views.bp)
 
+    from .passkeys import views as passkey_views
+
+    app.register_blueprint(passkey_views.bp)
+
     from .approvals import delivery
+    from .approvals import service as approval_service
     from .approvals import views as approval_views
+    from .deviceapp import views as device_app_views
     from .devices import api as device_api
+    from .devices import service as device_service
 
     delivery.init_app(app)
+    # A deleted device's approvals are cancelled (blinker keeps one connection
+    # per receiver, however many apps are created).
+    device_service.device_revoked.connect(approval_service.on_device_revoked)
     app.register_blueprint(approval_views.bp)
     app.register_blueprint(device_api.bp)
+    app.register_blueprint(device_app_views.bp)
+
+    from .restore import api as restore_api
+    from .restore import notices as restore_notices
+    from .restore import service as restore_service
+
+    restore_notices.init_app(app)
+    # Code 1 shown on a device that is removed (deleted, or refused) is void.
+    device_service.device_revoked.connect(restore_service.on_device_revoked)
+    app.register_blueprint(restore_api.bp)
 
     from . import cli
 

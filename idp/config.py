@@ -81,6 +81,32 @@ class Settings(BaseSettings):
     fraud_block_duration: int = Field(default=3600, ge=60)
     fraud_report_email: bool = True
 
+    # --- passkeys
+    # WebAuthn attestation conveyance asked for when a passkey is registered
+    # (WebAuthn §5.4.7). "none": no attestation, fewer prompts, and every
+    # passkey counts as a software key (amr "swk"); "indirect" / "direct": the
+    # attestation statement is verified and kept as the passkey's format.
+    passkey_attestation: Literal["none", "indirect", "direct"] = "none"
+    # WebAuthn §7.2 step 21: a signature counter that did not increase hints at
+    # a cloned authenticator. For passkeys: always logged and audited, and
+    # refused when true (false: accepted, the stored counter is not lowered).
+    # Device approvals always refuse it.
+    webauthn_refuse_sign_count_regression: bool = True
+
+    # --- restoration (idp.restore): the ID on another device
+    # Code 2 (e-mailed during a restoration) and the restoration itself must be
+    # used within this; also the lifetime of the e-mail confirmation code.
+    restore_code_lifetime: int = Field(default=600, ge=60, le=3600)
+    # Failed restoration attempts (unknown login ID, wrong code 1 or code 2)
+    # per login ID and per IP address before further attempts are refused
+    # until the window ends; a successful restoration clears the login ID's.
+    restore_failures_per_login: int = Field(default=5, ge=1)
+    restore_failures_per_ip: int = Field(default=20, ge=1)
+    restore_failure_window: int = Field(default=3600, ge=1)
+    # Seconds a restored device waits before it can be used, during which any
+    # of the user's other devices can refuse it. 0: usable at once.
+    restore_veto_window: int = Field(default=0, ge=0, le=30 * 86400)
+
     # --- push and notifications
     # VAPID "sub" (RFC 8292 §2.1): how a push service reaches the operator. An
     # e-mail address, a mailto: or an https: URL. Empty: mailto:admin@<issuer host>.

@@ -45,12 +45,19 @@ class Device(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Restored while a veto window is configured (idp.restore): the device
+    # exists but cannot be used until then, and the user's other devices may
+    # refuse it meanwhile. None: usable from the start.
+    pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship(lazy="joined")
 
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def is_pending(self, now: datetime) -> bool:
+        return self.pending_until is not None and now < self.pending_until
 
     @property
     def amr(self) -> str:

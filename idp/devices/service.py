@@ -5,6 +5,11 @@ confirmation code by SMS or e-mail) or path B (a binding code from the account
 page of a fully authenticated session). Either way it ends with "register
 key": a WebAuthn registration with user verification, verified by
 ``idp.webauthn``, and a device API token shown once and stored as a digest.
+
+Actions other than answering an approval (deleting a device, later activating
+restoration) are signed over ``action_challenge(purpose, payload)`` whose
+payload carries a single-use nonce the device fetched first
+(``new_action_nonce``), so an action's assertion can never be replayed.
 """
 
 from __future__ import annotations
@@ -14,21 +19,47 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from blinker import Namespace
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from .. import audit, idp
 from ..accounts.models import User
 from ..errors import IdpError
-from ..extensions import db
+from ..extensions import db, utcnow
 from ..store.ratelimit import FailureCounter, Limit
 from ..tokens import new_token
-from ..webauthn import registration_options, verify_registration
+from ..webauthn import (
+    WebAuthnError,
+    action_challenge,
+    registration_options,
+    verify_assertion,
+    verify_registration,
+)
 from .models import DEVICE_KINDS, Device, EnrolledVia
 
 ENROLMENT_CODE_TRIES = 5
 BINDING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 BINDING_LENGTH = 12  # 12 x 5 bits = 60 bits
+
+# Signed device actions (docs/device-api.md "Actions"): the purposes a nonce
+# may be asked for, and how long it waits for the device's assertion (the
+# user unlocks with biometrics or a PIN meanwhile).
+ACTION_PURPOSES = (
+    "delete_device",
+    # idp.restore: activate restoration, regenerate code 1, refuse a restored device.
+    "activate_restoration",
+    "regenerate_restoration_code",
+    "refuse_device",
+)
+ACTION_NONCE_LIFETIME = 300
+
+_signals = Namespace()
+# Sent (sender: the app) after a device was revoked and committed, with
+# ``device`` and ``now``. Receivers (approvals, restore) are connected in
+# create_app: devices must not import the packages that depend on them.
+device_revoked = _signals.signal("device-revoked")
 
 
 class DeviceError(IdpError):
@@ -40,6 +71,15 @@ class DeviceRevoked(DeviceError):
     error = "device_revoked"
     status = 401
     message = _l("This device has been removed from your account.")
+
+
+class DevicePending(DeviceError):
+    # Restored within a veto window (idp.restore): usable once it has passed.
+    error = "device_pending"
+    status = 403
+    message = _l(
+        "This device can be used once the waiting period after the restoration has passed."
+    )
 
 
 class InvalidDeviceToken(DeviceError):
@@ -75,6 +115,19 @@ class InvalidDeviceRequest(DeviceError):
     message = _l("The request is not valid.")
 
 
+class DeviceNotFound(DeviceError):
+    # Also for another user's device: device ids are not confirmed to strangers.
+    error = "device_not_found"
+    status = 404
+    message = _l("There is no such device on your account.")
+
+
+class InvalidActionNonce(DeviceError):
+    # Unknown, used, expired, or issued to another device or for another action.
+    error = "invalid_nonce"
+    message = _l("This confirmation has expired or was already used. Please try again.")
+
+
 @dataclass
 class Enrolment:
     id: str
@@ -105,6 +158,26 @@ class EnrolledDevice:
     token: str
 
 
+@dataclass(frozen=True)
+class ActionNonce:
+    nonce: str
+    purpose: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class DeletedDevice:
+    """A device deleted (revoked) by ``actor``, one of the same user's devices."""
+
+    device: Device
+    actor: Device
+    # The actor deleted itself (un-enrolled).
+    deleted_itself: bool
+    # Active devices the user has left.
+    remaining: int
+    sign_count_regressed: bool
+
+
 def check_device_fields(name: Any, kind: Any) -> tuple[str, str]:
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
         raise InvalidDeviceRequest(detail="device_name: 1 to 100 characters")
@@ -125,6 +198,9 @@ def _start(user: User, *, via: str, device_name: str, kind: str) -> tuple[Enrolm
         user_name=user.username or user.access_number,
         user_display_name=user.name or user.email or user.access_number,
         exclude_credential_ids=list(existing),
+        # A browser's device key is not a passkey: asked to keep it out of the
+        # login page's passkey list (synced passkey providers may not listen).
+        resident_key="discouraged" if kind == "browser" else "preferred",
     )
     enrolment = Enrolment(
         id=new_token(16),
@@ -288,6 +364,10 @@ def device_for_token(token: str | None) -> Device:
         raise InvalidDeviceToken()
     if not device.is_active or not device.user.is_active:
         raise DeviceRevoked()
+    now = utcnow()
+    if device.is_pending(now):
+        assert device.pending_until is not None
+        raise DevicePending(retry_after=max(1, int((device.pending_until - now).total_seconds())))
     return device
 
 
@@ -311,6 +391,113 @@ def record_use(device: Device, *, old_sign_count: int, new_sign_count: int, now:
     )
     db.session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def new_action_nonce(*, device: Device, purpose: Any) -> ActionNonce:
+    """A single-use nonce for one signed action of ``device`` (TTL'd in Redis)."""
+    if purpose not in ACTION_PURPOSES:
+        raise InvalidDeviceRequest(detail=f"purpose: one of {', '.join(ACTION_PURPOSES)}")
+    nonce = new_token(24)
+    idp().store.put(
+        "action-nonce",
+        nonce,
+        {"device": device.id, "purpose": purpose},
+        ttl=ACTION_NONCE_LIFETIME,
+    )
+    return ActionNonce(nonce=nonce, purpose=str(purpose), expires_in=ACTION_NONCE_LIFETIME)
+
+
+def _take_action_nonce(nonce: Any, *, device: Device, purpose: str) -> str:
+    """Consume ``nonce`` (GETDEL: whatever follows, it is spent) and check that
+    it was issued to ``device`` for ``purpose``."""
+    if not isinstance(nonce, str) or not nonce or len(nonce) > 64:
+        raise InvalidActionNonce()
+    data = idp().store.consume("action-nonce", nonce)
+    if not isinstance(data, dict) or data.get("device") != device.id:
+        raise InvalidActionNonce()
+    if data.get("purpose") != purpose:
+        raise InvalidActionNonce()
+    return nonce
+
+
+def delete_device(
+    *, actor: Device, target_id: Any, nonce: Any, assertion: Any, now: datetime
+) -> DeletedDevice:
+    """Delete (revoke) one of the user's devices, on the word of another one
+    or of itself (DESIGN §4).
+
+    Rules, each with its own error:
+    - the nonce is one this actor fetched for "delete_device", unused and
+      unexpired; it is consumed before anything is verified, so an assertion
+      over it can be sent once only (else ``invalid_nonce``);
+    - the target is an active device of the actor's user (else
+      ``device_not_found``, also for another user's device);
+    - the assertion is the actor's credential's, with user verification, over
+      ``action_challenge(purpose="delete_device", payload={"device": target,
+      "nonce": nonce})``, and its signature counter moves forward (else
+      ``webauthn_failed``);
+    - only one deletion takes the device (conditional UPDATE).
+
+    The device is revoked at once: its token answers ``device_revoked`` from
+    now on, its push subscription is dropped, and ``device_revoked`` is sent,
+    on which approvals no active device can answer any more are cancelled.
+    """
+    settings = idp().settings
+    if not isinstance(target_id, str) or not target_id or len(target_id) > 64:
+        raise DeviceNotFound()
+    nonce = _take_action_nonce(nonce, device=actor, purpose="delete_device")
+    target = db.session.get(Device, target_id)
+    if target is None or target.user_id != actor.user_id or not target.is_active:
+        raise DeviceNotFound()
+
+    challenge = action_challenge(
+        purpose="delete_device", payload={"device": target.id, "nonce": nonce}
+    )
+    old_count = actor.sign_count
+    verified = verify_assertion(
+        response=assertion,
+        expected_challenge=challenge,
+        expected_origin=settings.issuer,
+        rp_id=settings.rp_id,
+        credential_public_key=actor.public_key,
+        current_sign_count=old_count,
+        expected_credential_id=actor.credential_id,
+        expected_user_handle=actor.user.sub.encode(),
+    )
+    if not record_use(
+        actor, old_sign_count=old_count, new_sign_count=verified.new_sign_count, now=now
+    ):
+        # Another assertion with the same counter was accepted meanwhile.
+        raise WebAuthnError(reason="sign_count_regressed", explanation="counter used concurrently")
+
+    revoked = db.session.execute(
+        update(Device)
+        .where(Device.id == target.id, Device.revoked_at.is_(None))
+        .values(revoked_at=now, push_subscription=None)
+    )
+    if not revoked.rowcount:  # type: ignore[attr-defined]
+        db.session.rollback()
+        raise DeviceNotFound()  # deleted by a concurrent request
+    audit.record(
+        "device_deleted",
+        user_id=actor.user_id,
+        commit=False,
+        actor=f"device:{actor.id}",
+        device=target.id,
+        kind=target.kind,
+        actor_device=actor.id,
+    )
+    db.session.commit()
+    db.session.refresh(target)
+    remaining = len(active_devices(actor.user_id))
+    device_revoked.send(current_app._get_current_object(), device=target, now=now)  # type: ignore[attr-defined]
+    return DeletedDevice(
+        device=target,
+        actor=actor,
+        deleted_itself=target.id == actor.id,
+        remaining=remaining,
+        sign_count_regressed=verified.sign_count_regressed,
+    )
 
 
 def set_push_subscription(device: Device, subscription: dict[str, Any] | None) -> None:

@@ -80,3 +80,13 @@ def test_example_config_documents_every_setting_and_loads(monkeypatch: pytest.Mo
     settings = load_settings()
     assert settings.issuer == "http://localhost:5000"
     assert settings.languages == ("en", "de")
+
+
+def test_passkey_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IDP_CONFIG", raising=False)
+    settings = load_settings()
+    assert settings.passkey_attestation == "none"
+    assert settings.webauthn_refuse_sign_count_regression is True
+    assert load_settings({"passkey_attestation": "direct"}).passkey_attestation == "direct"
+    with pytest.raises(ConfigError, match="passkey_attestation"):
+        load_settings({"passkey_attestation": "enterprise"})

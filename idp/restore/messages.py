@@ -1,0 +1,121 @@
+"""E-mails about restoration, in the user's language."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+
+from .. import idp
+from ..accounts.models import User
+from ..devices.messages import user_locale
+from ..devices.models import Device
+
+
+def _send(to: str, subject: str, text: str) -> None:
+    from ..notify import compose
+
+    idp().mailer.send(compose(to, subject, text))
+
+
+def _minutes() -> int:
+    return max(1, idp().settings.restore_code_lifetime // 60)
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _login_id(user: User) -> str:
+    return user.username or user.access_number
+
+
+def send_activation_code(user: User, email: str, code: str) -> None:
+    """The code that confirms the address restoration codes will be sent to."""
+    with force_locale(user_locale(user)):
+        subject = _("Confirm your e-mail address for restoring your Freigabe ID")
+        text = _(
+            "Your code to confirm this e-mail address: %(code)s. It is valid for "
+            "%(minutes)s minutes.\n\n"
+            "You are activating restoration for your Freigabe ID %(login_id)s. When you "
+            "restore your ID on another device later, the second restoration code will be "
+            "sent to this address.\n\n"
+            "If you did not ask for this, ignore this message.",
+            code=code,
+            minutes=_minutes(),
+            login_id=_login_id(user),
+        )
+        _send(email, subject, text)
+
+
+def send_restore_code(user: User, code: str, *, device_name: str, ip: str) -> None:
+    """Restoration code 2, to the confirmed address."""
+    assert user.email is not None
+    with force_locale(user_locale(user)):
+        subject = _("Your second restoration code for your Freigabe ID")
+        text = _(
+            "Your second restoration code: %(code)s. It is valid for %(minutes)s minutes.\n\n"
+            'Your Freigabe ID %(login_id)s is being restored on a new device, "%(device)s" '
+            "(IP address %(ip)s). Enter this code on that device to finish.\n\n"
+            "If this is not you, do not give this code to anyone: without it your ID "
+            "cannot be restored. Someone knows your first restoration code, though: open "
+            "the Freigabe app on your device and create a new restoration code in the "
+            "restoration settings.",
+            code=code,
+            minutes=_minutes(),
+            login_id=_login_id(user),
+            device=device_name,
+            ip=ip,
+        )
+        _send(user.email, subject, text)
+
+
+def send_device_restored(
+    user: User, device: Device, *, ip: str, pending_until: datetime | None
+) -> None:
+    """The notice naming the new device, with the way to remove it."""
+    if not user.email:
+        return
+    account_url = idp().settings.issuer + "/account"
+    with force_locale(user_locale(user)):
+        subject = _("A new device was added to your Freigabe ID")
+        text = _(
+            'Your Freigabe ID %(login_id)s was restored on a new device, "%(device)s", on '
+            "%(time)s (UTC) from the IP address %(ip)s. Your ID now works on this device "
+            "too, and it was shown a new first restoration code; the old one is no longer "
+            "valid.\n\n"
+            "If this was you, there is nothing to do.\n\n"
+            "If this was not you, remove the device now: in the Freigabe app on one of your "
+            "other devices under Devices, or on your account page: %(account_url)s",
+            login_id=_login_id(user),
+            device=device.name,
+            time=_when(device.created_at),
+            ip=ip,
+            account_url=account_url,
+        )
+        if pending_until is not None:
+            text += "\n\n" + _(
+                "The new device can be used from %(time)s (UTC). Until then you can also "
+                "refuse it in the Freigabe app on one of your other devices.",
+                time=_when(pending_until),
+            )
+        _send(user.email, subject, text)
+
+
+def send_code_revoked(user: User, device: Device) -> None:
+    """Code 1 is void because the device that was shown it was removed."""
+    if not user.email:
+        return
+    with force_locale(user_locale(user)):
+        subject = _("Your restoration code is no longer valid")
+        text = _(
+            'The device "%(device)s" was removed from your Freigabe ID %(login_id)s. It was '
+            "the device that showed your current first restoration code, so that code is no "
+            "longer valid.\n\n"
+            "To be able to restore your ID again, open the Freigabe app on one of your "
+            "devices and activate restoration in the restoration settings.",
+            device=device.name,
+            login_id=_login_id(user),
+        )
+        _send(user.email, subject, text)

@@ -1,0 +1,844 @@
+"""Restoration: the ID on another device (DESIGN §5).
+
+Activation, from an enrolled device with a signed action (a fresh WebAuthn
+assertion with user verification over ``action_challenge`` and a single-use
+nonce from ``POST /device/v1/actions/challenge``): the account's e-mail
+address is confirmed with a code unless it is already verified (an account
+without one gives one), then restoration code 1 is shown once and kept as a
+keyed digest. Regenerating replaces it the same way.
+
+Restoring, on a new device without a token: login ID + code 1 (step 1) →
+code 2 by e-mail and a notice to every device → code 2 (step 2) → WebAuthn
+creation options (the device enrolment of ``idp.devices``, enrolled via
+"restoration") → the registration (step 3) → the device and its token, code 1
+rotated and the new one shown on the new device, notices to every other
+device and to the e-mail address. Optionally (``restore_veto_window``) the
+new device stays pending for a while and any other device can refuse it.
+
+Every failure of steps 1-3 is the same ``restore_failed`` (the reason is in
+the audit event only), failures are counted per login ID and per IP address,
+and code 2 is bound to its attempt, single use, with few tries.
+
+Redis keys (all with TTLs):
+  restore:<id>             an attempt waiting for code 2
+  restore-verified:<id>    code 2 was right; waiting for the registration
+  restore-activation:<id>  an activation waiting for the e-mail code
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+
+from .. import audit, idp
+from ..accounts.models import User
+from ..accounts.service import find_user, normalise_identifier
+from ..audit import AuditEvent
+from ..devices import service as devices
+from ..devices.models import Device, EnrolledVia
+from ..devices.service import (
+    DeviceNotFound,
+    TooManyCodeAttempts,
+    WrongCode,
+    active_devices,
+    mask_destination,
+    record_use,
+)
+from ..errors import IdpError
+from ..extensions import db
+from ..notify import DeliveryError
+from ..store.ratelimit import FailureCounter, Limit
+from ..tokens import new_token
+from ..webauthn import WebAuthnError, action_challenge, verify_assertion
+from . import notices
+from .models import RestorationSetup
+
+log = logging.getLogger(__name__)
+
+# Code 1: 16 symbols of 32 (no 0/O, 1/I) = 80 random bits, shown "XXXX-XXXX-XXXX-XXXX".
+CODE1_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+CODE1_LENGTH = 16
+# Code 2 (e-mailed during a restoration) and the e-mail confirmation code.
+CODE2_DIGITS = 8
+EMAIL_CODE_DIGITS = 6
+# Wrong codes 2 per attempt before the attempt is void (they also count per
+# login ID and per IP address); wrong e-mail confirmation codes per activation.
+CODE2_TRIES = 3
+EMAIL_CODE_TRIES = 5
+# "Back up your identity" is asked at this login confirmed on a device.
+BACKUP_PROMPT_AT_LOGIN = 6
+# Compared against when there is no code 1 to compare with, so that an
+# unknown ID takes the same path as a wrong code.
+_NO_DIGEST = "0" * 64
+_MAX_EMAIL = 254
+
+
+class RestoreError(IdpError):
+    error = "restore_error"
+    status = 400
+
+
+class RestoreFailed(RestoreError):
+    # The same for an unknown login ID, restoration not active, a wrong code 1
+    # or code 2, and an unknown, expired or used attempt: nothing tells which.
+    error = "restore_failed"
+    message = _l(
+        "The identity could not be restored. Check the login ID and the restoration "
+        "codes, or start again."
+    )
+
+
+class TooManyRestoreAttempts(RestoreError):
+    error = "too_many_attempts"
+    status = 429
+    message = _l("Too many failed attempts. Please wait before trying again.")
+
+
+class InvalidRestoreRequest(RestoreError):
+    error = "invalid_request"
+    message = _l("The request is not valid.")
+
+
+class RestorationNotActive(RestoreError):
+    error = "restoration_not_active"
+    status = 409
+    message = _l("Restoration is not active for this ID. Please activate it first.")
+
+
+class RestorationAlreadyActive(RestoreError):
+    error = "restoration_already_active"
+    status = 409
+    message = _l("Restoration is already active for this ID.")
+
+
+class EmailRequired(RestoreError):
+    error = "email_required"
+    message = _l(
+        "Please enter an e-mail address. The second restoration code will be sent to it "
+        "when you restore your ID."
+    )
+
+
+class EmailMismatch(RestoreError):
+    error = "email_mismatch"
+    message = _l("Your account already has an e-mail address; restoration codes are sent to it.")
+
+
+class InvalidActivation(RestoreError):
+    error = "invalid_activation"
+    status = 404
+    message = _l("This activation has expired. Please start again.")
+
+
+class DeviceNotPending(RestoreError):
+    error = "device_not_pending"
+    status = 409
+    message = _l("This device can no longer be refused. Remove it from your devices instead.")
+
+
+@dataclass
+class Attempt:
+    """A restoration between step 1 and step 3 (in Redis)."""
+
+    id: str
+    user_id: int
+    login_key: str  # the per-login-ID failure counter's subject
+    device_name: str
+    kind: str
+    ip: str
+    code1_digest: str  # code 1 as it was: a code 1 replaced meanwhile voids the attempt
+    code2_digest: str | None = None
+    enrolment_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RestorationStatus:
+    active: bool
+    email_masked: str | None
+    email_confirmed: bool
+    activated_at: datetime | None
+    rotated_at: datetime | None
+    prompt_backup: bool
+    pending_devices: list[Device]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """Either done (``code``: code 1, shown once) or waiting for the e-mail code."""
+
+    email_masked: str
+    code: str | None = None
+    activation_id: str | None = None
+    expires_in: int | None = None
+
+
+@dataclass(frozen=True)
+class StartedRestore:
+    id: str
+    email_masked: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class VerifiedRestore:
+    id: str
+    options_json: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class RestoredDevice:
+    device: Device
+    token: str
+    code: str  # the new code 1, shown once on the new device
+    pending_until: datetime | None
+
+
+@dataclass(frozen=True)
+class RefusedDevice:
+    device: Device
+    actor: Device
+    restoration_active: bool
+
+
+# --- codes ---------------------------------------------------------------------------
+
+
+def new_code1() -> str:
+    code = "".join(secrets.choice(CODE1_ALPHABET) for _ in range(CODE1_LENGTH))
+    return "-".join(code[i : i + 4] for i in range(0, CODE1_LENGTH, 4))
+
+
+def normalise_code1(text: str) -> str:
+    """What the user typed, without grouping, spaces and case."""
+    return "".join(c for c in text.upper() if c.isalnum())
+
+
+def _code1_digest(user_id: int, code: str) -> str:
+    return idp().digester.digest(normalise_code1(code), purpose=f"restoration-code:{user_id}")
+
+
+def _digits(text: Any, length: int) -> str | None:
+    if not isinstance(text, str) or len(text) > 32:
+        return None
+    digits = "".join(c for c in text if not c.isspace() and c != "-")
+    return digits if len(digits) == length and digits.isascii() and digits.isdigit() else None
+
+
+def _new_digits(length: int) -> str:
+    return f"{secrets.randbelow(10**length):0{length}d}"
+
+
+def _issue_code1(setup: RestorationSetup, device: Device, now: datetime) -> str:
+    """A new code 1 for the setup (the old one is void once committed)."""
+    code = new_code1()
+    setup.code_digest = _code1_digest(setup.user_id, code)
+    setup.code_device_id = device.id
+    setup.rotated_at = now
+    return code
+
+
+def _masked(email: str) -> str:
+    return mask_destination(email, "email")
+
+
+def _valid_id(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 64
+
+
+# --- status and the "Back up your identity" prompt -------------------------------------
+
+
+def _setup(user_id: int, *, create: bool = False) -> RestorationSetup | None:
+    setup: RestorationSetup | None = db.session.get(RestorationSetup, user_id)
+    if setup is None and create:
+        setup = RestorationSetup(user_id=user_id)
+        db.session.add(setup)
+    return setup
+
+
+def confirmed_logins(user_id: int) -> int:
+    """Logins the user confirmed on a device (approvals approved), from the
+    audit log: nothing else has to count them."""
+    count = db.session.scalar(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.user_id == user_id, AuditEvent.type == "approval_approved")
+    )
+    return int(count or 0)
+
+
+def status(device: Device, now: datetime) -> RestorationStatus:
+    user = device.user
+    setup = _setup(user.id)
+    active = setup is not None and setup.is_active
+    dismissed = setup is not None and setup.prompt_dismissed_at is not None
+    prompt = not active and not dismissed and confirmed_logins(user.id) >= BACKUP_PROMPT_AT_LOGIN
+    return RestorationStatus(
+        active=active,
+        email_masked=_masked(user.email) if user.email else None,
+        email_confirmed=bool(user.email and user.email_verified),
+        activated_at=setup.activated_at if setup and active else None,
+        rotated_at=setup.rotated_at if setup and active else None,
+        prompt_backup=prompt,
+        pending_devices=[d for d in active_devices(user.id) if d.is_pending(now)],
+    )
+
+
+def dismiss_prompt(device: Device, now: datetime) -> None:
+    """ "Not now": remembered for good; activation stays possible."""
+    setup = _setup(device.user_id, create=True)
+    assert setup is not None
+    if setup.prompt_dismissed_at is None:
+        setup.prompt_dismissed_at = now
+        audit.record("restoration_prompt_dismissed", user_id=device.user_id, commit=False,
+                     device=device.id)  # fmt: skip
+    db.session.commit()
+
+
+# --- signed actions of an enrolled device ------------------------------------------
+
+
+def _verify_action(
+    device: Device, *, purpose: str, payload: dict[str, Any], assertion: Any, now: datetime
+) -> None:
+    """The device's own credential, with user verification, signed exactly this
+    action; its signature counter moves forward (as for approvals)."""
+    settings = idp().settings
+    old_count = device.sign_count
+    verified = verify_assertion(
+        response=assertion,
+        expected_challenge=action_challenge(purpose=purpose, payload=payload),
+        expected_origin=settings.issuer,
+        rp_id=settings.rp_id,
+        credential_public_key=device.public_key,
+        current_sign_count=old_count,
+        expected_credential_id=device.credential_id,
+        expected_user_handle=device.user.sub.encode(),
+    )
+    if not record_use(
+        device, old_sign_count=old_count, new_sign_count=verified.new_sign_count, now=now
+    ):
+        raise WebAuthnError(reason="sign_count_regressed", explanation="counter used concurrently")
+
+
+def _check_email(email: Any) -> str | None:
+    if email is None or email == "":
+        return None
+    if not isinstance(email, str):
+        raise InvalidRestoreRequest(detail="email")
+    value = email.strip()
+    local, _, domain = value.partition("@")
+    if (
+        len(value) > _MAX_EMAIL
+        or not local
+        or "." not in domain.strip(".")
+        or "@" in domain
+        or any(c.isspace() or c in "<>,;\"'" for c in value)
+    ):
+        raise InvalidRestoreRequest(_l("This e-mail address is not valid."), detail="email")
+    return value
+
+
+def activate(
+    *, device: Device, nonce: Any, assertion: Any, email: Any, now: datetime
+) -> Activation:
+    """Activate restoration from an enrolled device.
+
+    - the nonce is one this device fetched for "activate_restoration" (used up
+      whatever follows);
+    - the assertion is this device's, with user verification, over
+      ``action_challenge(purpose="activate_restoration", payload={"nonce":
+      nonce, "email": email as sent, or ""})``;
+    - restoration is not active yet;
+    - an account with a verified e-mail address is activated at once: code 1
+      is returned; otherwise the address (the account's, or the one given when
+      the account has none) gets a confirmation code, and
+      ``confirm_activation`` finishes.
+    """
+    address = _check_email(email)
+    signed_email = email if isinstance(email, str) else ""
+    nonce = devices._take_action_nonce(nonce, device=device, purpose="activate_restoration")
+    _verify_action(
+        device,
+        purpose="activate_restoration",
+        payload={"nonce": nonce, "email": signed_email},
+        assertion=assertion,
+        now=now,
+    )
+    user = device.user
+    setup = _setup(user.id)
+    if setup is not None and setup.is_active:
+        raise RestorationAlreadyActive()
+    if user.email and address and address.lower() != user.email.lower():
+        raise EmailMismatch()
+    if user.email and user.email_verified:
+        setup = _setup(user.id, create=True)
+        assert setup is not None
+        code = _issue_code1(setup, device, now)
+        setup.activated_at = now
+        audit.record("restoration_activated", user_id=user.id, commit=False, device=device.id,
+                     email_confirmation=False)  # fmt: skip
+        db.session.commit()
+        return Activation(email_masked=_masked(user.email), code=code)
+
+    to = user.email or address
+    if not to:
+        raise EmailRequired()
+    lifetime = idp().settings.restore_code_lifetime
+    activation_id = new_token(16)
+    code = _new_digits(EMAIL_CODE_DIGITS)
+    record = {
+        "user_id": user.id,
+        "device_id": device.id,
+        "email": to,
+        "code_digest": idp().digester.digest(code, purpose=f"restore-activation:{activation_id}"),
+    }
+    idp().store.put("restore-activation", activation_id, record, ttl=lifetime)
+    from .messages import send_activation_code
+
+    try:
+        send_activation_code(user, to, code)
+    except DeliveryError:
+        idp().store.delete("restore-activation", activation_id)
+        raise
+    audit.record("restoration_email_code_sent", user_id=user.id, device=device.id,
+                 new_address=user.email is None)  # fmt: skip
+    return Activation(email_masked=_masked(to), activation_id=activation_id, expires_in=lifetime)
+
+
+def confirm_activation(
+    *, device: Device, activation_id: Any, code: Any, now: datetime
+) -> Activation:
+    """The e-mail confirmation code of an activation: the address is confirmed
+    (and becomes the account's, if it had none) and code 1 is returned once."""
+    store = idp().store
+    data = store.get("restore-activation", activation_id) if _valid_id(activation_id) else None
+    # Only the device that started it may finish it.
+    if not isinstance(data, dict) or data.get("device_id") != device.id:
+        raise InvalidActivation()
+    lifetime = idp().settings.restore_code_lifetime
+    tries = FailureCounter(store, Limit("restore-activation", EMAIL_CODE_TRIES, lifetime))
+    # Counted before the comparison: concurrent guesses cannot get past the limit.
+    try_number = tries.record_failure(activation_id)
+    if try_number > EMAIL_CODE_TRIES:
+        store.delete("restore-activation", activation_id)
+        raise TooManyCodeAttempts()
+    typed = _digits(code, EMAIL_CODE_DIGITS)
+    ok = typed is not None and idp().digester.matches(
+        typed, data["code_digest"], purpose=f"restore-activation:{activation_id}"
+    )
+    if not ok:
+        audit.record("restoration_email_wrong_code", user_id=device.user_id, device=device.id,
+                     failures=try_number)  # fmt: skip
+        if try_number >= EMAIL_CODE_TRIES:
+            store.delete("restore-activation", activation_id)
+            raise TooManyCodeAttempts()
+        raise WrongCode()
+    if store.consume("restore-activation", activation_id) is None:
+        raise InvalidActivation()  # a concurrent confirmation got there first
+    user = device.user
+    address = str(data["email"])
+    if user.email and user.email.lower() != address.lower():
+        raise InvalidActivation()  # the account's address changed meanwhile
+    setup = _setup(user.id, create=True)
+    assert setup is not None
+    if setup.is_active:
+        raise RestorationAlreadyActive()
+    if not user.email:
+        user.email = address
+    user.email_verified = True
+    setup.email_confirmed_at = now
+    code_1 = _issue_code1(setup, device, now)
+    setup.activated_at = now
+    audit.record("restoration_email_confirmed", user_id=user.id, commit=False, device=device.id)
+    audit.record("restoration_activated", user_id=user.id, commit=False, device=device.id,
+                 email_confirmation=True)  # fmt: skip
+    db.session.commit()
+    return Activation(email_masked=_masked(address), code=code_1)
+
+
+def regenerate(*, device: Device, nonce: Any, assertion: Any, now: datetime) -> Activation:
+    """A new code 1 (signed like activation, purpose
+    "regenerate_restoration_code", payload ``{"nonce": nonce}``): the old one
+    is void at once, and so is every restoration started with it."""
+    nonce = devices._take_action_nonce(nonce, device=device, purpose="regenerate_restoration_code")
+    _verify_action(
+        device,
+        purpose="regenerate_restoration_code",
+        payload={"nonce": nonce},
+        assertion=assertion,
+        now=now,
+    )
+    setup = _setup(device.user_id)
+    if setup is None or not setup.is_active:
+        raise RestorationNotActive()
+    code = _issue_code1(setup, device, now)
+    audit.record("restoration_code_regenerated", user_id=device.user_id, commit=False,
+                 device=device.id)  # fmt: skip
+    db.session.commit()
+    email = device.user.email
+    return Activation(email_masked=_masked(email) if email else "", code=code)
+
+
+# --- restoring on a new device -----------------------------------------------------
+
+
+def _counters() -> tuple[FailureCounter, FailureCounter]:
+    s = idp().settings
+    store = idp().store
+    return (
+        FailureCounter(
+            store, Limit("restore-login", s.restore_failures_per_login, s.restore_failure_window)
+        ),
+        FailureCounter(
+            store, Limit("restore-ip", s.restore_failures_per_ip, s.restore_failure_window)
+        ),
+    )
+
+
+def _check_throttle(
+    *, ip: str | None = None, login_key: str | None = None, user_id: int | None = None
+) -> None:
+    """429 while the IP address or the login ID is locked out (either is checked
+    when given): the same for an ID that does not exist."""
+    per_login, per_ip = _counters()
+    for counter, subject, scope in ((per_ip, ip, "ip"), (per_login, login_key, "login_id")):
+        if subject is not None and counter.blocked(subject):
+            audit.record("restore_throttled", user_id=user_id, scope=scope)
+            raise TooManyRestoreAttempts(retry_after=max(1, counter.retry_after(subject)))
+
+
+def _fail(
+    reason: str,
+    *,
+    user_id: int | None,
+    login_key: str | None,
+    ip: str,
+    count: bool = True,
+) -> NoReturn:
+    """Count the failure, record why (audit only), answer the generic error."""
+    if count:
+        per_login, per_ip = _counters()
+        per_ip.record_failure(ip)
+        if login_key is not None:
+            per_login.record_failure(login_key)
+    audit.record("restore_failed", user_id=user_id, reason=reason)
+    raise RestoreFailed()
+
+
+def _current_code1(user_id: int) -> str | None:
+    setup = _setup(user_id)
+    return setup.code_digest if setup is not None else None
+
+
+def start_restore(
+    *, login_id: Any, code1: Any, device_name: Any, kind: Any, ip: str, now: datetime
+) -> StartedRestore:
+    """Step 1: login ID and code 1. On success code 2 is e-mailed to the
+    confirmed address and every device of the user gets a notice."""
+    if not isinstance(login_id, str) or not isinstance(code1, str):
+        raise InvalidRestoreRequest(detail="login_id and code1")
+    name, device_kind = devices.check_device_fields(device_name, kind)
+    identifier = normalise_identifier(login_id)[:254]
+    store = idp().store
+    _check_throttle(ip=ip)
+    lookup = find_user(identifier) if identifier else None
+    user = lookup.user if lookup else None
+    login_key = (
+        f"user:{user.id}"
+        if user is not None
+        else "unknown:" + idp().digester.digest(identifier.lower(), purpose="restore-login-id")
+    )
+    _check_throttle(login_key=login_key, user_id=user.id if user else None)
+
+    # Looked up and compared in every case (for an unknown ID: user 0, which
+    # does not exist, and a digest nothing matches), so that neither the
+    # answer nor its timing tells an unknown ID from a wrong code.
+    stored = _current_code1(user.id if user is not None else 0)
+    typed = _code1_digest(user.id if user is not None else 0, code1[:64])
+    matches = hmac.compare_digest(typed, stored or _NO_DIGEST)
+    reason = None
+    if user is None:
+        reason = "ambiguous_email" if lookup and lookup.ambiguous_email else "unknown_id"
+    elif stored is None:
+        reason = "not_active"
+    elif not matches:
+        reason = "wrong_code1"
+    elif not user.is_active:
+        reason = "account_locked"
+    elif not (user.email and user.email_verified):
+        reason = "no_confirmed_email"
+    if reason is not None or user is None or stored is None or not user.email:
+        _fail(reason or "?", user_id=user.id if user else None, login_key=login_key, ip=ip)
+
+    lifetime = idp().settings.restore_code_lifetime
+    code2 = _new_digits(CODE2_DIGITS)
+    attempt = Attempt(
+        id=new_token(16),
+        user_id=user.id,
+        login_key=login_key,
+        device_name=name,
+        kind=device_kind,
+        ip=ip,
+        code1_digest=stored,
+    )
+    attempt.code2_digest = idp().digester.digest(code2, purpose=f"restore-code2:{attempt.id}")
+    store.put("restore", attempt.id, asdict(attempt), ttl=lifetime)
+    from .messages import send_restore_code
+
+    try:
+        send_restore_code(user, code2, device_name=name, ip=ip)
+    except DeliveryError:
+        store.delete("restore", attempt.id)
+        audit.record("restore_mail_failed", user_id=user.id)
+        raise
+    audit.record("restore_started", user_id=user.id, restoration=attempt.id, kind=device_kind,
+                 device_name=name)  # fmt: skip
+    notices.post(
+        user_id=user.id,
+        notice_type=notices.RESTORE_STARTED,
+        data={"device": {"name": name, "kind": device_kind}, "ip": ip},
+        devices=active_devices(user.id),
+        now=now,
+    )
+    return StartedRestore(id=attempt.id, email_masked=_masked(user.email), expires_in=lifetime)
+
+
+def verify_code2(*, restore_id: Any, code2: Any, ip: str, now: datetime) -> VerifiedRestore:
+    """Step 2: code 2 of this attempt (single use, ``CODE2_TRIES`` tries).
+    Answers the WebAuthn creation options for the new device's key."""
+    store = idp().store
+    _check_throttle(ip=ip)
+    data = store.get("restore", restore_id) if _valid_id(restore_id) else None
+    if not isinstance(data, dict):
+        _fail("unknown_restoration", user_id=None, login_key=None, ip=ip)
+    attempt = Attempt(**data)
+    _check_throttle(login_key=attempt.login_key, user_id=attempt.user_id)
+    if _current_code1(attempt.user_id) != attempt.code1_digest:
+        store.delete("restore", attempt.id)
+        _fail("code1_replaced", user_id=attempt.user_id, login_key=None, ip=ip, count=False)
+    lifetime = idp().settings.restore_code_lifetime
+    per_login, _ = _counters()
+    tries = FailureCounter(store, Limit("restore-tries", CODE2_TRIES, lifetime))
+    # Each try counts (for the attempt and for the login ID) before the code is
+    # compared, so that concurrent guesses cannot get past either limit; the
+    # login ID's count is cleared again when the code is right.
+    try_number = tries.record_failure(attempt.id)
+    if per_login.record_failure(attempt.login_key) > idp().settings.restore_failures_per_login:
+        _check_throttle(login_key=attempt.login_key, user_id=attempt.user_id)
+    if try_number > CODE2_TRIES:
+        store.delete("restore", attempt.id)
+        _fail("too_many_tries", user_id=attempt.user_id, login_key=None, ip=ip)
+    typed = _digits(code2, CODE2_DIGITS)
+    # The digest is bound to this attempt: a code 2 of another attempt fails.
+    ok = (
+        typed is not None
+        and attempt.code2_digest is not None
+        and idp().digester.matches(
+            typed, attempt.code2_digest, purpose=f"restore-code2:{attempt.id}"
+        )
+    )
+    if not ok:
+        if try_number >= CODE2_TRIES:
+            store.delete("restore", attempt.id)  # void: its right code fails too
+        _fail("wrong_code2", user_id=attempt.user_id, login_key=None, ip=ip)
+    per_login.reset(attempt.login_key)
+    # Single use: exactly one request moves the attempt on.
+    if store.consume("restore", attempt.id) is None:
+        _fail("used", user_id=attempt.user_id, login_key=None, ip=ip, count=False)
+    user = db.session.get(User, attempt.user_id)
+    if user is None or not user.is_active:
+        _fail("account_locked", user_id=attempt.user_id, login_key=None, ip=ip, count=False)
+    enrolment, options_json = devices._start(
+        user, via=EnrolledVia.RESTORATION, device_name=attempt.device_name, kind=attempt.kind
+    )
+    enrolment.save(lifetime)
+    attempt.enrolment_id = enrolment.id
+    attempt.code2_digest = None
+    store.put("restore-verified", attempt.id, asdict(attempt), ttl=lifetime)
+    audit.record("restore_code_verified", user_id=user.id, restoration=attempt.id)
+    return VerifiedRestore(id=attempt.id, options_json=options_json, expires_in=lifetime)
+
+
+def complete_restore(*, restore_id: Any, credential: Any, ip: str, now: datetime) -> RestoredDevice:
+    """Step 3: the new device's registration. The device is enrolled (via
+    "restoration"), code 1 is rotated, and the user's other devices and
+    e-mail address are told, naming the new device."""
+    store = idp().store
+    data = store.consume("restore-verified", restore_id) if _valid_id(restore_id) else None
+    if not isinstance(data, dict):
+        _fail("unknown_restoration", user_id=None, login_key=None, ip=ip)
+    attempt = Attempt(**data)
+    assert attempt.enrolment_id is not None
+    if _current_code1(attempt.user_id) != attempt.code1_digest:
+        _fail("code1_replaced", user_id=attempt.user_id, login_key=None, ip=ip, count=False)
+    try:
+        enrolled = devices.complete(attempt.enrolment_id, credential=credential,
+                                    confirmation_code=None)  # fmt: skip
+    except devices.InvalidEnrolment:
+        _fail("enrolment_expired", user_id=attempt.user_id, login_key=None, ip=ip, count=False)
+    except WebAuthnError as exc:
+        audit.record("restore_failed", user_id=attempt.user_id, reason=f"webauthn:{exc.reason}")
+        raise
+    device, user = enrolled.device, enrolled.device.user
+
+    window = idp().settings.restore_veto_window
+    pending_until = now + timedelta(seconds=window) if window else None
+    code = new_code1()
+    # Rotated only if code 1 is still the one this attempt was started with:
+    # of two restorations racing with the same code, one wins.
+    rotated = db.session.execute(
+        update(RestorationSetup)
+        .where(
+            RestorationSetup.user_id == user.id,
+            RestorationSetup.code_digest == attempt.code1_digest,
+        )
+        .values(code_digest=_code1_digest(user.id, code), code_device_id=device.id, rotated_at=now)
+    )
+    if not rotated.rowcount:  # type: ignore[attr-defined]
+        db.session.rollback()
+        db.session.execute(update(Device).where(Device.id == device.id).values(revoked_at=now))
+        audit.record("restore_failed", user_id=user.id, reason="code1_replaced", commit=False,
+                     device=device.id)  # fmt: skip
+        db.session.commit()
+        raise RestoreFailed()
+    if pending_until is not None:
+        device.pending_until = pending_until
+    audit.record(
+        "restore_completed", user_id=user.id, commit=False, restoration=attempt.id,
+        device=device.id, kind=device.kind,
+        pending_until=_iso(pending_until) if pending_until else None,
+    )  # fmt: skip
+    db.session.commit()
+    per_login, _ = _counters()
+    per_login.reset(attempt.login_key)
+
+    notices.post(
+        user_id=user.id,
+        notice_type=notices.DEVICE_RESTORED,
+        data={
+            "device": {"id": device.id, "name": device.name, "kind": device.kind},
+            "ip": ip,
+            "pending_until": _iso(pending_until) if pending_until else None,
+        },
+        devices=[d for d in active_devices(user.id) if d.id != device.id],
+        now=now,
+    )
+    from .messages import send_device_restored
+
+    try:
+        send_device_restored(user, device, ip=ip, pending_until=pending_until)
+    except DeliveryError:
+        # The device is there; the notice to the devices and the audit event stand.
+        log.warning("the notice of restored device %s was not mailed", device.id)
+    return RestoredDevice(device=device, token=enrolled.token, code=code,
+                          pending_until=pending_until)  # fmt: skip
+
+
+# --- the veto window ---------------------------------------------------------------
+
+
+def refuse_device(
+    *, actor: Device, target_id: Any, nonce: Any, assertion: Any, now: datetime
+) -> RefusedDevice:
+    """Refuse a restored device while it is pending (``restore_veto_window``).
+
+    - the nonce is one the actor fetched for "refuse_device" (used up whatever
+      follows);
+    - the target is a device of the actor's user that is not removed (else
+      ``device_not_found``) and still pending (else ``device_not_pending``);
+    - the assertion is the actor's, with user verification, over
+      ``action_challenge(purpose="refuse_device", payload={"device": target,
+      "nonce": nonce})``.
+
+    The device is revoked at once (its token answers ``device_revoked``), and
+    ``device_revoked`` is sent: its approvals are cancelled and code 1, which
+    it was shown, is void (``on_device_revoked``).
+    """
+    if not _valid_id(target_id):
+        raise DeviceNotFound()
+    nonce = devices._take_action_nonce(nonce, device=actor, purpose="refuse_device")
+    target = db.session.get(Device, target_id)
+    if target is None or target.user_id != actor.user_id or not target.is_active:
+        raise DeviceNotFound()
+    if not target.is_pending(now):
+        raise DeviceNotPending()
+    _verify_action(
+        actor,
+        purpose="refuse_device",
+        payload={"device": target.id, "nonce": nonce},
+        assertion=assertion,
+        now=now,
+    )
+    revoked = db.session.execute(
+        update(Device)
+        .where(Device.id == target.id, Device.revoked_at.is_(None), Device.pending_until > now)
+        .values(revoked_at=now, push_subscription=None)
+    )
+    if not revoked.rowcount:  # type: ignore[attr-defined]
+        db.session.rollback()
+        raise DeviceNotPending()  # removed, or the window ended, meanwhile
+    audit.record("restore_vetoed", user_id=actor.user_id, commit=False,
+                 actor=f"device:{actor.id}", device=target.id, actor_device=actor.id)  # fmt: skip
+    db.session.commit()
+    db.session.refresh(target)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    devices.device_revoked.send(app, device=target, now=now)
+    setup = _setup(actor.user_id)
+    return RefusedDevice(
+        device=target, actor=actor, restoration_active=setup is not None and setup.is_active
+    )
+
+
+def on_device_revoked(sender: object, *, device: Device, now: datetime, **extra: Any) -> None:
+    """Receiver of ``idp.devices.service.device_revoked`` (connected in
+    create_app): when the device that was shown the current code 1 is removed
+    (refused, or deleted as "not me"), that code may be in the wrong hands, so
+    it is void; restoration is inactive until activated again."""
+    setup = _setup(device.user_id)
+    if setup is None or setup.code_digest is None or setup.code_device_id != device.id:
+        return
+    voided = db.session.execute(
+        update(RestorationSetup)
+        .where(
+            RestorationSetup.user_id == device.user_id,
+            RestorationSetup.code_device_id == device.id,
+            RestorationSetup.code_digest == setup.code_digest,
+        )
+        .values(code_digest=None, code_device_id=None)
+    )
+    if not voided.rowcount:  # type: ignore[attr-defined]
+        db.session.rollback()
+        return
+    audit.record("restoration_code_revoked", user_id=device.user_id, commit=False,
+                 device=device.id, reason="device_removed")  # fmt: skip
+    db.session.commit()
+    db.session.expire_all()
+    from .messages import send_code_revoked
+
+    user = db.session.get(User, device.user_id)
+    if user is not None:
+        try:
+            send_code_revoked(user, device)
+        except DeliveryError:
+            log.warning("the notice of a void restoration code was not mailed (user %s)", user.id)
+
+
+# --- notices -----------------------------------------------------------------------
+
+
+def notices_for(device: Device) -> list[dict[str, Any]]:
+    return [n.public() for n in notices.for_device(device)]
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
