@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from .. import audit, idp
 from ..accounts.models import User
@@ -295,13 +296,20 @@ def status(device: Device, now: datetime) -> RestorationStatus:
 
 def dismiss_prompt(device: Device, now: datetime) -> None:
     """ "Not now": remembered for good; activation stays possible."""
-    setup = _setup(device.user_id, create=True)
-    assert setup is not None
-    if setup.prompt_dismissed_at is None:
-        setup.prompt_dismissed_at = now
-        audit.record("restoration_prompt_dismissed", user_id=device.user_id, commit=False,
-                     device=device.id)  # fmt: skip
-    db.session.commit()
+    for _attempt in range(2):
+        setup = _setup(device.user_id, create=True)
+        assert setup is not None
+        if setup.prompt_dismissed_at is None:
+            setup.prompt_dismissed_at = now
+            audit.record("restoration_prompt_dismissed", user_id=device.user_id, commit=False,
+                         device=device.id)  # fmt: skip
+        try:
+            db.session.commit()
+            return
+        except IntegrityError:
+            # Two first-time dismissals at once: the other one created the
+            # row; set the flag on it.
+            db.session.rollback()
 
 
 # --- signed actions of an enrolled device ------------------------------------------

@@ -129,15 +129,18 @@ def test_a_push_delivered_to_the_service_worker_shows_a_notification(
             "data": json.dumps({"type": "approval", "id": "abc123"}),
         },
     )
-    notifications = app.wait_for_function(
-        """async () => {
-            const registration = await navigator.serviceWorker.ready;
-            const shown = await registration.getNotifications();
-            return shown.length ? shown.map((n) => ({title: n.title, body: n.body,
-                                                     tag: n.tag, data: n.data})) : null;
-        }""",
-        polling=200,
-    ).json_value()
+    notifications: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 10
+    while not notifications:
+        assert time.monotonic() < deadline, "no notification shown"
+        app.wait_for_timeout(100)
+        notifications = app.evaluate(
+            """async () => {
+                const registration = await navigator.serviceWorker.ready;
+                const shown = await registration.getNotifications();
+                return shown.map((n) => ({title: n.title, body: n.body, tag: n.tag, data: n.data}));
+            }"""
+        )
     (shown,) = notifications
     assert shown["tag"] == "abc123"
     assert shown["data"]["url"].endswith("/app/#approval=abc123")
