@@ -31,7 +31,8 @@ def _body() -> dict[str, Any]:
     return data
 
 
-def _device() -> Device:
+def current_device() -> Device:
+    """The device whose bearer token came with the request (once per request)."""
     if "device" not in g:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
@@ -102,13 +103,13 @@ def complete_enrolment(enrolment_id: str) -> ResponseReturnValue:
 
 @bp.get("/status")
 def status() -> ResponseReturnValue:
-    device = _device()
+    device = current_device()
     return jsonify(device=service.describe(device, current=device), user=_user_json(device))
 
 
 @bp.get("/devices")
 def devices() -> ResponseReturnValue:
-    device = _device()
+    device = current_device()
     return jsonify(
         devices=[
             service.describe(d, current=device) for d in service.active_devices(device.user_id)
@@ -119,7 +120,7 @@ def devices() -> ResponseReturnValue:
 @bp.post("/actions/challenge")
 def action_nonce() -> ResponseReturnValue:
     """A single-use nonce for one signed action (docs/device-api.md "Actions")."""
-    device = _device()
+    device = current_device()
     issued = service.new_action_nonce(device=device, purpose=_body().get("purpose"))
     return jsonify(nonce=issued.nonce, purpose=issued.purpose, expires_in=issued.expires_in), 201
 
@@ -128,7 +129,7 @@ def action_nonce() -> ResponseReturnValue:
 def delete_device(device_id: str) -> ResponseReturnValue:
     # POST, not DELETE: the request carries a body (nonce and assertion), and
     # a body on DELETE has no defined meaning (RFC 9110 §9.3.5).
-    device = _device()
+    device = current_device()
     data = _body()
     deleted = service.delete_device(
         actor=device,
@@ -146,7 +147,7 @@ def delete_device(device_id: str) -> ResponseReturnValue:
 
 @bp.put("/push-subscription")
 def put_subscription() -> ResponseReturnValue:
-    device = _device()
+    device = current_device()
     subscription = idp().push.parse_subscription(_body())
     service.set_push_subscription(device, subscription.as_dict())
     audit.record("push_subscription_set", user_id=device.user_id, device=device.id)
@@ -155,7 +156,7 @@ def put_subscription() -> ResponseReturnValue:
 
 @bp.delete("/push-subscription")
 def delete_subscription() -> ResponseReturnValue:
-    device = _device()
+    device = current_device()
     service.set_push_subscription(device, None)
     return "", 204
 
@@ -165,7 +166,7 @@ def delete_subscription() -> ResponseReturnValue:
 
 @bp.get("/approvals")
 def list_approvals() -> ResponseReturnValue:
-    device = _device()
+    device = current_device()
     now = utcnow()
     pending = approvals.pending_for(device.user_id, now, device=device)
     return jsonify(approvals=[a.public(now) for a in pending])
@@ -173,13 +174,13 @@ def list_approvals() -> ResponseReturnValue:
 
 @bp.get("/approvals/<approval_id>")
 def get_approval(approval_id: str) -> ResponseReturnValue:
-    device = _device()
+    device = current_device()
     return jsonify(approvals.for_device(approval_id, device, utcnow()).public(utcnow()))
 
 
 @bp.post("/approvals/<approval_id>")
 def answer_approval(approval_id: str) -> ResponseReturnValue:
-    device = _device()
+    device = current_device()
     data = _body()
     answered = approvals.answer(
         approval_id=approval_id,
@@ -196,7 +197,7 @@ def answer_approval(approval_id: str) -> ResponseReturnValue:
 @bp.get("/events")
 def events() -> ResponseReturnValue:
     """New approvals for this device's user, as Server-Sent Events."""
-    device = _device()
+    device = current_device()
     channel = approvals.user_channel(device.user_id)
     user_id = device.user_id
     db.session.close()  # the stream needs Redis only; free the pooled connection

@@ -31,6 +31,7 @@ from ..extensions import db, utcnow
 from ..store.ratelimit import FailureCounter, Limit
 from ..tokens import new_token
 from ..webauthn import (
+    VerifiedAssertion,
     WebAuthnError,
     action_challenge,
     registration_options,
@@ -407,7 +408,7 @@ def new_action_nonce(*, device: Device, purpose: Any) -> ActionNonce:
     return ActionNonce(nonce=nonce, purpose=str(purpose), expires_in=ACTION_NONCE_LIFETIME)
 
 
-def _take_action_nonce(nonce: Any, *, device: Device, purpose: str) -> str:
+def take_action_nonce(nonce: Any, *, device: Device, purpose: str) -> str:
     """Consume ``nonce`` (GETDEL: whatever follows, it is spent) and check that
     it was issued to ``device`` for ``purpose``."""
     if not isinstance(nonce, str) or not nonce or len(nonce) > 64:
@@ -418,6 +419,31 @@ def _take_action_nonce(nonce: Any, *, device: Device, purpose: str) -> str:
     if data.get("purpose") != purpose:
         raise InvalidActionNonce()
     return nonce
+
+
+def verify_signed_action(
+    device: Device, *, purpose: str, payload: dict[str, Any], assertion: Any, now: datetime
+) -> VerifiedAssertion:
+    """The device's own credential, with user verification, signed exactly this
+    action (``action_challenge``); its signature counter moves forward."""
+    settings = idp().settings
+    old_count = device.sign_count
+    verified = verify_assertion(
+        response=assertion,
+        expected_challenge=action_challenge(purpose=purpose, payload=payload),
+        expected_origin=settings.issuer,
+        rp_id=settings.rp_id,
+        credential_public_key=device.public_key,
+        current_sign_count=old_count,
+        expected_credential_id=device.credential_id,
+        expected_user_handle=device.user.sub.encode(),
+    )
+    if not record_use(
+        device, old_sign_count=old_count, new_sign_count=verified.new_sign_count, now=now
+    ):
+        # Another assertion with the same counter was accepted meanwhile.
+        raise WebAuthnError(reason="sign_count_regressed", explanation="counter used concurrently")
+    return verified
 
 
 def delete_device(
@@ -442,33 +468,20 @@ def delete_device(
     now on, its push subscription is dropped, and ``device_revoked`` is sent,
     on which approvals no active device can answer any more are cancelled.
     """
-    settings = idp().settings
     if not isinstance(target_id, str) or not target_id or len(target_id) > 64:
         raise DeviceNotFound()
-    nonce = _take_action_nonce(nonce, device=actor, purpose="delete_device")
+    nonce = take_action_nonce(nonce, device=actor, purpose="delete_device")
     target = db.session.get(Device, target_id)
     if target is None or target.user_id != actor.user_id or not target.is_active:
         raise DeviceNotFound()
 
-    challenge = action_challenge(
-        purpose="delete_device", payload={"device": target.id, "nonce": nonce}
+    verified = verify_signed_action(
+        actor,
+        purpose="delete_device",
+        payload={"device": target.id, "nonce": nonce},
+        assertion=assertion,
+        now=now,
     )
-    old_count = actor.sign_count
-    verified = verify_assertion(
-        response=assertion,
-        expected_challenge=challenge,
-        expected_origin=settings.issuer,
-        rp_id=settings.rp_id,
-        credential_public_key=actor.public_key,
-        current_sign_count=old_count,
-        expected_credential_id=actor.credential_id,
-        expected_user_handle=actor.user.sub.encode(),
-    )
-    if not record_use(
-        actor, old_sign_count=old_count, new_sign_count=verified.new_sign_count, now=now
-    ):
-        # Another assertion with the same counter was accepted meanwhile.
-        raise WebAuthnError(reason="sign_count_regressed", explanation="counter used concurrently")
 
     revoked = db.session.execute(
         update(Device)

@@ -7,12 +7,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from .. import idp
 from ..devices import service as devices
-from ..devices.models import Device
+from ..devices.api import current_device
 from ..extensions import csrf, utcnow
 from . import service
 from .service import Activation, InvalidRestoreRequest
@@ -26,15 +26,6 @@ def _body() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidRestoreRequest(detail="a JSON object is expected")
     return data
-
-
-def _device() -> Device:
-    if "device" not in g:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        g.device = devices.device_for_token(token.strip() if scheme.lower() == "bearer" else None)
-    device: Device = g.device
-    return device
 
 
 def _ip() -> str:
@@ -60,7 +51,7 @@ def _no_store(response: Response) -> Response:
 
 @bp.get("/restoration")
 def restoration_status() -> ResponseReturnValue:
-    device = _device()
+    device = current_device()
     now = utcnow()
     found = service.status(device, now)
     return jsonify(
@@ -79,13 +70,13 @@ def restoration_status() -> ResponseReturnValue:
 
 @bp.post("/restoration/prompt-dismissed")
 def dismiss_prompt() -> ResponseReturnValue:
-    service.dismiss_prompt(_device(), utcnow())
+    service.dismiss_prompt(current_device(), utcnow())
     return "", 204
 
 
 @bp.post("/restoration/activation")
 def activate() -> ResponseReturnValue:
-    device = _device()
+    device = current_device()
     data = _body()
     done = service.activate(
         device=device,
@@ -106,7 +97,7 @@ def activate() -> ResponseReturnValue:
 
 @bp.post("/restoration/activation/<activation_id>/confirm")
 def confirm_activation(activation_id: str) -> ResponseReturnValue:
-    device = _device()
+    device = current_device()
     done = service.confirm_activation(
         device=device, activation_id=activation_id, code=_body().get("code"), now=utcnow()
     )
@@ -115,7 +106,7 @@ def confirm_activation(activation_id: str) -> ResponseReturnValue:
 
 @bp.post("/restoration/code")
 def regenerate() -> ResponseReturnValue:
-    device = _device()
+    device = current_device()
     data = _body()
     done = service.regenerate(
         device=device, nonce=data.get("nonce"), assertion=data.get("assertion"), now=utcnow()
@@ -125,7 +116,7 @@ def regenerate() -> ResponseReturnValue:
 
 @bp.post("/restoration/devices/<device_id>/refuse")
 def refuse_device(device_id: str) -> ResponseReturnValue:
-    device = _device()
+    device = current_device()
     data = _body()
     refused = service.refuse_device(
         actor=device,
@@ -143,7 +134,7 @@ def refuse_device(device_id: str) -> ResponseReturnValue:
 
 @bp.get("/notices")
 def list_notices() -> ResponseReturnValue:
-    return jsonify(notices=service.notices_for(_device()))
+    return jsonify(notices=service.notices_for(current_device()))
 
 
 # --- a new device: restoring the ID (no token yet) -------------------------------------

@@ -51,14 +51,13 @@ from ..devices.service import (
     WrongCode,
     active_devices,
     mask_destination,
-    record_use,
 )
 from ..errors import IdpError
 from ..extensions import db
 from ..notify import DeliveryError
 from ..store.ratelimit import FailureCounter, Limit
 from ..tokens import new_token
-from ..webauthn import WebAuthnError, action_challenge, verify_assertion
+from ..webauthn import WebAuthnError
 from . import notices
 from .models import RestorationSetup
 
@@ -315,29 +314,6 @@ def dismiss_prompt(device: Device, now: datetime) -> None:
 # --- signed actions of an enrolled device ------------------------------------------
 
 
-def _verify_action(
-    device: Device, *, purpose: str, payload: dict[str, Any], assertion: Any, now: datetime
-) -> None:
-    """The device's own credential, with user verification, signed exactly this
-    action; its signature counter moves forward (as for approvals)."""
-    settings = idp().settings
-    old_count = device.sign_count
-    verified = verify_assertion(
-        response=assertion,
-        expected_challenge=action_challenge(purpose=purpose, payload=payload),
-        expected_origin=settings.issuer,
-        rp_id=settings.rp_id,
-        credential_public_key=device.public_key,
-        current_sign_count=old_count,
-        expected_credential_id=device.credential_id,
-        expected_user_handle=device.user.sub.encode(),
-    )
-    if not record_use(
-        device, old_sign_count=old_count, new_sign_count=verified.new_sign_count, now=now
-    ):
-        raise WebAuthnError(reason="sign_count_regressed", explanation="counter used concurrently")
-
-
 def _check_email(email: Any) -> str | None:
     if email is None or email == "":
         return None
@@ -374,8 +350,8 @@ def activate(
     """
     address = _check_email(email)
     signed_email = email if isinstance(email, str) else ""
-    nonce = devices._take_action_nonce(nonce, device=device, purpose="activate_restoration")
-    _verify_action(
+    nonce = devices.take_action_nonce(nonce, device=device, purpose="activate_restoration")
+    devices.verify_signed_action(
         device,
         purpose="activate_restoration",
         payload={"nonce": nonce, "email": signed_email},
@@ -478,8 +454,8 @@ def regenerate(*, device: Device, nonce: Any, assertion: Any, now: datetime) -> 
     """A new code 1 (signed like activation, purpose
     "regenerate_restoration_code", payload ``{"nonce": nonce}``): the old one
     is void at once, and so is every restoration started with it."""
-    nonce = devices._take_action_nonce(nonce, device=device, purpose="regenerate_restoration_code")
-    _verify_action(
+    nonce = devices.take_action_nonce(nonce, device=device, purpose="regenerate_restoration_code")
+    devices.verify_signed_action(
         device,
         purpose="regenerate_restoration_code",
         payload={"nonce": nonce},
@@ -774,13 +750,13 @@ def refuse_device(
     """
     if not _valid_id(target_id):
         raise DeviceNotFound()
-    nonce = devices._take_action_nonce(nonce, device=actor, purpose="refuse_device")
+    nonce = devices.take_action_nonce(nonce, device=actor, purpose="refuse_device")
     target = db.session.get(Device, target_id)
     if target is None or target.user_id != actor.user_id or not target.is_active:
         raise DeviceNotFound()
     if not target.is_pending(now):
         raise DeviceNotPending()
-    _verify_action(
+    devices.verify_signed_action(
         actor,
         purpose="refuse_device",
         payload={"device": target.id, "nonce": nonce},
