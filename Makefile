@@ -19,7 +19,7 @@ demo: $(STAMP) $(COMPILED)
 	$(BIN)/idp demo --port $(IDP_PORT) --rp-port $(DEMO_RP_PORT)
 
 test: $(STAMP) $(COMPILED)
-	$(BIN)/pytest --cov=idp --cov=clients --cov-report=term:skip-covered
+	$(BIN)/pytest -n auto --dist loadfile --cov=idp --cov=clients --cov-report=term:skip-covered
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

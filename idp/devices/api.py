@@ -145,6 +145,18 @@ def delete_device(device_id: str) -> ResponseReturnValue:
     )
 
 
+@bp.post("/devices/<device_id>/rename")
+def rename_device(device_id: str) -> ResponseReturnValue:
+    """Rename one of the user's devices (the bearer token suffices: a name
+    grants nothing)."""
+    device = current_device()
+    target = db.session.get(Device, device_id[:64])
+    if target is None or target.user_id != device.user_id or not target.is_active:
+        raise service.DeviceNotFound()
+    renamed = service.rename_device(target, _body().get("name"), actor=f"device:{device.id}")
+    return jsonify(device=service.describe(renamed, current=device))
+
+
 @bp.put("/push-subscription")
 def put_subscription() -> ResponseReturnValue:
     device = current_device()

@@ -462,11 +462,7 @@ def delete_device(
       ``action_challenge(purpose="delete_device", payload={"device": target,
       "nonce": nonce})``, and its signature counter moves forward (else
       ``webauthn_failed``);
-    - only one deletion takes the device (conditional UPDATE).
-
-    The device is revoked at once: its token answers ``device_revoked`` from
-    now on, its push subscription is dropped, and ``device_revoked`` is sent,
-    on which approvals no active device can answer any more are cancelled.
+    - only one deletion takes the device (``revoke_device``).
     """
     if not isinstance(target_id, str) or not target_id or len(target_id) > 64:
         raise DeviceNotFound()
@@ -483,6 +479,32 @@ def delete_device(
         now=now,
     )
 
+    remaining = revoke_device(
+        target,
+        now=now,
+        actor=f"device:{actor.id}",
+        actor_device=actor.id,
+    )
+    return DeletedDevice(
+        device=target,
+        actor=actor,
+        deleted_itself=target.id == actor.id,
+        remaining=remaining,
+        sign_count_regressed=verified.sign_count_regressed,
+    )
+
+
+def revoke_device(target: Device, *, now: datetime, actor: str, **details: Any) -> int:
+    """Revoke ``target`` at once (DESIGN §4), on anyone's word that was checked
+    already: a device's signed action, the account page after MFA, or an
+    administrator. ``actor`` names them in the audit log (``device:ID``,
+    ``user:ID``, ``admin:ID``). Returns how many active devices the user has left.
+
+    Only one revocation takes the device (conditional UPDATE; else
+    ``DeviceNotFound``). Its token answers ``device_revoked`` from now on, its
+    push subscription is dropped, and ``device_revoked`` is sent, on which
+    approvals no active device can answer any more are cancelled.
+    """
     revoked = db.session.execute(
         update(Device)
         .where(Device.id == target.id, Device.revoked_at.is_(None))
@@ -493,24 +515,37 @@ def delete_device(
         raise DeviceNotFound()  # deleted by a concurrent request
     audit.record(
         "device_deleted",
-        user_id=actor.user_id,
+        user_id=target.user_id,
         commit=False,
-        actor=f"device:{actor.id}",
+        actor=actor,
         device=target.id,
         kind=target.kind,
-        actor_device=actor.id,
+        **details,
     )
     db.session.commit()
     db.session.refresh(target)
-    remaining = len(active_devices(actor.user_id))
     device_revoked.send(current_app._get_current_object(), device=target, now=now)  # type: ignore[attr-defined]
-    return DeletedDevice(
-        device=target,
+    return len(active_devices(target.user_id))
+
+
+def rename_device(target: Device, name: Any, *, actor: str) -> Device:
+    """Give one of the user's active devices a new name (1 to 100 characters,
+    white space collapsed), on the word of ``actor`` (as in ``revoke_device``)."""
+    new_name, _kind = check_device_fields(name, target.kind)
+    if not target.is_active:
+        raise DeviceNotFound()
+    old_name, target.name = target.name, new_name
+    audit.record(
+        "device_renamed",
+        user_id=target.user_id,
+        commit=False,
         actor=actor,
-        deleted_itself=target.id == actor.id,
-        remaining=remaining,
-        sign_count_regressed=verified.sign_count_regressed,
+        device=target.id,
+        old_name=old_name,
+        name=new_name,
     )
+    db.session.commit()
+    return target
 
 
 def set_push_subscription(device: Device, subscription: dict[str, Any] | None) -> None:
