@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import UTCDateTime, db, utcnow
@@ -20,6 +20,8 @@ log = logging.getLogger("idp.security")
 
 class AuditEvent(db.Model):  # type: ignore[name-defined]
     __tablename__ = "audit_events"
+    # The admin log's filters: by type over a time range.
+    __table_args__ = (Index("ix_audit_events_type_at", "type", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -32,6 +32,10 @@ class User(db.Model):  # type: ignore[name-defined]
     locale: Mapped[str | None] = mapped_column(String(10))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default=UserStatus.ACTIVE)
+    # Administrators may use /admin (after an MFA login) and get admin tokens.
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    # Set by an administrator: the next password login must choose a new one.
+    password_reset_required: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -1,0 +1,1 @@
+"""Administration: pages, JSON API and the operations they share with the CLI."""
