@@ -6,8 +6,8 @@
 - ``/app/manifest.webmanifest``: the web app manifest (scope and start URL ``/app/``).
 - ``/app/sw.js``: the service worker, served from ``/app/`` so that its scope
   is ``/app/``: it shows a notification for each Web Push and opens the approval.
-- ``/app/messages.json``: the service worker's notification texts, in the
-  language of the browser (or the language switch).
+- ``/app/messages.json``: the service worker's notification texts (sign-in
+  requests and notices), in the language of the browser (or the language switch).
 - ``/app/icon.svg``, ``/app/icon-192.png``, ``/app/icon-512.png``.
 
 Nothing here authenticates: the page holds its device token itself and talks
@@ -30,7 +30,7 @@ from .. import idp
 from ..devices.api import bp as device_api
 from ..devices.service import ACTION_NONCE_LIFETIME
 from .icons import ICON_SVG, PNG_SIZES, icon_png
-from .messages import APP_MESSAGES, NOTIFICATION_MESSAGES, localised
+from .messages import APP_MESSAGES, NOTICE_MESSAGES, NOTIFICATION_MESSAGES, PAGE_TEXTS, localised
 
 bp = Blueprint("device_app", __name__, url_prefix="/app")
 
@@ -68,6 +68,7 @@ def page() -> ResponseReturnValue:
     return render_template(
         "device_app.html",
         config=config,
+        t=localised(PAGE_TEXTS),
         binding_code=code if _BINDING_CODE.fullmatch(code) else "",
     )
 
@@ -119,6 +120,7 @@ def messages() -> ResponseReturnValue:
     response = jsonify(
         lang=str(get_locale()),
         notification=localised(NOTIFICATION_MESSAGES),
+        notice=localised(NOTICE_MESSAGES),
         url=SCOPE,
     )
     response.headers["Cache-Control"] = "no-cache"

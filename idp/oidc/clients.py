@@ -17,6 +17,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 
 from .. import idp
+from ..auth.transactions import ACCOUNT_CLIENT_ID
 from ..extensions import db
 from .models import SUPPORTED_SCOPES, Client
 
@@ -186,6 +187,9 @@ def create_client(
         client_id = secrets.token_urlsafe(16)
     elif not client_id or len(client_id) > 128 or not client_id.isprintable() or " " in client_id:
         raise ClientError("client_id", "must be 1 to 128 printable characters without spaces")
+    elif client_id == ACCOUNT_CLIENT_ID:
+        # The account page's own login transactions (idp.auth.transactions).
+        raise ClientError("client_id", f"{client_id!r} is reserved")
     if db.session.scalar(select(Client.id).where(Client.client_id == client_id)) is not None:
         raise ClientError("client_id", f"{client_id!r} is taken")
     client = Client(

@@ -14,6 +14,16 @@
 //                                                            retries with #enrol-complete
 //   #binding-code #binding-start                             path B (code from the account page)
 //   #enrol-status (progress), #enrol-error (role=alert), #webauthn-missing
+//   Restoring, also on #screen-enrol (docs/device-api.md "Restoration"):
+//   #restore-open #restore-other-open  "Restore identity" / "... on other server"
+//   #restore                 #restore-login-id #restore-code1 #restore-start     step 1
+//                            #restore-email-line #restore-code2 #restore-verify  step 2, then
+//                            the key; #restore-register asks for the key again;
+//                            #restore-restart #restore-cancel
+//                            #restore-done: #restore-new-code (the new code 1, shown once),
+//                            #restore-pending, #restore-done-confirm ("I have written it down")
+//   #restore-other-form      #restore-server #restore-other-login-id #restore-other-go:
+//                            opens SERVER/app/#restore=LOGIN_ID (see restoreOnOtherServer)
 //   Enrolled, #screen-main:
 //   #account-line            access number and this device's name
 //   #push-status             push state; #push-enable asks for notification permission
@@ -22,18 +32,37 @@
 //                            #approval-user-agent #approval-time #approval-expires
 //                            #approval-code #approve #deny #deny-fraud #approval-result
 //                            #approval-close
-//   #devices                 li[data-device-id][data-this-device="true|false"] with
-//                            button.delete-device; #devices-result
+//   #notices                 li[data-notice-id][data-notice-type] with button.remove-device,
+//                            button.refuse-device, button.notice-new-code, button.dismiss-notice;
+//                            #notices-section (hidden without notices), #notices-result
+//   #devices                 li[data-device-id][data-this-device="true|false"]
+//                            [data-pending="true|false"] with button.rename-device,
+//                            button.refuse-device (pending ones), button.delete-device;
+//                            renaming: form.rename-form > input.rename-input, button.rename-save,
+//                            button.rename-cancel; #devices-result
 //   #delete-dialog           #delete-dialog-text #delete-this-warning #delete-last-warning
 //                            #delete-confirm #delete-cancel
+//   #restoration-section     "Back up your identity"; data-restoration="active|inactive" once
+//                            read: #restoration-status #restoration-activate
+//                            #restoration-regenerate (#restoration-regenerate-confirm:
+//                            #restoration-regenerate-yes #restoration-regenerate-no)
+//                            #restoration-email-form: #restoration-email #restoration-email-save
+//                            #restoration-confirm-form: #restoration-confirm-line
+//                            #restoration-email-code #restoration-confirm
+//                            #restoration-code-box: #restoration-code (code 1, shown once)
+//                            #restoration-code-note #restoration-code-done
+//                            #restoration-cancel #restoration-result
+//   #backup-prompt           "Back up your identity?" (the sixth login): #backup-show #backup-not-now
 //   body[data-app-state]     "enrol" | "main" once the script has started
 //
 // URLs: /app/?code=K7QH-2MZD-X9TA or /app/#code=... prefill path B;
-// /app/#approval=ID opens that request (the notification's link).
+// /app/#approval=ID opens that request (the notification's link);
+// /app/#restore=LOGIN_ID opens "Restore identity" with the ID filled in.
 //
 // State (localStorage "freigabe-device"): the device id, name and API token, the
 // credential id and transports, the RP ID, the user, the VAPID key and the push
-// endpoint last sent. The private key never leaves the authenticator. A
+// endpoint last sent, and the notices dismissed here. Never a restoration code:
+// it is shown once. The private key never leaves the authenticator. A
 // "device_revoked" (or "invalid_token") answer to any call wipes it.
 (function () {
   "use strict";
@@ -70,7 +99,8 @@
     const element = $(id);
     if (!element) { return; }
     element.textContent = text || "";
-    element.classList.toggle("error", Boolean(error && text));
+    // role="alert" (#enrol-error) only ever holds errors.
+    element.classList.toggle("error", Boolean((error || element.getAttribute("role") === "alert") && text));
     element.classList.toggle("result-ok", Boolean(ok && text));
     if (element.hasAttribute("hidden") !== !text && (id === "enrol-error" || id === "app-message")) {
       element.hidden = !text;
@@ -87,7 +117,10 @@
       this.retryAfter = retryAfter;
     }
     describe() {
-      return this.retryAfter ? this.message + " " + msg("retry_after", { seconds: this.retryAfter }) : this.message;
+      if (!this.retryAfter) { return this.message; }
+      return this.message + " " + (this.retryAfter >= 120
+        ? msg("retry_after_minutes", { minutes: Math.ceil(this.retryAfter / 60) })
+        : msg("retry_after", { seconds: this.retryAfter }));
     }
   }
 
@@ -168,6 +201,7 @@
     localStorage.removeItem(STORAGE_KEY);
     stopPolling();
     closeApproval();
+    forgetMain();
     unsubscribePush();
     showEnrol();
     if (wasEnrolled || message) { setText("app-message", message); }
@@ -203,6 +237,9 @@
       const error = new AppError(code, text, { status: response.status, retryAfter });
       if (auth && (code === "device_revoked" || code === "invalid_token")) {
         wipe(msg(code === "device_revoked" ? "revoked" : "invalid_token"));
+      } else if (auth && code === "device_pending") {
+        // Restored while a veto window runs: usable after Retry-After seconds.
+        setText("app-message", msg("device_pending", { date: formatDate(inSeconds(retryAfter)) }));
       }
       throw error;
     }
@@ -213,6 +250,10 @@
   }
 
   const quote = encodeURIComponent;
+
+  function inSeconds(seconds) {
+    return new Date(Date.now() + seconds * 1000).toISOString();
+  }
 
   // --- WebAuthn -----------------------------------------------------------------------
 
@@ -292,6 +333,16 @@
     };
   }
 
+  // A signed action (docs/device-api.md "Signed actions"): a single-use nonce for
+  // purpose, then this device's assertion, with user verification, over
+  // action_challenge(purpose, payload + nonce). Returns the request body's
+  // {nonce, assertion}.
+  async function signedAction(purpose, payload) {
+    const issued = await api("POST", "/actions/challenge", { purpose });
+    const challenge = await actionChallenge(purpose, { ...payload, nonce: issued.nonce });
+    return { nonce: issued.nonce, assertion: await getAssertion(challenge) };
+  }
+
   // --- screens ------------------------------------------------------------------------
 
   function showEnrol() {
@@ -305,13 +356,20 @@
     $("screen-enrol").hidden = true;
     $("screen-main").hidden = false;
     document.body.dataset.appState = "main";
+    showAccountLine();
+    refreshApprovals().catch(() => undefined);
+    refreshDevices().catch(() => undefined);
+    // "Back up your identity?" is asked when the app opens, and after a confirmed sign-in.
+    refreshRestoration({ prompt: true }).catch(() => undefined);
+    refreshNotices().catch(() => undefined);
+    setupPush(false);
+    startPolling();
+  }
+
+  function showAccountLine() {
     setText("account-line", msg("account", {
       access_number: state.user && state.user.access_number, name: state.name,
     }));
-    refreshApprovals().catch(() => undefined);
-    refreshDevices().catch(() => undefined);
-    setupPush(false);
-    startPolling();
   }
 
   function busy(ids, on) {
@@ -324,12 +382,19 @@
 
   function resetEnrolment() {
     pending = null;
+    restoring = null;
     $("enrol-paths").hidden = false;
     $("enrol-confirm-form").hidden = true;
+    $("restore").hidden = true;
+    $("restore-other-form").hidden = true;
+    $("device-name-field").hidden = false;
     $("enrol-code").value = "";
+    for (const id of ["restore-code1", "restore-code2"]) { $(id).value = ""; }
+    setText("restore-new-code", "");
     setText("enrol-status", "");
     setText("enrol-error", "");
-    busy(["enrol-start", "binding-start", "enrol-complete"], false);
+    busy(["enrol-start", "binding-start", "enrol-complete", "restore-start", "restore-verify",
+      "restore-register"], false);
   }
 
   function guessDeviceName() {
@@ -421,21 +486,7 @@
       const body = { credential: pending.credential };
       if (pending.needsCode) { body.confirmation_code = code; }
       const done = await api("POST", "/enrolments/" + quote(pending.id) + "/complete", body, { auth: false });
-      const credential = pending.credential;
-      state = {
-        version: STORE_VERSION,
-        server: location.origin,
-        deviceId: done.device.id,
-        name: done.device.name,
-        token: done.device_token,
-        credentialId: credential.rawId,
-        transports: credential.response.transports,
-        rpId: (pending.publicKey.rp && pending.publicKey.rp.id) || config.rpId,
-        user: done.user,
-        vapidPublicKey: done.vapid_public_key || config.vapidPublicKey,
-        pushEndpoint: null,
-      };
-      save();
+      becomeDevice(done, pending.credential, pending.publicKey);
       pending = null;
       setText("app-message", msg("enrolled", { access_number: done.user && done.user.access_number }));
       showMain();
@@ -455,6 +506,227 @@
     } finally {
       busy(["enrol-complete"], false);
     }
+  }
+
+  // This browser is a device now (enrolment or restoration): keep what it needs.
+  function becomeDevice(done, credential, publicKey) {
+    state = {
+      version: STORE_VERSION,
+      server: location.origin,
+      deviceId: done.device.id,
+      name: done.device.name,
+      token: done.device_token,
+      credentialId: credential.rawId,
+      transports: credential.response.transports,
+      rpId: (publicKey.rp && publicKey.rp.id) || config.rpId,
+      user: done.user,
+      vapidPublicKey: done.vapid_public_key || config.vapidPublicKey,
+      pushEndpoint: null,
+      dismissedNotices: [],
+    };
+    save();
+  }
+
+  // --- restoring the ID on this browser ("Restore identity") -------------------------
+  //
+  // Step 1: login ID + code 1 -> the server e-mails code 2. Step 2: code 2 ->
+  // creation options; the key is made at once (#restore-register asks again if
+  // the prompt was cancelled). Step 3: the registration -> this browser is a
+  // device, and shows the new code 1 once (the old one is void).
+
+  let restoring = null; // {id, publicKey, credential}
+
+  function restoreStep(step) { // "start" | "code2" | "register" | "done"
+    $("restore-start-form").hidden = step !== "start";
+    $("restore-code2-form").hidden = step !== "code2";
+    $("restore-register").hidden = step !== "register";
+    $("restore-done").hidden = step !== "done";
+    $("restore-nav").hidden = step === "done";
+    $("restore-restart").hidden = step === "start";
+    $("device-name-field").hidden = step !== "start";
+  }
+
+  function openRestore(loginId) {
+    resetEnrolment();
+    setText("app-message", "");
+    $("enrol-paths").hidden = true;
+    $("restore").hidden = false;
+    restoreStep("start");
+    if (loginId) { $("restore-login-id").value = loginId; }
+    ($("restore-login-id").value ? $("restore-code1") : $("restore-login-id")).focus();
+  }
+
+  // One text for every restore_failed: nobody can tell which part was wrong.
+  function restoreError(error) {
+    return error instanceof AppError && error.code === "restore_failed" ? msg("restore_failed") : describe(error);
+  }
+
+  async function startRestore(event) {
+    event.preventDefault();
+    setText("app-message", "");
+    setText("enrol-error", "");
+    busy(["restore-start"], true);
+    try {
+      const loginId = $("restore-login-id").value.trim();
+      const code1 = $("restore-code1").value.trim();
+      if (!loginId) {
+        $("restore-login-id").focus();
+        throw new AppError("invalid_request", msg("login_id_needed"));
+      }
+      if (!code1) {
+        $("restore-code1").focus();
+        throw new AppError("invalid_request", msg("code1_needed"));
+      }
+      const started = await api("POST", "/restorations", {
+        login_id: loginId, code1, device_name: deviceName(), kind: "browser",
+      }, { auth: false });
+      restoring = { id: started.restoration_id, publicKey: null, credential: null };
+      setText("restore-email-line", msg("restore_code2_sent", { destination: started.email_masked || "" }));
+      $("restore-code2").value = "";
+      restoreStep("code2");
+      $("restore-code2").focus();
+    } catch (error) {
+      setText("enrol-error", restoreError(error));
+    } finally {
+      busy(["restore-start"], false);
+    }
+  }
+
+  async function verifyRestoreCode(event) {
+    event.preventDefault();
+    if (!restoring) { return; }
+    setText("enrol-error", "");
+    const code2 = $("restore-code2").value.trim();
+    if (!code2) {
+      $("restore-code2").focus();
+      setText("enrol-error", msg("code2_needed"));
+      return;
+    }
+    busy(["restore-verify"], true);
+    try {
+      const verified = await api("POST", "/restorations/" + quote(restoring.id) + "/code", { code2 }, { auth: false });
+      restoring.publicKey = verified.public_key;
+      restoreStep("register");
+    } catch (error) {
+      setText("enrol-error", restoreError(error));
+      $("restore-code2").select();
+      return;
+    } finally {
+      busy(["restore-verify"], false);
+    }
+    await registerRestoredKey();
+  }
+
+  async function registerRestoredKey() {
+    if (!restoring || !restoring.publicKey) { return; }
+    setText("enrol-error", "");
+    busy(["restore-register"], true);
+    try {
+      if (!restoring.credential) {
+        setText("enrol-status", msg("create_key"));
+        // Kept: should the answer be lost, the same registration is sent again.
+        restoring.credential = await createCredential(restoring.publicKey);
+      }
+      const done = await api("POST", "/restorations/" + quote(restoring.id) + "/complete",
+        { credential: restoring.credential }, { auth: false });
+      becomeDevice(done, restoring.credential, restoring.publicKey);
+      restoring = null;
+      setText("enrol-status", "");
+      showRestored(done);
+    } catch (error) {
+      setText("enrol-status", "");
+      if (error.code === "webauthn_cancelled" || error.code === "network_error") {
+        setText("enrol-error", describe(error)); // the restoration waits: #restore-register
+      } else {
+        // Used up on the server (restore_failed, webauthn_failed ...): start again.
+        const shown = error.code === "restore_failed" || error.code === "webauthn_failed"
+          ? msg("restore_used_up") : describe(error);
+        restoring = null;
+        restoreStep("start");
+        setText("enrol-error", shown);
+      }
+    } finally {
+      busy(["restore-register"], false);
+    }
+  }
+
+  function showRestored(done) {
+    restoreStep("done");
+    setText("restore-done-text", msg("restored", { access_number: done.user && done.user.access_number }),
+      { ok: true });
+    // The new code 1, shown here once; the one on paper is void.
+    setText("restore-new-code", done.restoration_code);
+    setText("restore-code-note", msg("code1_replaced"));
+    const until = done.status === "pending" ? done.pending_until : null;
+    setText("restore-pending", until ? msg("restored_pending", { date: formatDate(until) }) : "");
+    $("restore-pending").hidden = !until;
+    $("restore-code1").value = "";
+    $("restore-code2").value = "";
+    $("restore-done-confirm").focus();
+  }
+
+  function finishRestore() {
+    resetEnrolment(); // the code leaves the page
+    if (!state) { return; }
+    showMain();
+    $("main-title").focus();
+  }
+
+  function restartRestore() {
+    restoring = null;
+    setText("enrol-error", "");
+    setText("enrol-status", "");
+    restoreStep("start");
+    $("restore-code1").focus();
+  }
+
+  // --- "Restore identity on other server" --------------------------------------------
+  //
+  // A browser app cannot restore onto another server: WebAuthn binds a key to an
+  // RP ID that must be this page's host (or a suffix of it), that server checks
+  // the page's origin in clientDataJSON, and its device API is same-origin only.
+  // So the option opens that server's own app, with the login ID handed over in
+  // the fragment (which no server sees).
+
+  function openOtherServer() {
+    resetEnrolment();
+    setText("app-message", "");
+    $("enrol-paths").hidden = true;
+    $("device-name-field").hidden = true;
+    $("restore-other-form").hidden = false;
+    $("restore-server").focus();
+  }
+
+  // The app of the server at text (https; http only on this machine), or null.
+  function otherAppUrl(text) {
+    let value = String(text || "").trim();
+    if (!value) { return null; }
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) { value = "https://" + value; }
+    let url;
+    try { url = new URL(value); } catch (error) { return null; }
+    const loopback = ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname);
+    if (!(url.protocol === "https:" || (url.protocol === "http:" && loopback)) || url.username || url.password) {
+      return null;
+    }
+    // The issuer may have a path; its app is ISSUER/app/.
+    const base = url.pathname.replace(/\/+$/, "").replace(/\/app$/, "");
+    return new URL(base + config.scope, url.origin);
+  }
+
+  function restoreOnOtherServer(event) {
+    event.preventDefault();
+    setText("enrol-error", "");
+    const target = otherAppUrl($("restore-server").value);
+    const loginId = $("restore-other-login-id").value.trim().slice(0, 254);
+    if (!target) {
+      $("restore-server").focus();
+      setText("enrol-error", msg("server_url_invalid"));
+      return;
+    }
+    if (target.origin === location.origin) { openRestore(loginId); return; }
+    target.hash = new URLSearchParams({ restore: loginId }).toString();
+    setText("enrol-status", msg("opening_other", { server: target.origin }));
+    location.assign(target.href);
   }
 
   // --- approvals ----------------------------------------------------------------------
@@ -559,8 +831,7 @@
     setText("approval-time", formatDate(facts.created_at, timeFormat));
     setText("approval-result", "");
     $("approval-code").value = "";
-    $("approvals-section").hidden = true;
-    $("devices-section").hidden = true;
+    mainSections(false);
     $("approval").hidden = false;
     if (approval.status === "pending") {
       setDecisionButtons(true);
@@ -577,8 +848,18 @@
     answered = false;
     stopCountdown();
     $("approval").hidden = true;
-    $("approvals-section").hidden = false;
-    $("devices-section").hidden = false;
+    mainSections(true);
+  }
+
+  // Everything but the open request: hidden while one is open.
+  let sectionsVisible = true;
+
+  function mainSections(visible) {
+    sectionsVisible = visible;
+    $("approvals-section").hidden = !visible;
+    $("devices-section").hidden = !visible;
+    $("restoration-section").hidden = !visible;
+    $("notices-section").hidden = !visible || noticesShown === 0;
   }
 
   async function answer(decision, fraud) {
@@ -608,6 +889,8 @@
       const key = result.status === "approved" ? "approved" : fraud ? "reported" : "denied";
       setText("approval-result", msg(key, { client: facts.client_name }), { ok: true });
       refreshApprovals().catch(() => undefined);
+      // From the sixth confirmed sign-in: "Back up your identity?"
+      if (result.status === "approved") { refreshRestoration({ prompt: true }).catch(() => undefined); }
     } catch (error) {
       if (!state) { return; } // wiped: the enrol screen says why
       setText("approval-result", describe(error), { error: true });
@@ -624,15 +907,42 @@
   // --- devices ------------------------------------------------------------------------
 
   let devices = [];
+  let devicesLoaded = false;
   let deleting = null;
+  let renaming = null; // the id of the device whose name is being edited
 
-  function renderDevices() {
+  function kindLabel(kind) {
+    return messages["kind_" + kind] ? msg("kind_" + kind) : String(kind || "");
+  }
+
+  function button(className, text, onClick, label) {
+    const element = document.createElement("button");
+    element.type = "button";
+    element.className = className;
+    element.textContent = text;
+    if (label) { element.setAttribute("aria-label", label); }
+    element.addEventListener("click", onClick);
+    return element;
+  }
+
+  // A restored device still in its veto window (GET /restoration pending_devices).
+  function pendingDevice(id) {
+    const list = restoration && Array.isArray(restoration.pending_devices) ? restoration.pending_devices : [];
+    const found = list.find((d) => d.id === id);
+    return found && new Date(found.pending_until).getTime() > Date.now() ? found : null;
+  }
+
+  // force: also while a name is being edited (the open form would be lost).
+  function renderDevices(force) {
+    if (renaming && !force) { return; }
     const ul = $("devices");
     ul.replaceChildren();
     for (const device of devices) {
+      const waiting = pendingDevice(device.id);
       const li = document.createElement("li");
       li.dataset.deviceId = device.id;
       li.dataset.thisDevice = device.this_device ? "true" : "false";
+      li.dataset.pending = waiting ? "true" : "false";
       const name = document.createElement("div");
       name.className = "name";
       name.textContent = device.name;
@@ -642,23 +952,40 @@
         badge.textContent = msg("this_device");
         name.append(badge);
       }
+      if (waiting) {
+        const badge = document.createElement("span");
+        badge.className = "badge badge-pending";
+        badge.textContent = msg("pending_badge");
+        name.append(badge);
+      }
       const kind = document.createElement("div");
       kind.className = "meta";
       kind.textContent = [
-        messages["kind_" + device.kind] ? msg("kind_" + device.kind) : device.kind,
+        kindLabel(device.kind),
         messages["via_" + device.enrolled_via] ? msg("via_" + device.enrolled_via) : device.enrolled_via,
       ].join(" · ");
       const times = document.createElement("div");
       times.className = "meta";
       times.textContent = msg("added", { date: formatDate(device.created_at) }) + " · "
         + (device.last_used_at ? msg("last_used", { date: formatDate(device.last_used_at) }) : msg("never_used"));
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "delete-device danger";
-      remove.textContent = msg("delete");
-      remove.setAttribute("aria-label", msg("delete_named", { name: device.name }));
-      remove.addEventListener("click", () => askDelete(device));
-      li.append(name, kind, times, remove);
+      li.append(renaming === device.id ? renameForm(device) : name, kind, times);
+      if (waiting) {
+        const until = document.createElement("div");
+        until.className = "meta pending";
+        until.textContent = msg("pending_until", { date: formatDate(waiting.pending_until) });
+        li.append(until);
+      }
+      const actions = document.createElement("div");
+      actions.className = "actions";
+      actions.append(button("rename-device", msg("rename"), () => startRename(device),
+        msg("rename_named", { name: device.name })));
+      if (waiting && !device.this_device) {
+        actions.append(button("refuse-device danger", msg("refuse"), () => refuseDevice(device, "devices-result"),
+          msg("refuse_named", { name: device.name })));
+      }
+      actions.append(button("delete-device danger", msg("delete"), () => askDelete(device),
+        msg("delete_named", { name: device.name })));
+      li.append(actions);
       ul.append(li);
     }
   }
@@ -667,14 +994,71 @@
     if (!state) { return; }
     const data = await api("GET", "/devices");
     devices = Array.isArray(data.devices) ? data.devices : [];
+    devicesLoaded = true;
+    if (renaming && !devices.some((d) => d.id === renaming)) { renaming = null; }
     renderDevices();
+    renderNotices();
   }
+
+  // --- renaming (POST /devices/{id}/rename: the token suffices) -----------------------
+
+  function renameForm(device) {
+    const form = document.createElement("form");
+    form.className = "rename-form";
+    form.noValidate = true;
+    const label = document.createElement("label");
+    label.htmlFor = "rename-" + device.id;
+    label.textContent = msg("rename_label");
+    const input = document.createElement("input");
+    input.id = "rename-" + device.id;
+    input.className = "rename-input";
+    input.maxLength = 100;
+    input.autocomplete = "off";
+    input.value = device.name;
+    const save = button("rename-save primary", msg("save"), () => undefined);
+    save.type = "submit";
+    const cancel = button("rename-cancel link", msg("cancel"), () => { renaming = null; renderDevices(true); });
+    form.append(label, input, save, cancel);
+    form.addEventListener("submit", (event) => { event.preventDefault(); saveRename(device, input.value); });
+    return form;
+  }
+
+  function startRename(device) {
+    renaming = device.id;
+    setText("devices-result", "");
+    renderDevices(true);
+    const input = $("devices").querySelector("input.rename-input");
+    if (input) { input.focus(); input.select(); }
+  }
+
+  async function saveRename(device, value) {
+    const name = String(value).trim().replace(/\s+/g, " ").slice(0, 100);
+    if (!name) { setText("devices-result", msg("device_name_needed"), { error: true }); return; }
+    try {
+      const result = await api("POST", "/devices/" + quote(device.id) + "/rename", { name });
+      const renamed = result.device || { ...device, name };
+      devices = devices.map((d) => (d.id === device.id ? { ...d, ...renamed } : d));
+      if (state && device.id === state.deviceId) {
+        state.name = renamed.name;
+        save();
+        showAccountLine();
+      }
+      renaming = null;
+      renderDevices(true);
+      setText("devices-result", msg("device_renamed", { name: renamed.name }), { ok: true });
+    } catch (error) {
+      if (state) { setText("devices-result", describe(error), { error: true }); }
+    }
+  }
+
+  // --- deleting (a signed action) -----------------------------------------------------
 
   function askDelete(device) {
     deleting = device;
     setText("devices-result", "");
     setText("delete-dialog-text", msg("delete_question", { name: device.name }));
     $("delete-this-warning").hidden = !device.this_device;
+    // The last device: without another one, nobody can confirm sign-ins.
     $("delete-last-warning").hidden = devices.length > 1;
     $("delete-confirm").disabled = false;
     const dialog = $("delete-dialog");
@@ -696,10 +1080,8 @@
     if (!device || !state) { closeDeleteDialog(); return; }
     $("delete-confirm").disabled = true;
     try {
-      const issued = await api("POST", "/actions/challenge", { purpose: "delete_device" });
-      const challenge = await actionChallenge("delete_device", { device: device.id, nonce: issued.nonce });
-      const assertion = await getAssertion(challenge);
-      await api("POST", "/devices/" + quote(device.id) + "/delete", { nonce: issued.nonce, assertion });
+      const signed = await signedAction("delete_device", { device: device.id });
+      await api("POST", "/devices/" + quote(device.id) + "/delete", signed);
       closeDeleteDialog();
       deleting = null;
       if (device.this_device || device.id === state.deviceId) {
@@ -707,11 +1089,324 @@
         return;
       }
       setText("devices-result", msg("device_deleted", { name: device.name }), { ok: true });
-      await refreshDevices();
+      await refreshAll();
     } catch (error) {
       closeDeleteDialog();
       if (state) { setText("devices-result", describe(error), { error: true }); }
     }
+  }
+
+  // A restored device in its veto window: refuse it (a signed action). Code 1
+  // was shown on it, so restoration usually has to be activated again.
+  async function refuseDevice(device, resultId) {
+    if (!state) { return; }
+    setText(resultId, msg("unlock"));
+    try {
+      const signed = await signedAction("refuse_device", { device: device.id });
+      const result = await api("POST", "/restoration/devices/" + quote(device.id) + "/refuse", signed);
+      setText(resultId, msg(result.restoration_active ? "device_refused" : "device_refused_code_void",
+        { name: device.name }), { ok: true });
+      await refreshAll();
+    } catch (error) {
+      if (state) { setText(resultId, describe(error), { error: true }); }
+    }
+  }
+
+  // --- notices (GET /notices): a restoration started, a device added ------------------
+
+  let notices = [];
+  let noticesShown = 0;
+
+  async function refreshNotices() {
+    if (!state) { return; }
+    const data = await api("GET", "/notices");
+    notices = Array.isArray(data.notices) ? data.notices : [];
+    renderNotices();
+  }
+
+  function renderNotices() {
+    const ul = $("notices");
+    ul.replaceChildren();
+    const dismissed = (state && Array.isArray(state.dismissedNotices)) ? state.dismissedNotices : [];
+    const shown = notices.filter((n) => n && (n.type === "restore_started" || n.type === "device_restored")
+      && !dismissed.includes(n.id));
+    for (const notice of shown) {
+      const about = notice.device && typeof notice.device === "object" ? notice.device : {};
+      const li = document.createElement("li");
+      li.dataset.noticeId = notice.id;
+      li.dataset.noticeType = notice.type;
+      const text = document.createElement("p");
+      text.textContent = msg(notice.type === "restore_started" ? "notice_restore_started" : "notice_device_restored", {
+        name: about.name || "", kind: kindLabel(about.kind), ip: notice.ip || msg("unknown_ip"),
+        time: formatDate(notice.created_at, timeFormat),
+      });
+      const advice = document.createElement("p");
+      advice.className = "meta";
+      const actions = document.createElement("div");
+      actions.className = "actions";
+      if (notice.type === "restore_started") {
+        // Someone knows code 1 (and asked for code 2): a new code 1 stops them.
+        advice.textContent = msg("notice_restore_started_advice");
+        if (restoration && restoration.active) {
+          actions.append(button("notice-new-code", msg("new_code"), () => { closeApproval(); askRegenerate(); }));
+        }
+      } else {
+        const listed = devices.find((d) => d.id === about.id);
+        const waiting = listed ? pendingDevice(listed.id) : null;
+        if (waiting) {
+          advice.textContent = msg("notice_pending", { date: formatDate(waiting.pending_until) });
+          actions.append(button("refuse-device danger", msg("refuse"), () => refuseDevice(listed, "notices-result"),
+            msg("refuse_named", { name: listed.name })));
+        } else if (listed) {
+          advice.textContent = msg("notice_not_me");
+          actions.append(button("remove-device danger", msg("remove_device"), () => askDelete(listed)));
+        } else if (devicesLoaded) {
+          advice.textContent = msg("notice_device_gone");
+        }
+      }
+      actions.append(button("dismiss-notice", msg("notice_ok"), () => dismissNotice(notice.id)));
+      li.append(text, advice, actions);
+      ul.append(li);
+    }
+    noticesShown = shown.length;
+    $("notices-section").hidden = !sectionsVisible || noticesShown === 0;
+  }
+
+  // Read: not shown here again (the server keeps notices for a week).
+  function dismissNotice(id) {
+    if (!state) { return; }
+    state.dismissedNotices = [...(state.dismissedNotices || []), id].slice(-50);
+    save();
+    renderNotices();
+  }
+
+  // --- "Back up your identity" (restoration settings) ---------------------------------
+
+  let restoration = null; // the last GET /restoration
+  let backupFlow = null; // null | "email" | "confirm" | "code" | "regenerate"
+  let activationId = null;
+  let promptAsked = false; // "Back up your identity?" was shown in this page
+
+  async function refreshRestoration({ prompt = false } = {}) {
+    if (!state) { return; }
+    restoration = await api("GET", "/restoration");
+    renderRestoration();
+    renderDevices();
+    renderNotices();
+    if (prompt) { maybePromptBackup(); }
+  }
+
+  function refreshAll() {
+    return Promise.all([refreshDevices(), refreshRestoration(), refreshNotices()]);
+  }
+
+  function renderRestoration() {
+    if (!restoration) { return; }
+    $("restoration-section").dataset.restoration = restoration.active ? "active" : "inactive";
+    let text;
+    if (restoration.active) {
+      text = msg("backup_active", { date: formatDate(restoration.activated_at), email: restoration.email_masked || "" });
+    } else if (restoration.email_masked) {
+      text = msg("backup_inactive", { email: restoration.email_masked });
+    } else {
+      text = msg("backup_inactive_no_email");
+    }
+    setText("restoration-status", text);
+    $("restoration-activate").hidden = restoration.active || backupFlow !== null;
+    $("restoration-regenerate").hidden = !restoration.active || backupFlow !== null;
+  }
+
+  function setBackupFlow(flow) {
+    backupFlow = flow;
+    $("restoration-email-form").hidden = flow !== "email";
+    $("restoration-confirm-form").hidden = flow !== "confirm";
+    $("restoration-code-box").hidden = flow !== "code";
+    $("restoration-regenerate-confirm").hidden = flow !== "regenerate";
+    $("restoration-cancel").hidden = flow !== "email" && flow !== "confirm";
+    if (flow !== "code") {
+      setText("restoration-code", ""); // code 1 leaves the page
+      setText("restoration-code-note", "");
+    }
+    if (flow === null) { activationId = null; }
+    renderRestoration();
+  }
+
+  // SHOW, or "Activate": the account's address is used; one without an address gives one first.
+  function startActivation() {
+    setText("restoration-result", "");
+    if (restoration && !restoration.active && restoration.email_masked === null) {
+      setBackupFlow("email");
+      $("restoration-email").focus();
+      return;
+    }
+    activateRestoration(undefined);
+  }
+
+  function submitEmail(event) {
+    event.preventDefault();
+    const email = $("restoration-email").value.trim();
+    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) {
+      setText("restoration-result", msg("email_invalid"), { error: true });
+      $("restoration-email").focus();
+      return;
+    }
+    activateRestoration(email);
+  }
+
+  // The e-mail address (or "") is part of what is signed.
+  async function activateRestoration(email) {
+    setText("restoration-result", msg("unlock"));
+    busy(["restoration-activate", "restoration-email-save"], true);
+    try {
+      const signed = await signedAction("activate_restoration", { email: email === undefined ? "" : email });
+      const result = await api("POST", "/restoration/activation", email === undefined ? signed : { ...signed, email });
+      if (result.status === "email_confirmation_required") {
+        setBackupFlow("confirm");
+        activationId = result.activation_id;
+        setText("restoration-result", "");
+        setText("restoration-confirm-line", msg("code_sent_email", { destination: result.email_masked || "" }));
+        $("restoration-email-code").value = "";
+        $("restoration-email-code").focus();
+      } else {
+        showCode1(result.restoration_code, false);
+      }
+    } catch (error) {
+      if (!state) { return; }
+      if (error.code === "email_required") {
+        setBackupFlow("email");
+        $("restoration-email").focus();
+      } else if (error.code === "restoration_already_active") {
+        setBackupFlow(null);
+        refreshRestoration().catch(() => undefined);
+      }
+      setText("restoration-result", describe(error), { error: true });
+    } finally {
+      busy(["restoration-activate", "restoration-email-save"], false);
+    }
+  }
+
+  async function confirmEmailCode(event) {
+    event.preventDefault();
+    if (!activationId) { return; }
+    const code = $("restoration-email-code").value.trim();
+    if (!code) {
+      setText("restoration-result", msg("email_code_needed"), { error: true });
+      $("restoration-email-code").focus();
+      return;
+    }
+    busy(["restoration-confirm"], true);
+    try {
+      const result = await api("POST", "/restoration/activation/" + quote(activationId) + "/confirm", { code });
+      showCode1(result.restoration_code, false);
+    } catch (error) {
+      if (!state) { return; }
+      if (error.code === "wrong_code") {
+        $("restoration-email-code").select();
+      } else if (error.code === "too_many_attempts" || error.code === "invalid_activation") {
+        setBackupFlow(null); // void: activate again
+      }
+      setText("restoration-result", describe(error), { error: true });
+    } finally {
+      busy(["restoration-confirm"], false);
+    }
+  }
+
+  // Code 1, once: in this answer and nowhere else. Gone with "I have written it down".
+  function showCode1(code, replaced) {
+    setBackupFlow("code");
+    setText("restoration-result", "");
+    setText("restoration-code", code);
+    setText("restoration-code-note", replaced ? msg("code1_replaced") : "");
+    $("restoration-code-done").focus();
+    refreshRestoration().catch(() => undefined);
+  }
+
+  function codeWrittenDown() {
+    setBackupFlow(null);
+    setText("restoration-result", msg("backup_done"), { ok: true });
+  }
+
+  function askRegenerate() {
+    setText("restoration-result", "");
+    setBackupFlow("regenerate");
+    $("restoration-title").focus();
+    $("restoration-regenerate-no").focus();
+  }
+
+  async function regenerateCode() {
+    busy(["restoration-regenerate-yes"], true);
+    setText("restoration-result", msg("unlock"));
+    try {
+      const signed = await signedAction("regenerate_restoration_code", {});
+      const result = await api("POST", "/restoration/code", signed);
+      showCode1(result.restoration_code, true);
+    } catch (error) {
+      if (!state) { return; }
+      setBackupFlow(null);
+      setText("restoration-result", describe(error), { error: true });
+      if (error.code === "restoration_not_active") { refreshRestoration().catch(() => undefined); }
+    } finally {
+      busy(["restoration-regenerate-yes"], false);
+    }
+  }
+
+  function cancelBackupFlow() {
+    setBackupFlow(null);
+    setText("restoration-result", "");
+  }
+
+  // "Back up your identity?" from the sixth confirmed sign-in, until restoration is
+  // active or NOT NOW was chosen (the server keeps that: never asked again).
+  function maybePromptBackup() {
+    if (!restoration || !restoration.prompt_backup || promptAsked || backupFlow !== null) { return; }
+    if (current && !answered) { return; } // not over an open request
+    const dialog = $("backup-prompt");
+    if (dialog.open || typeof dialog.showModal !== "function") { return; }
+    promptAsked = true;
+    dialog.showModal();
+    $("backup-show").focus();
+  }
+
+  function closePrompt() {
+    const dialog = $("backup-prompt");
+    if (dialog.open) { dialog.close(); }
+  }
+
+  function promptShow() {
+    closePrompt();
+    closeApproval();
+    $("restoration-title").focus();
+    startActivation();
+  }
+
+  async function promptNotNow() {
+    closePrompt();
+    try {
+      await api("POST", "/restoration/prompt-dismissed");
+      if (restoration) { restoration.prompt_backup = false; }
+    } catch (error) {
+      /* asked again when the app next opens */
+    }
+  }
+
+  // This device is gone: forget what the main screen showed.
+  function forgetMain() {
+    closePrompt();
+    closeDeleteDialog();
+    devices = [];
+    devicesLoaded = false;
+    notices = [];
+    restoration = null;
+    renaming = null;
+    deleting = null;
+    promptAsked = false;
+    setBackupFlow(null);
+    setText("restoration-result", "");
+    $("restoration-activate").hidden = true;
+    $("restoration-regenerate").hidden = true;
+    delete $("restoration-section").dataset.restoration;
+    $("devices").replaceChildren();
+    renderNotices();
   }
 
   // --- push, and polling while open ----------------------------------------------------
@@ -814,7 +1509,7 @@
     polls += 1;
     try {
       await refreshApprovals();
-      if (polls % DEVICES_EVERY === 0) { await refreshDevices(); }
+      if (polls % DEVICES_EVERY === 0) { await refreshAll(); }
     } catch (error) {
       /* a network failure: try again at the next turn; a revoked device was wiped */
     }
@@ -834,13 +1529,14 @@
     const hash = new URLSearchParams(url.hash.replace(/^#/, ""));
     const code = hash.get("code") || url.searchParams.get("code");
     const approval = hash.get("approval");
-    if (code || approval || url.searchParams.has("code")) {
+    const restore = hash.has("restore") ? hash.get("restore") : null;
+    if (code || approval || restore !== null || url.searchParams.has("code")) {
       // Keep the binding code out of the history and of later links.
       url.searchParams.delete("code");
       url.hash = "";
       history.replaceState(null, "", url.pathname + url.search);
     }
-    return { code, approval };
+    return { code, approval, restore };
   }
 
   function followLink() {
@@ -851,6 +1547,13 @@
       } else {
         $("binding-code").value = link.code;
         $("binding-start").focus();
+      }
+    }
+    if (link.restore !== null) {
+      if (state) {
+        setText("app-message", msg("already_enrolled"));
+      } else {
+        openRestore(link.restore.slice(0, 254));
       }
     }
     if (link.approval && state) { openApproval(link.approval); }
@@ -871,12 +1574,33 @@
     $("delete-confirm").addEventListener("click", confirmDelete);
     $("delete-cancel").addEventListener("click", () => { deleting = null; closeDeleteDialog(); });
     $("push-enable").addEventListener("click", () => setupPush(true));
+    $("restore-open").addEventListener("click", () => openRestore(""));
+    $("restore-other-open").addEventListener("click", openOtherServer);
+    $("restore-start-form").addEventListener("submit", startRestore);
+    $("restore-code2-form").addEventListener("submit", verifyRestoreCode);
+    $("restore-register").addEventListener("click", registerRestoredKey);
+    $("restore-done-confirm").addEventListener("click", finishRestore);
+    $("restore-restart").addEventListener("click", restartRestore);
+    $("restore-cancel").addEventListener("click", resetEnrolment);
+    $("restore-other-form").addEventListener("submit", restoreOnOtherServer);
+    $("restore-other-cancel").addEventListener("click", resetEnrolment);
+    $("restoration-activate").addEventListener("click", startActivation);
+    $("restoration-regenerate").addEventListener("click", askRegenerate);
+    $("restoration-regenerate-yes").addEventListener("click", regenerateCode);
+    $("restoration-regenerate-no").addEventListener("click", cancelBackupFlow);
+    $("restoration-email-form").addEventListener("submit", submitEmail);
+    $("restoration-confirm-form").addEventListener("submit", confirmEmailCode);
+    $("restoration-code-done").addEventListener("click", codeWrittenDown);
+    $("restoration-cancel").addEventListener("click", cancelBackupFlow);
+    $("backup-show").addEventListener("click", promptShow);
+    $("backup-not-now").addEventListener("click", promptNotNow);
     window.addEventListener("hashchange", followLink);
     document.addEventListener("visibilitychange", () => { if (!document.hidden) { pollNow(); } });
     if ("serviceWorker" in navigator) {
       navigator.serviceWorker.addEventListener("message", (event) => {
         const data = event.data || {};
         if (data.type === "approval") { pollNow(); }
+        if (data.type === "notice" && state) { refreshAll().catch(() => undefined); }
         if (data.type === "open-approval" && typeof data.id === "string") { openApproval(data.id); }
       });
     }
@@ -886,7 +1610,7 @@
     if (!window.PublicKeyCredential || !navigator.credentials || !window.crypto || !crypto.subtle) {
       setText("webauthn-missing", msg("webauthn_missing"));
       $("webauthn-missing").hidden = false;
-      busy(["enrol-start", "binding-start"], true);
+      busy(["enrol-start", "binding-start", "restore-start", "restore-verify"], true);
     }
     followLink();
   }

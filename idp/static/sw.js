@@ -1,9 +1,11 @@
 // The Freigabe device app's service worker, served as /app/sw.js (scope /app/).
 //
 // - push: a Web Push from the IdP carries only {"type": "approval", "id": ID}
-//   (docs/device-api.md). It shows a notification (texts from
-//   /app/messages.json, in the browser's language), tagged with the approval id,
-//   whose link is /app/#approval=ID, and tells open app pages to look again.
+//   or {"type": "notice", "id": ID} (docs/device-api.md). It shows a
+//   notification (texts from /app/messages.json, in the browser's language):
+//   for an approval tagged with its id, with the link /app/#approval=ID; for a
+//   notice (a restoration started, a device added) with the link /app/. Open
+//   app pages are told to look again.
 // - notificationclick: focuses an open app page and opens the approval there,
 //   or opens a new one.
 // - fetch: the app shell (page, script, styles, icon) network first, from the
@@ -85,6 +87,21 @@ async function appWindows() {
 
 async function notify(data) {
   const localised = await texts();
+  if (data && data.type === "notice") {
+    const notice = typeof data.id === "string" ? data.id : "";
+    for (const client of await appWindows()) {
+      client.postMessage({ type: "notice", id: notice });
+    }
+    const wording = localised.notice || {};
+    await self.registration.showNotification(wording.title || "Freigabe", {
+      body: wording.body || "",
+      lang: localised.lang || "",
+      tag: "notice-" + notice,
+      icon: SCOPE_PATH + "icon-192.png",
+      data: { url: SCOPE_PATH, notice },
+    });
+    return;
+  }
   const notification = localised.notification || {};
   const approval = data && data.type === "approval" && typeof data.id === "string" ? data.id : null;
   for (const client of await appWindows()) {
@@ -119,6 +136,7 @@ self.addEventListener("notificationclick", (event) => {
     const [open] = await appWindows();
     if (open) {
       if (data.approval) { open.postMessage({ type: "open-approval", id: data.approval }); }
+      if (data.notice !== undefined) { open.postMessage({ type: "notice", id: data.notice }); }
       try { await open.focus(); } catch (error) { /* not allowed: the page still opens it */ }
       return;
     }
