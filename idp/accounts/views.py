@@ -1,20 +1,117 @@
-"""The account page of a signed-in user: details, devices, adding a device, passkeys."""
+"""The account page of a signed-in user: details, devices, adding a device, passkeys.
+
+Changes that could hand the account to someone else (deleting a device, adding
+one with a binding code, adding or removing passkeys) need a recent sign-in
+with MFA (``confirmed_recently``). A session without one is offered the
+step-up: "Confirm with your app" (the waiting page of idp.approvals, for a
+login transaction of the account itself, ``transactions.ACCOUNT_CLIENT_ID``)
+or "Use a passkey" (idp.passkeys); afterwards the browser returns to the page
+that asked, with a fresh MFA session.
+
+A direct sign-in at /login stays a password session, also for users with a
+device: looking at the account needs no push, and a push the user did not ask
+for teaches them to approve pushes without thinking. The account page asks
+for the confirmation when an action needs it.
+
+Renaming a device needs only a signed-in session: a name grants nothing (the
+device API lets a device rename with its token alone).
+"""
 
 from __future__ import annotations
 
+import re
+from contextlib import suppress
+from datetime import datetime
 from urllib.parse import urlencode
 
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 from .. import idp
+from ..approvals import service as approvals
+from ..approvals import views as approval_views
+from ..auth import transactions
 from ..auth.amr import ACR_MFA, acr_satisfies
+from ..auth.models import LoginSession
 from ..auth.sessions import current_login_session, end_login_session
-from ..devices.service import active_devices, new_binding_code
-from ..extensions import utcnow
+from ..devices.models import Device, EnrolledVia
+from ..devices.service import (
+    DeviceNotFound,
+    active_devices,
+    new_binding_code,
+    rename_device,
+    revoke_device,
+)
+from ..errors import LoginTransactionExpired
+from ..extensions import db, utcnow
 from ..passkeys import service as passkeys
+from ..passkeys import views as passkey_views
 
 bp = Blueprint("account", __name__)
+
+MAX_DEVICE_NAME = 100
+
+# The same words as the device app's list (idp.deviceapp.messages).
+KIND_LABELS: dict[str, str | LazyString] = {
+    "iphone": "iPhone",
+    "ipad": "iPad",
+    "android": "Android",
+    "browser": _l("Browser"),
+    "cli": _l("Command line"),
+}
+ENROLLED_VIA_LABELS = {
+    EnrolledVia.PASSWORD_SMS: _l("set up with password and text message"),
+    EnrolledVia.PASSWORD_EMAIL: _l("set up with password and e-mail"),
+    EnrolledVia.BINDING_CODE: _l("set up with a code from the account page"),
+    EnrolledVia.RESTORATION: _l("set up by restoring your ID"),
+}
+
+# Where the step-up may return to: the account page and its device pages
+# (never a URL from elsewhere: no open redirect).
+_RETURN_PATH = re.compile(r"/account(/devices/[A-Za-z0-9_-]{1,64}/(delete|rename))?")
+
+
+# --- who may change what ---------------------------------------------------------------
+
+
+def confirmed_recently(login: LoginSession, now: datetime) -> bool:
+    """A session with MFA (a device approval or a passkey) from the last
+    ``passkeys.RECENT_AUTHENTICATION`` seconds: a session cookie lives for
+    hours, and a device removed or added from a stolen one would change who
+    can confirm sign-ins (NIST SP 800-63B §6.1.2.1, as for passkeys)."""
+    return (
+        acr_satisfies(login.acr, ACR_MFA)
+        and (now - login.auth_time).total_seconds() <= passkeys.RECENT_AUTHENTICATION
+    )
+
+
+def _confirming_devices(user_id: int, now: datetime) -> list[Device]:
+    """Devices that can answer an approval now (not waiting after a restoration)."""
+    return [d for d in active_devices(user_id) if not d.is_pending(now)]
+
+
+def _step_up(login: LoginSession, now: datetime) -> dict[str, bool] | None:
+    """The ways this session can confirm it is the user, or None when it need
+    not (confirmed recently) or cannot (no device that can answer, no passkey)."""
+    if confirmed_recently(login, now):
+        return None
+    ways = {
+        "app": bool(_confirming_devices(login.user_id, now)),
+        "passkey": passkeys.has_passkeys(login.user_id),
+    }
+    return ways if any(ways.values()) else None
+
+
+def _return_path(value: object) -> str:
+    if isinstance(value, str) and _RETURN_PATH.fullmatch(value):
+        return value
+    return url_for("account.home")
+
+
+# --- the account page -----------------------------------------------------------------
 
 
 @bp.get("/")
@@ -27,25 +124,179 @@ def home() -> ResponseReturnValue:
     login = current_login_session()
     if login is None:
         return redirect(url_for("auth.login"))
+    now = utcnow()
     devices = active_devices(login.user_id)
-    refusal = passkeys.may_manage(login, now=utcnow())
+    refusal = passkeys.may_manage(login, now=now)
     return render_template(
         "account.html",
         login=login,
         user=login.user,
         devices=devices,
-        can_add_device=_can_add_device(login.acr),
+        now=now,
+        kinds=KIND_LABELS,
+        enrolled_via=ENROLLED_VIA_LABELS,
+        can_add_device=confirmed_recently(login, now),
+        step_up=_step_up(login, now),
         passkeys=passkeys.passkeys_of(login.user_id),
         passkey_refusal=refusal.error if refusal else None,
     )
 
 
-def _can_add_device(acr: str) -> bool:
-    # Path B needs a session with full MFA (a device approval or a passkey):
-    # with a password alone, a device could be added without the user's
-    # existing second factor ever being asked. Without MFA, the app's own
-    # enrolment (path A: password and a code by SMS or e-mail) is the way in.
-    return acr_satisfies(acr, ACR_MFA)
+# --- the step-up to MFA -----------------------------------------------------------------
+
+
+@bp.post("/account/confirm")
+def confirm() -> ResponseReturnValue:
+    """Start "Confirm in your app" or "Confirm with your passkey" for this session."""
+    login = current_login_session()
+    if login is None:
+        return redirect(url_for("auth.login"))
+    target = _return_path(request.form.get("next"))
+    ways = _step_up(login, utcnow())
+    method = request.form.get("method")
+    if ways is None or not ways.get(str(method)):
+        # Confirmed already (a second tab), or nothing to confirm with.
+        return redirect(target)
+    _withdraw_earlier_step_ups()
+    tx = transactions.begin_for_account(login.user_id, next_path=target)
+    if method == "app":
+        return approval_views.begin(tx)
+    return passkey_views.begin_second_factor(tx)
+
+
+def _withdraw_earlier_step_ups() -> None:
+    """This browser's earlier step-ups (left with the back button, say) end
+    when it starts a new one: one push waits on the device, not several."""
+    for tx_id in list(session.get(transactions.SESSION_KEY, [])):
+        try:
+            tx = transactions.load(tx_id)
+        except LoginTransactionExpired:
+            continue
+        if tx.for_account:
+            if tx.approval_id:
+                approvals.cancel(tx.approval_id, reason="replaced")
+            with suppress(LoginTransactionExpired):
+                transactions.finish(tx)
+
+
+@bp.post("/account/confirm/cancel")
+def cancel_confirmation() -> ResponseReturnValue:
+    """The step-up's "Cancel" (waiting page or passkey page): back to the account."""
+    try:
+        tx = transactions.load(request.form.get("tx"))
+    except LoginTransactionExpired:
+        return redirect(url_for("account.home"))
+    if not tx.for_account:
+        raise LoginTransactionExpired()
+    if tx.approval_id:
+        # No device may answer it any more.
+        approvals.cancel(tx.approval_id, reason="cancelled")
+    with suppress(LoginTransactionExpired):  # finished meanwhile (another tab)
+        transactions.finish(tx)
+    return redirect(url_for("account.home"))
+
+
+def _step_up_page(login: LoginSession, next_path: str, *, status: int = 200) -> ResponseReturnValue:
+    now = utcnow()
+    return render_template(
+        "account_confirm.html", step_up=_step_up(login, now), next_path=next_path
+    ), status
+
+
+# --- devices ---------------------------------------------------------------------------
+
+
+def _own_device(login: LoginSession, device_id: str) -> Device:
+    """One of the user's devices, removed ones too; another user's device or
+    an unknown id is not found (ids are not confirmed to strangers)."""
+    device = db.session.get(Device, device_id[:64])
+    if device is None or device.user_id != login.user_id:
+        raise DeviceNotFound()
+    return device
+
+
+def _check_name(raw: object) -> tuple[str, str | None]:
+    """The name as it will be stored (white space collapsed), and what is
+    wrong with it, if anything."""
+    typed = raw if isinstance(raw, str) else ""
+    name = " ".join(typed.split())
+    if not name:
+        return name, _("Please enter a name for the device.")
+    if len(name) > MAX_DEVICE_NAME:
+        return name, _("The name can have at most %(count)s characters.", count=MAX_DEVICE_NAME)
+    if not name.isprintable():
+        return name, _("The name contains characters that cannot be used.")
+    return name, None
+
+
+@bp.route("/account/devices/<device_id>/rename", methods=["GET", "POST"])
+def rename(device_id: str) -> ResponseReturnValue:
+    login = current_login_session()
+    if login is None:
+        return redirect(url_for("auth.login"))
+    device = _own_device(login, device_id)
+    if not device.is_active:
+        raise DeviceNotFound()
+    if request.method == "GET":
+        return render_template("device_rename.html", device=device, value=device.name)
+    typed = request.form.get("name", "")[: MAX_DEVICE_NAME * 4]
+    name, error = _check_name(typed)
+    if error is not None:
+        page = render_template("device_rename.html", device=device, value=typed, error=error)
+        return page, 400
+    rename_device(device, name, actor=f"user:{login.user_id}")
+    return redirect(url_for("account.home"))
+
+
+def _last_one(device: Device, now: datetime) -> bool:
+    """Deleting ``device`` leaves no device that can confirm sign-ins."""
+    return not [d for d in _confirming_devices(device.user_id, now) if d.id != device.id]
+
+
+def _delete_page(
+    login: LoginSession, device: Device, now: datetime, *, error: str | None = None
+) -> str:
+    return render_template(
+        "device_delete.html",
+        device=device,
+        kind=KIND_LABELS.get(device.kind, device.kind),
+        last=_last_one(device, now),
+        has_passkeys=passkeys.has_passkeys(login.user_id),
+        error=error,
+    )
+
+
+@bp.route("/account/devices/<device_id>/delete", methods=["GET", "POST"])
+def delete(device_id: str) -> ResponseReturnValue:
+    """Delete a device: a page naming it, then the form; the last device that
+    can confirm sign-ins only with an explicit "I understand"."""
+    login = current_login_session()
+    if login is None:
+        return redirect(url_for("auth.login"))
+    now = utcnow()
+    device = _own_device(login, device_id)
+    if not device.is_active:
+        # A second submit of the form, or another tab: nothing to do.
+        return render_template("device_deleted.html", device=device, already=True)
+    if not confirmed_recently(login, now):
+        here = url_for("account.delete", device_id=device.id)
+        return _step_up_page(login, here, status=200 if request.method == "GET" else 403)
+    if request.method == "GET":
+        return _delete_page(login, device, now)
+    if _last_one(device, now) and request.form.get("confirm_last") != "yes":
+        error = _("Please confirm that you want to delete your last device.")
+        return _delete_page(login, device, now, error=error), 400
+    try:
+        remaining = revoke_device(device, now=now, actor=f"user:{login.user_id}")
+    except DeviceNotFound:
+        # Deleted by a concurrent request.
+        return render_template("device_deleted.html", device=device, already=True)
+    return render_template(
+        "device_deleted.html",
+        device=device,
+        already=False,
+        remaining=remaining,
+    )
 
 
 @bp.post("/account/devices/binding-code")
@@ -53,7 +304,11 @@ def binding_code() -> ResponseReturnValue:
     login = current_login_session()
     if login is None:
         return redirect(url_for("auth.login"))
-    if not _can_add_device(login.acr):
+    # Path B needs a recent session with full MFA (a device approval or a
+    # passkey): with a password alone, a device could be added without the
+    # user's existing second factor ever being asked. Without MFA, the app's
+    # own enrolment (path A: password and a code by SMS or e-mail) is the way in.
+    if not confirmed_recently(login, utcnow()):
         return redirect(url_for("account.home"))
     code = new_binding_code(login.user)
     link = "freigabe://enrol?" + urlencode({"server": idp().settings.issuer, "code": code})

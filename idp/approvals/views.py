@@ -52,6 +52,9 @@ def _context() -> tuple[transactions.LoginTransaction, object]:
 
 
 def _client_name(tx: transactions.LoginTransaction) -> str:
+    if tx.for_account:
+        # The account page's own step-up (idp.accounts.views): no client.
+        return str(transactions.ACCOUNT_CLIENT_NAME)
     from ..oidc.server import query_client
 
     client = query_client(tx.client_id)
@@ -193,7 +196,7 @@ def proceed() -> ResponseReturnValue:
     )  # fmt: skip
     tx.done = [step for step in tx.done if step != "mfa"] + ["mfa"]
     tx.save()
-    return redirect(url_for("oidc.resume", tx=tx.id))
+    return redirect(transactions.after_second_factor(tx))
 
 
 def begin(tx: transactions.LoginTransaction) -> ResponseReturnValue:

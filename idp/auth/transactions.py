@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flask import session
+from flask import session, url_for
 
 from .. import idp
 from ..errors import LoginTransactionExpired
@@ -18,6 +18,17 @@ from ..tokens import new_token
 
 SESSION_KEY = "txs"
 MAX_OPEN_PER_BROWSER = 8
+
+# The client id of a login transaction for Freigabe's own account page, not
+# for a client: the step-up to MFA before a change there (idp.accounts.views)
+# runs through the same waiting page and passkey confirmation as a client's
+# login. It carries no authorization request, so /authorize/resume refuses it,
+# and no client can be registered under this id (idp.oidc.clients).
+ACCOUNT_CLIENT_ID = "freigabe:account"
+# How the device names it instead of a client: "Sign-in to Freigabe",
+# "Anmeldung bei Freigabe" (the product's name reads right in every language;
+# the approval's context keeps it as it was sent).
+ACCOUNT_CLIENT_NAME = "Freigabe"
 
 
 @dataclass
@@ -30,6 +41,10 @@ class LoginTransaction:
     user_id: int | None = None
     # The live approval of this login (one per login), if MFA was asked for.
     approval_id: str | None = None
+
+    @property
+    def for_account(self) -> bool:
+        return self.client_id == ACCOUNT_CLIENT_ID
 
     @property
     def prompt(self) -> frozenset[str]:
@@ -45,6 +60,15 @@ def begin(client_id: str, params: dict[str, str]) -> LoginTransaction:
     tx.save()
     open_ids = [t for t in session.get(SESSION_KEY, []) if isinstance(t, str)]
     session[SESSION_KEY] = [*open_ids, tx.id][-MAX_OPEN_PER_BROWSER:]
+    return tx
+
+
+def begin_for_account(user_id: int, *, next_path: str) -> LoginTransaction:
+    """A transaction for the account page's step-up to MFA; ``next_path`` (a
+    local path the caller checked) is where the browser returns afterwards."""
+    tx = begin(ACCOUNT_CLIENT_ID, {"next": next_path})
+    tx.user_id = user_id
+    tx.save()
     return tx
 
 
@@ -64,3 +88,13 @@ def finish(tx: LoginTransaction) -> None:
     session[SESSION_KEY] = [t for t in session.get(SESSION_KEY, []) if t != tx.id]
     if idp().store.consume("tx", tx.id) is None:
         raise LoginTransactionExpired()
+
+
+def after_second_factor(tx: LoginTransaction) -> str:
+    """Where the browser goes once the second factor is met: back into the
+    authorization flow, or, for the account page's own transaction (finished
+    here: it has nothing more to do), to the page that asked for it."""
+    if tx.for_account:
+        finish(tx)
+        return tx.params.get("next") or url_for("account.home")
+    return url_for("oidc.resume", tx=tx.id)

@@ -180,11 +180,16 @@ class DeletedDevice:
 
 
 def check_device_fields(name: Any, kind: Any) -> tuple[str, str]:
+    """A device's name (1 to 100 printable characters, white space collapsed)
+    and kind, or ``invalid_request``."""
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
         raise InvalidDeviceRequest(detail="device_name: 1 to 100 characters")
+    collapsed = " ".join(name.split())
+    if not collapsed.isprintable():
+        raise InvalidDeviceRequest(detail="device_name: no control characters")
     if kind not in DEVICE_KINDS:
         raise InvalidDeviceRequest(detail=f"kind: one of {', '.join(DEVICE_KINDS)}")
-    return " ".join(name.split()), str(kind)
+    return collapsed, str(kind)
 
 
 def _start(user: User, *, via: str, device_name: str, kind: str) -> tuple[Enrolment, str]:

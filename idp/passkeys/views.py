@@ -187,13 +187,20 @@ def confirm_page() -> ResponseReturnValue:
     tx, login = _second_factor()
     from ..oidc.server import query_client
 
-    client = query_client(tx.client_id)
-    if client is None or not service.has_passkeys(login.user_id):
+    if tx.for_account:
+        # The account page's own step-up (idp.accounts.views): no client.
+        client_name = str(transactions.ACCOUNT_CLIENT_NAME)
+    else:
+        client = query_client(tx.client_id)
+        if client is None:
+            raise LoginTransactionExpired()
+        client_name = client.name
+    if not service.has_passkeys(login.user_id):
         raise LoginTransactionExpired()
     return render_template(
         "passkey_confirm.html",
         tx=tx,
-        client=client,
+        client_name=client_name,
         has_devices=bool(active_devices(login.user_id)),
     )
 
@@ -230,7 +237,7 @@ def confirm() -> ResponseReturnValue:
     )  # fmt: skip
     tx.done = [step for step in tx.done if step != "mfa"] + ["mfa"]
     tx.save()
-    return _follow(url_for("oidc.resume", tx=tx.id))
+    return _follow(transactions.after_second_factor(tx))
 
 
 # --- the account page: add and remove passkeys -----------------------------------------
