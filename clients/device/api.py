@@ -267,6 +267,124 @@ class DeviceApi:
         self._object(answer, "device")
         return dict(answer)
 
+    def rename_device(self, device_id: str, name: str) -> dict[str, Any]:
+        """Rename one of the account's devices (the token suffices); the device."""
+        answer = self._request(
+            "POST", f"/devices/{quote(device_id, safe='')}/rename", body={"name": name}
+        )
+        return dict(self._object(self._object(answer, "device")))
+
+    # --- restoration (docs/device-api.md "Restoration") --------------------------------
+
+    def restoration(self) -> dict[str, Any]:
+        """Restoration status: active, e-mail, the backup prompt, pending devices."""
+        answer = self._request("GET", "/restoration")
+        self._object(answer, "active")
+        return dict(answer)
+
+    def dismiss_backup_prompt(self) -> None:
+        """ "Not now" on "Back up your identity": never asked again."""
+        self._request("POST", "/restoration/prompt-dismissed", expect=(204,))
+
+    def activate_restoration(
+        self, *, nonce: str, assertion: Mapping[str, Any], email: str | None
+    ) -> dict[str, Any]:
+        """Signed activation: ``status`` "active" with ``restoration_code`` (code 1),
+        or "email_confirmation_required" with ``activation_id``."""
+        body: dict[str, Any] = {"nonce": nonce, "assertion": dict(assertion)}
+        if email is not None:
+            body["email"] = email
+        answer = self._request("POST", "/restoration/activation", body=body, expect=(200, 202))
+        return self._activation(answer)
+
+    def confirm_activation(self, activation_id: str, code: str) -> dict[str, Any]:
+        """The e-mail confirmation code of an activation; code 1."""
+        answer = self._request(
+            "POST",
+            f"/restoration/activation/{quote(activation_id, safe='')}/confirm",
+            body={"code": code},
+        )
+        return self._code1(answer)
+
+    def regenerate_restoration_code(
+        self, *, nonce: str, assertion: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A new code 1 (signed); the old one is void."""
+        answer = self._request(
+            "POST", "/restoration/code", body={"nonce": nonce, "assertion": dict(assertion)}
+        )
+        return self._code1(answer)
+
+    def refuse_device(
+        self, device_id: str, *, nonce: str, assertion: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Refuse a restored device in its veto window (signed)."""
+        answer = self._request(
+            "POST",
+            f"/restoration/devices/{quote(device_id, safe='')}/refuse",
+            body={"nonce": nonce, "assertion": dict(assertion)},
+        )
+        self._object(answer, "device")
+        return dict(answer)
+
+    def notices(self) -> list[dict[str, Any]]:
+        """Notices to this device ("a device was added by restoration" ...), newest first."""
+        return list(self._object(self._request("GET", "/notices"), "notices"))
+
+    def _activation(self, answer: Any) -> dict[str, Any]:
+        if self._object(answer, "status") == "email_confirmation_required":
+            if not isinstance(self._object(answer, "activation_id"), str):
+                raise ApiError(status=202, error="unexpected_response")
+            return dict(answer)
+        return self._code1(answer)
+
+    def _code1(self, answer: Any) -> dict[str, Any]:
+        if not isinstance(self._object(answer, "restoration_code"), str):
+            raise ApiError(status=200, error="unexpected_response")
+        return dict(answer)
+
+    # --- restoring the ID on this device (anonymous) ------------------------------------
+
+    def start_restore(
+        self, *, login_id: str, code1: str, device_name: str, kind: str
+    ) -> dict[str, Any]:
+        """Step 1, "Restore identity": login ID and code 1. The server e-mails code 2."""
+        answer = self._request(
+            "POST",
+            "/restorations",
+            body={"login_id": login_id, "code1": code1, "device_name": device_name, "kind": kind},
+            authenticated=False,
+            expect=(201,),
+        )
+        self._object(answer, "restoration_id")
+        return dict(answer)
+
+    def verify_restore_code(self, restoration_id: str, code2: str) -> dict[str, Any]:
+        """Step 2: code 2 from the e-mail; the creation options for the new key."""
+        answer = self._request(
+            "POST",
+            f"/restorations/{quote(restoration_id, safe='')}/code",
+            body={"code2": code2},
+            authenticated=False,
+        )
+        self._object(self._object(answer, "public_key"))
+        return dict(answer)
+
+    def complete_restore(
+        self, restoration_id: str, *, credential: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Step 3: the new key's registration; the device, its token and the new code 1."""
+        answer = self._request(
+            "POST",
+            f"/restorations/{quote(restoration_id, safe='')}/complete",
+            body={"credential": dict(credential)},
+            authenticated=False,
+            expect=(201,),
+        )
+        for member in ("device", "device_token", "user"):
+            self._object(answer, member)
+        return self._code1(answer)
+
     # --- approvals ---------------------------------------------------------------------
 
     def approvals(self) -> list[dict[str, Any]]:

@@ -7,6 +7,24 @@ everything (server URL, device id and token, credential key, user) encrypted
 under a PIN, the CLI's stand-in for a fingerprint: a wrong PIN fails here and
 never reaches the server.
 
+Restoration (DESIGN §5, docs/device-api.md "Restoration"), the app's
+"Restoration settings" and "Restore identity":
+
+- ``idp-device restoration status | activate | regenerate``: on an enrolled
+  device, show whether restoration is active, activate it (the e-mail address
+  confirmed with a mailed code when needed) or replace code 1; code 1 is
+  printed once, on stdout, with the advice to write it down.
+- ``idp-device restore``: put the ID on this (new) device with the login ID,
+  code 1 and code 2 from the e-mail; the key store is the one ``enrol``
+  writes, and the new code 1 (the old one is void) is printed once.
+- After ``approve`` / ``watch`` confirmed a sign-in, "Back up your identity"
+  is asked when the server says so (from the sixth confirmed login): SHOW
+  activates restoration, NOT NOW is final.
+
+Managing devices: ``devices`` (restored devices still in their veto window
+marked as pending), ``rename``, ``delete``, ``refuse`` (veto a pending restored
+device) and ``notices`` ("a new device was added by restoration ...").
+
 Input: prompts on a terminal. When stdin is not a terminal every prompt reads
 the next line of stdin instead (no echo, no confirmation), so scripts can pipe
 answers in. The PIN comes from ``--pin-stdin`` (the first line of stdin), else
@@ -26,7 +44,8 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlsplit
@@ -41,6 +60,7 @@ STORE_VERSION = 1
 KINDS = ("iphone", "ipad", "android", "browser", "cli")
 PIN_ENV = "IDP_DEVICE_PIN"
 STORE_ENV = "IDP_DEVICE_STORE"
+SERVER_ENV = "IDP_DEVICE_SERVER"  # restore: the server, when --server is not given
 LINK_SCHEME = "freigabe"
 # Ids are base64url and may begin with "-": taken as the argument, not as an option.
 ID_ARGUMENT = {"ignore_unknown_options": True}
@@ -83,7 +103,39 @@ MESSAGES = {
         "The server does not recognise this device (unknown device token). Enrol it again."
     ),
     "device_revoked": "This device has been removed from your account.",
+    "device_pending": (
+        "This device was added by restoration and can be used once its waiting period "
+        "has passed; meanwhile your other devices may refuse it."
+    ),
     "device_not_found": "There is no such device on your account.",
+    "device_not_pending": (
+        "This device can no longer be refused: its waiting period has passed. Delete it "
+        "instead ('idp-device delete DEVICE_ID')."
+    ),
+    "restore_failed": (
+        "The identity could not be restored: the login ID or a restoration code is not "
+        "correct, or the restoration has expired. Check them and start again with "
+        "'idp-device restore'."
+    ),
+    "restoration_not_active": (
+        "Restoration is not active for your ID. Activate it with 'idp-device restoration activate'."
+    ),
+    "restoration_already_active": (
+        "Restoration is already active for your ID. For a new restoration code 1 use "
+        "'idp-device restoration regenerate'."
+    ),
+    "email_required": (
+        "Your account has no e-mail address: give the one the second restoration code "
+        "should be sent to (--email)."
+    ),
+    "email_mismatch": (
+        "Your account already has another e-mail address; restoration codes are sent to "
+        "that one. Leave out --email."
+    ),
+    "invalid_activation": (
+        "This activation has expired. Please start again with 'idp-device restoration activate'."
+    ),
+    "delivery_failed": "The server could not send the e-mail. Please try again later.",
     "invalid_nonce": "The confirmation expired before it was sent. Please try again.",
     "invalid_request": "The server refused the request as invalid.",
     "temporarily_unavailable": "The service is temporarily unavailable. Try again in a moment.",
@@ -94,6 +146,21 @@ APPROVAL_MESSAGES = {
     **MESSAGES,
     "wrong_code": "The number does not match the one shown in the browser.",
     "too_many_attempts": "Too many wrong numbers. Please wait before trying again.",
+}
+RESTORE_MESSAGES = {
+    **MESSAGES,
+    "too_many_attempts": "Too many failed restoration attempts for this ID or from here.",
+    "webauthn_failed": (
+        "The server did not accept the new key; the restoration is used up. Please start "
+        "again with 'idp-device restore'."
+    ),
+}
+ACTIVATION_MESSAGES = {
+    **MESSAGES,
+    "invalid_request": "The server refused the request: the e-mail address is not valid.",
+    "too_many_attempts": (
+        "Too many wrong confirmation codes: the activation is void. Please start again."
+    ),
 }
 
 
@@ -120,7 +187,7 @@ class Device:
     def server(self) -> str:
         return str(self.data["server"])
 
-    @property
+    @cached_property
     def api(self) -> DeviceApi:
         return DeviceApi(self.server, token=str(self.data["device_token"]))
 
@@ -156,6 +223,17 @@ class State:
             raise click.ClickException(f"{label} is empty")
         return str(value)
 
+    def ask_if_possible(self, label: str) -> str | None:
+        """Like ``ask``, but ``None`` instead of an error when stdin is not a
+        terminal and has no further line: a question a script need not answer."""
+        if self.interactive:
+            return str(click.prompt(label, default="", show_default=False, err=True)).strip()
+        line = sys.stdin.readline()
+        if not line:
+            return None
+        click.echo(f"{label}:", err=True)
+        return line.strip()
+
     def take_stdin_pin(self) -> None:
         """``--pin-stdin``: the PIN is the first line of stdin, read before anything else."""
         if self.pin_stdin:
@@ -178,13 +256,17 @@ class State:
             )
         return str(click.prompt("PIN", hide_input=True, err=True))
 
-    def new_pin(self) -> str:
-        """A new PIN (asked twice on a terminal)."""
-        pin = self._given_pin()
-        if pin is None and not self.interactive:
+    def check_new_pin(self) -> None:
+        """Fail now if ``new_pin`` could not get a PIN (before anything is sent)."""
+        if self._given_pin() is None and not self.interactive:
             raise click.ClickException(
                 f"no PIN: stdin is not a terminal; use --pin-stdin or {PIN_ENV}"
             )
+
+    def new_pin(self) -> str:
+        """A new PIN (asked twice on a terminal)."""
+        self.check_new_pin()
+        pin = self._given_pin()
         while True:
             if pin is None:
                 pin = str(
@@ -270,7 +352,12 @@ class DeviceGroup(click.Group):
 @click.version_option(package_name="freigabe", prog_name="idp-device")
 @click.pass_context
 def main(ctx: click.Context, store: Path | None, pin_stdin: bool) -> None:
-    """The Freigabe CLI device: confirm sign-ins like the phone app does."""
+    """The Freigabe CLI device: confirm sign-ins like the phone app does.
+
+    Set up with 'enrol', or with 'restore' from another device's ID
+    ('restoration activate' there first); manage the account's devices with
+    'devices', 'rename', 'delete', 'refuse' and 'notices'.
+    """
     state = State(store=(store or default_store()).expanduser(), pin_stdin=pin_stdin)
     ctx.obj = state
     state.take_stdin_pin()
@@ -331,9 +418,27 @@ def _register(
                 raise
             say(describe_error(exc))
             code = state.ask("Confirmation code")
+    _create_store(state, pin, server=api.server, rp_id=rp_id, key=key, enrolled=enrolled)
+    device, user = enrolled["device"], enrolled["user"]
+    say(
+        f"Key registered: device {device.get('name')!r} ({device.get('id')}) for access number "
+        f"{user.get('access_number')}. The key store is {state.store}."
+    )
+
+
+def _create_store(
+    state: State,
+    pin: str,
+    *,
+    server: str,
+    rp_id: str,
+    key: CredentialKey,
+    enrolled: Mapping[str, Any],
+) -> None:
+    """The key store of a newly registered key (enrolment and restoration alike)."""
     data = {
         "version": STORE_VERSION,
-        "server": api.server,
+        "server": server,
         "rp_id": rp_id,
         "device": enrolled["device"],
         "device_token": enrolled["device_token"],
@@ -346,13 +451,8 @@ def _register(
     except OSError as exc:
         fail(
             f"The key was registered, but the key store could not be written ({exc}). "
-            "Remove this device on your account page and enrol again."
+            "Remove this device on your account page and set it up again."
         )
-    device, user = enrolled["device"], enrolled["user"]
-    say(
-        f"Key registered: device {device.get('name')!r} ({device.get('id')}) for access number "
-        f"{user.get('access_number')}. The key store is {state.store}."
-    )
 
 
 def _say_confirmation(started: Mapping[str, Any]) -> None:
@@ -587,6 +687,35 @@ def show_approval(approval: Mapping[str, Any]) -> None:
         say(f"  browser: {shown.get('user_agent')}")
 
 
+def sign(state: State, device: Device, pin: str, challenge: bytes) -> dict[str, Any]:
+    """An assertion with user verification (the PIN opened the store) over
+    ``challenge``. The key store is saved before the caller sends it: the
+    signature counter has moved, and a counter the server may have seen must
+    never be reused."""
+    key = CredentialKey.from_dict(device.data["credential"])
+    assertion = get_assertion(
+        key=key, rp_id=str(device.data["rp_id"]), origin=device.server, challenge=challenge
+    )
+    device.data["credential"] = key.to_dict()
+    KeyStore.save(state.store, pin, device.data)
+    return assertion
+
+
+def signed_action(
+    state: State, device: Device, pin: str, purpose: str, payload: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """A signed action (docs/device-api.md "Signed actions"): a single-use
+    nonce for ``purpose`` and an assertion over ``action_challenge(purpose,
+    payload + nonce)``; both go into the action's request."""
+    # Imported here: idp.webauthn brings the server's packages along, which
+    # only the commands that sign need.
+    from idp.webauthn import action_challenge
+
+    nonce = device.api.action_nonce(purpose)
+    challenge = action_challenge(purpose=purpose, payload={**payload, "nonce": nonce})
+    return nonce, sign(state, device, pin, challenge)
+
+
 def answer_approval(
     state: State,
     device: Device,
@@ -597,14 +726,8 @@ def answer_approval(
     code: str,
     fraud: bool = False,
 ) -> str:
-    """Sign the decision over the approval's context and send it; the new status.
-
-    The key store is saved before the answer is sent: the signature counter
-    has moved, and a counter the server may have seen must never be reused.
-    """
-    # Imported here: idp.webauthn brings the server's packages along, which
-    # only the commands that sign need.
-    from idp.webauthn import approval_challenge
+    """Sign the decision over the approval's context and send it; the new status."""
+    from idp.webauthn import approval_challenge  # see signed_action
 
     approval_id = str(approval["id"])
     if decision == "deny":
@@ -618,12 +741,7 @@ def answer_approval(
         code=code,
         context=context,
     )
-    key = CredentialKey.from_dict(device.data["credential"])
-    assertion = get_assertion(
-        key=key, rp_id=str(device.data["rp_id"]), origin=device.server, challenge=challenge
-    )
-    device.data["credential"] = key.to_dict()
-    KeyStore.save(state.store, pin, device.data)
+    assertion = sign(state, device, pin, challenge)
     return device.api.answer(
         approval_id, decision=decision, code=code, fraud=fraud, assertion=assertion
     )
@@ -662,6 +780,8 @@ def approve(state: State, approval_id: str, code: str | None) -> None:
     code = code if code is not None else state.ask("Number shown in the browser")
     status = answer_approval(state, device, pin, approval, decision="approve", code=code.strip())
     _report(status, approval)
+    if status == "approved":
+        offer_backup(state, device, pin)
 
 
 @main.command(context_settings=ID_ARGUMENT)
@@ -725,6 +845,8 @@ def watch(state: State, once: bool) -> None:
                 say(describe_error(exc, APPROVAL_MESSAGES))
                 continue
             _report(status, approval)
+            if status == "approved":
+                offer_backup(state, current, pin)
             return True
 
     failures = 0
@@ -770,9 +892,17 @@ def watch(state: State, once: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @pass_state
 def devices(state: State, as_json: bool) -> None:
-    """List the devices of your account."""
+    """List the devices of your account.
+
+    A device added by restoration is "pending" while it waits out the veto
+    window: until then it cannot be used, and 'idp-device refuse' removes it.
+    With --json each device also has "pending_until" (null when not pending).
+    """
     device, _pin = state.unlock()
     found = device.api.devices()
+    pending = {str(d.get("id")): d.get("pending_until") for d in _pending_devices(device)}
+    for listed in found:
+        listed["pending_until"] = pending.get(str(listed.get("id")))
     if as_json:
         emit_json({"devices": found})
         return
@@ -784,11 +914,14 @@ def devices(state: State, as_json: bool) -> None:
                 str(d.get("enrolled_via")),
                 local_time(d.get("created_at")),
                 local_time(d.get("last_used_at")),
+                f"pending until {local_time(d['pending_until'])}"
+                if d.get("pending_until")
+                else "active",
                 str(d.get("id")),
             ]
             for d in found
         ],
-        ["  NAME", "KIND", "ENROLLED VIA", "CREATED", "LAST USED", "ID"],
+        ["  NAME", "KIND", "ENROLLED VIA", "CREATED", "LAST USED", "STATUS", "ID"],
     )
 
 
@@ -802,8 +935,6 @@ def delete(state: State, device_id: str, yes: bool) -> None:
     The device is removed at once: its sign-in confirmations stop and its
     token no longer works. Signed with this device's key (the PIN).
     """
-    from idp.webauthn import action_challenge
-
     device, pin = state.unlock()
     api = device.api
     found = api.devices()
@@ -822,17 +953,7 @@ def delete(state: State, device_id: str, yes: bool) -> None:
         answer = state.ask("Type 'yes' to delete it", allow_empty=True)
         if answer.lower() not in ("yes", "y"):
             fail("Nothing was deleted.")
-    nonce = api.action_nonce("delete_device")
-    challenge = action_challenge(
-        purpose="delete_device", payload={"device": device_id, "nonce": nonce}
-    )
-    key = CredentialKey.from_dict(device.data["credential"])
-    assertion = get_assertion(
-        key=key, rp_id=str(device.data["rp_id"]), origin=device.server, challenge=challenge
-    )
-    # The counter has moved: save it before the server sees it.
-    device.data["credential"] = key.to_dict()
-    KeyStore.save(state.store, pin, device.data)
+    nonce, assertion = signed_action(state, device, pin, "delete_device", {"device": device_id})
     api.delete_device(device_id, nonce=nonce, assertion=assertion)
     if this:
         KeyStore.wipe(state.store)
@@ -863,3 +984,380 @@ def status(state: State, as_json: bool) -> None:
     ]
     for label, value in rows:
         click.echo(f"{label + ':':<15} {value}")
+
+
+# --- managing devices: rename, refuse, notices -----------------------------------------
+
+
+@main.command(context_settings=ID_ARGUMENT)
+@click.argument("device_id")
+@click.argument("name")
+@pass_state
+def rename(state: State, device_id: str, name: str) -> None:
+    """Give the device DEVICE_ID (this one too) the new NAME (1 to 100 characters)."""
+    state.messages = {
+        **MESSAGES,
+        "invalid_request": "The server refused the name: it must have 1 to 100 characters.",
+    }
+    device, pin = state.unlock()
+    renamed = device.api.rename_device(device_id, name)
+    if renamed.get("this_device"):
+        device.data["device"] = {**device.data["device"], "name": renamed.get("name")}
+        KeyStore.save(state.store, pin, device.data)
+    say(f"The device {device_id} is now called {renamed.get('name')!r}.")
+
+
+def _pending_devices(device: Device) -> list[Mapping[str, Any]]:
+    """Restored devices still in their veto window (``GET /restoration``)."""
+    found = device.api.restoration().get("pending_devices")
+    return [d for d in found if isinstance(d, Mapping)] if isinstance(found, list) else []
+
+
+@main.command(context_settings=ID_ARGUMENT)
+@click.argument("device_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def refuse(state: State, device_id: str, yes: bool) -> None:
+    """Refuse DEVICE_ID, a device added by restoration that is still pending.
+
+    "This was not me": the device is removed at once, and the restoration code
+    1 it was shown is void (activate restoration again afterwards). After its
+    waiting period a device can only be deleted ('idp-device delete').
+    Signed with this device's key (the PIN).
+    """
+    device, pin = state.unlock()
+    target = next((d for d in _pending_devices(device) if d.get("id") == device_id), None)
+    if target is None:
+        listed = any(d.get("id") == device_id for d in device.api.devices())
+        raise ApiError(
+            status=409 if listed else 404,
+            error="device_not_pending" if listed else "device_not_found",
+        )
+    say(
+        f"Refuse the device {target.get('name')!r} ({device_id}), added by restoration and "
+        f"pending until {local_time(target.get('pending_until'))}."
+    )
+    if not yes:
+        answer = state.ask("Type 'yes' to refuse it", allow_empty=True)
+        if answer.lower() not in ("yes", "y"):
+            fail("Nothing was refused.")
+    nonce, assertion = signed_action(state, device, pin, "refuse_device", {"device": device_id})
+    refused = device.api.refuse_device(device_id, nonce=nonce, assertion=assertion)
+    say(f"The device {refused['device'].get('name')!r} was refused and removed from your account.")
+    if not refused.get("restoration_active"):
+        say(
+            "The restoration code 1 it was shown is void: restoration is off until you "
+            "activate it again ('idp-device restoration activate')."
+        )
+
+
+def _moment(value: Any) -> datetime | None:
+    """An API timestamp as an aware datetime, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def describe_notice(notice: Mapping[str, Any], *, present: set[str], now: datetime) -> list[str]:
+    """A notice in words, with what to do if it was not the user."""
+    when = local_time(notice.get("created_at"))
+    found = notice.get("device")
+    about: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    name, kind = about.get("name"), about.get("kind")
+    ip = notice.get("ip") or "an unknown address"
+    if notice.get("type") == "restore_started":
+        return [
+            f"{when}  Someone started restoring your ID on a new device {name!r} ({kind}) "
+            f"from {ip}; the second restoration code was e-mailed to you.",
+            "    Not you? Then someone knows your restoration code 1: replace it with "
+            "'idp-device restoration regenerate'.",
+        ]
+    if notice.get("type") == "device_restored":
+        device_id = str(about.get("id"))
+        lines = [
+            f"{when}  A new device {name!r} ({kind}, {device_id}) was added by restoration "
+            f"from {ip}."
+        ]
+        pending_until = _moment(notice.get("pending_until"))
+        if device_id not in present:
+            lines.append("    It is no longer on your account.")
+        elif pending_until is not None and pending_until > now:
+            lines.append(
+                f"    It is pending until {local_time(notice.get('pending_until'))}. Not you? "
+                f"Refuse it: 'idp-device refuse {device_id}' (or 'idp-device delete {device_id}')."
+            )
+        else:
+            lines.append(f"    Not you? Remove it: 'idp-device delete {device_id}'.")
+        return lines
+    return [f"{when}  {notice.get('type')}"]  # a notice this client does not know yet
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@pass_state
+def notices(state: State, as_json: bool) -> None:
+    """Show the notices to this device, newest first (the last 7 days).
+
+    "Someone is restoring your ID", "a new device was added by restoration",
+    each with what to do if it was not you.
+    """
+    device, _pin = state.unlock()
+    api = device.api
+    found = api.notices()
+    if as_json:
+        emit_json({"notices": found})
+        return
+    if not found:
+        say("No notices.")
+        return
+    present: set[str] = set()
+    if any(n.get("type") == "device_restored" for n in found):
+        present = {str(d.get("id")) for d in api.devices()}
+    now = datetime.now(UTC)
+    for notice in found:
+        for line in describe_notice(notice, present=present, now=now):
+            click.echo(line)
+
+
+# --- restoration (DESIGN §5): the app's "Restoration settings" -----------------------
+
+
+def _valid_for(expires_in: Any) -> str:
+    return f" (valid for {max(1, expires_in // 60)} minutes)" if isinstance(expires_in, int) else ""
+
+
+def show_code1(code: str, email_masked: Any, *, replaces: bool) -> None:
+    """Restoration code 1, once: the code alone on stdout, the advice on stderr."""
+    say("")
+    say("Your restoration code 1 (shown only this once):")
+    click.echo(code)
+    say(
+        "Write it down and keep it in a safe place. With it, and a second code the server "
+        f"e-mails to {email_masked or 'your e-mail address'}, your ID can be restored on "
+        "another device ('idp-device restore')."
+    )
+    if replaces:
+        say("Your previous restoration code 1 is no longer valid: this one replaces it.")
+
+
+def activate_restoration(
+    state: State, device: Device, pin: str, *, found: Mapping[str, Any], email: str | None
+) -> None:
+    """Activation (SHOW, or the settings): the e-mail address when the account
+    has none, the signed request, the mailed confirmation code if the address
+    is not confirmed yet, then code 1 once."""
+    state.messages = ACTIVATION_MESSAGES
+    if found.get("active"):
+        raise ApiError(status=409, error="restoration_already_active")
+    email = email.strip() if email else None
+    if email is None and not found.get("email_masked"):
+        say(
+            "Your account has no e-mail address. When you restore your ID on another "
+            "device, the second restoration code is sent to the address you give now."
+        )
+        email = state.ask("E-mail address")
+    nonce, assertion = signed_action(
+        state, device, pin, "activate_restoration", {"email": email or ""}
+    )
+    answer = device.api.activate_restoration(nonce=nonce, assertion=assertion, email=email)
+    if answer.get("status") == "email_confirmation_required":
+        activation_id = str(answer["activation_id"])
+        say(
+            f"A confirmation code was sent by e-mail to {answer.get('email_masked')}"
+            f"{_valid_for(answer.get('expires_in'))}."
+        )
+        while True:
+            code = state.ask("Confirmation code from the e-mail")
+            try:
+                answer = device.api.confirm_activation(activation_id, code)
+                break
+            except ApiError as exc:
+                # A wrong code may be typed again (the server allows a few tries).
+                if exc.error != "wrong_code" or not state.interactive:
+                    raise
+                say(describe_error(exc, state.messages))
+    say("Restoration is active.")
+    show_code1(str(answer["restoration_code"]), answer.get("email_masked"), replaces=False)
+
+
+def offer_backup(state: State, device: Device, pin: str) -> None:
+    """ "Back up your identity", after a confirmed sign-in, when the server says
+    so (from the sixth confirmed login until restoration is active or the
+    question was dismissed). SHOW activates restoration; NOT NOW is remembered
+    by the server and never asked again. A script that has no answer for it
+    (stdin not a terminal, and at its end) is not asked, and nothing is dismissed."""
+    try:
+        found = device.api.restoration()
+    except ClientError:
+        return  # the sign-in is confirmed; the question can wait for the next one
+    if not found.get("prompt_backup"):
+        return
+    hint = "activate it any time with 'idp-device restoration activate'."
+    if state.interactive:
+        say("")
+        say(
+            "Back up your identity: with restoration active you can use your ID on another "
+            "device as well, or restore it when you lose this one."
+        )
+    while True:
+        answer = state.ask_if_possible("Back up your identity now? [show/not now]")
+        choice = " ".join((answer or "").lower().split())
+        if answer is None:
+            say(f"Back up your identity: restoration is not active; {hint}")
+            return
+        if choice in ("show", "s"):
+            activate_restoration(state, device, pin, found=found, email=None)
+            return
+        if choice in ("not now", "n", "no"):
+            device.api.dismiss_backup_prompt()
+            say(f"Not now: you will not be asked again; {hint}")
+            return
+        if not state.interactive:
+            say(f"Not understood ({answer!r}): restoration was not activated; {hint}")
+            return
+        say("Please answer 'show' or 'not now'.")
+
+
+@main.group()
+def restoration() -> None:
+    """Restoration: use your ID on another device, or restore it after a loss.
+
+    Activate it once on this device and write down restoration code 1. On the
+    new device, 'idp-device restore' asks for your login ID, code 1, and a
+    second code the server e-mails to you.
+    """
+
+
+@restoration.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@pass_state
+def restoration_status(state: State, as_json: bool) -> None:
+    """Is restoration active, where do its codes go, which restored devices are pending."""
+    device, _pin = state.unlock()
+    found = device.api.restoration()
+    if as_json:
+        emit_json(found)
+        return
+    if found.get("active"):
+        active = f"active since {local_time(found.get('activated_at'))}"
+        if found.get("rotated_at") and found.get("rotated_at") != found.get("activated_at"):
+            active += f" (code 1 replaced {local_time(found.get('rotated_at'))})"
+    else:
+        active = "not active (activate it with 'idp-device restoration activate')"
+    email = found.get("email_masked")
+    if email:
+        email = f"{email} ({'confirmed' if found.get('email_confirmed') else 'not confirmed'})"
+    for label, value in (("restoration", active), ("e-mail", email or "none")):
+        click.echo(f"{label + ':':<15} {value}")
+    for pending in _pending_devices(device):
+        click.echo(
+            f"{'pending:':<15} {pending.get('name')} ({pending.get('kind')}, {pending.get('id')}) "
+            f"until {local_time(pending.get('pending_until'))}; not you? "
+            f"'idp-device refuse {pending.get('id')}'"
+        )
+
+
+@restoration.command("activate")
+@click.option(
+    "--email", help="The address for restoration codes, if your account has none [asked]."
+)
+@pass_state
+def restoration_activate(state: State, email: str | None) -> None:
+    """Activate restoration ("Back up your identity"); show restoration code 1 once.
+
+    An address that is not confirmed yet gets a confirmation code first, which
+    is asked for. Signed with this device's key (the PIN).
+    """
+    device, pin = state.unlock()
+    activate_restoration(state, device, pin, found=device.api.restoration(), email=email)
+
+
+@restoration.command("regenerate")
+@pass_state
+def restoration_regenerate(state: State) -> None:
+    """Replace restoration code 1 and show the new one once.
+
+    The old code 1 is void at once, and so is every restoration started with
+    it. Signed with this device's key (the PIN).
+    """
+    device, pin = state.unlock()
+    nonce, assertion = signed_action(state, device, pin, "regenerate_restoration_code", {})
+    answer = device.api.regenerate_restoration_code(nonce=nonce, assertion=assertion)
+    say("A new restoration code 1 was made.")
+    show_code1(str(answer["restoration_code"]), answer.get("email_masked"), replaces=True)
+
+
+# --- restoring the ID on this device ("Restore identity") ---------------------------
+
+
+@main.command()
+@click.option(
+    "--server",
+    envvar=SERVER_ENV,
+    help="The Freigabe server (its issuer URL) [env IDP_DEVICE_SERVER; else asked]. "
+    "Any server, not only your usual one: 'restore identity on other server'.",
+)
+@click.option("--login-id", help="Your login ID: access number, user name or e-mail.")
+@click.option("--code1", help="Restoration code 1, the one you wrote down.")
+@click.option("--code2", help="Restoration code 2 from the e-mail [asked once it was sent].")
+@click.option("--name", "device_name", help="Name of this device [the host name].")
+@click.option("--kind", type=click.Choice(KINDS), default="cli", show_default=True)
+@pass_state
+def restore(
+    state: State,
+    server: str | None,
+    login_id: str | None,
+    code1: str | None,
+    code2: str | None,
+    device_name: str | None,
+    kind: str,
+) -> None:
+    """Restore your identity on this device ("Restore identity").
+
+    Restoration must be active (activated on a device that has the ID). Give
+    your login ID and restoration code 1; the server e-mails restoration code 2;
+    then this device registers its own key under a new PIN, and the ID works
+    here as well as on your other devices, which are told. Code 1 is replaced:
+    the new one is shown once at the end.
+    """
+    state.messages = RESTORE_MESSAGES
+    if KeyStore.exists(state.store):
+        fail(
+            f"a key store exists at {state.store}: this device is set up already "
+            "(use --store for another one)"
+        )
+    state.check_new_pin()
+    api = DeviceApi(normalise_url(server or state.ask("Server URL")))
+    name = device_name or default_device_name()
+    login_id = login_id or state.ask("Login ID (access number, user name or e-mail)")
+    code1 = code1 or state.ask("Restoration code 1")
+    started = api.start_restore(login_id=login_id, code1=code1, device_name=name, kind=kind)
+    restoration_id = str(started["restoration_id"])
+    say(
+        f"Restoration code 2 was sent by e-mail to {started.get('email_masked')}"
+        f"{_valid_for(started.get('expires_in'))}."
+    )
+    code2 = code2 or state.ask("Restoration code 2 from the e-mail")
+    public_key = api.verify_restore_code(restoration_id, code2)["public_key"]
+
+    pin = state.new_pin()
+    origin, rp_id = _origin_and_rp_id(api.server, public_key)
+    key, credential = create_credential(options_json=public_key, origin=origin)
+    say("Registering key …")
+    restored = api.complete_restore(restoration_id, credential=credential)
+    _create_store(state, pin, server=api.server, rp_id=rp_id, key=key, enrolled=restored)
+    device, user = restored["device"], restored["user"]
+    say(
+        f"Identity restored: device {device.get('name')!r} ({device.get('id')}) for access "
+        f"number {user.get('access_number')}. The key store is {state.store}."
+    )
+    if restored.get("status") == "pending":
+        say(
+            f"This device can be used from {local_time(restored.get('pending_until'))}. Until "
+            "then your other devices may refuse it; if one does, this device is removed."
+        )
+    show_code1(str(restored["restoration_code"]), started.get("email_masked"), replaces=True)

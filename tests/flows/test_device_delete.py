@@ -280,6 +280,21 @@ def test_a_revoked_device_cannot_ask_for_a_nonce(idp: Any) -> None:
     assert refused.status_code == 401 and refused.json()["error"] == "device_revoked"
 
 
+def test_a_device_revoked_after_signing_cannot_delete(idp: Any) -> None:
+    user, phone = enrolled(idp)
+    tablet = binding_device(idp, user)
+    assert phone.device_id and tablet.device_id
+    # The phone has its nonce and its signed request ready when the tablet deletes it.
+    nonce = nonce_for(phone)
+    assertion = delete_assertion(phone, tablet.device_id, nonce)
+    assert delete(tablet, phone.device_id).status_code == 200
+
+    refused = send_delete(phone, tablet.device_id, nonce, assertion)
+    assert refused.status_code == 401 and refused.json()["error"] == "device_revoked"
+    assert device_row(idp, tablet.device_id).revoked_at is None
+    assert [e.detail["device"] for e in idp.events("device_deleted")] == [phone.device_id]
+
+
 # --- the CLI device ----------------------------------------------------------------------
 
 

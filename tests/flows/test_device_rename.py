@@ -1,0 +1,90 @@
+"""Renaming a device: ``POST /device/v1/devices/{id}/rename`` (docs/device-api.md
+"The device itself"). Any active device of the user, this one too, on the
+bearer token alone (a name grants nothing); never another user's device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .devices import SoftDevice
+from .test_approvals import enrolled
+from .test_device_delete import binding_device, delete, device_row
+
+
+def rename(device: SoftDevice, target_id: str, name: Any) -> Any:
+    return device.call("POST", f"/devices/{target_id}/rename", json={"name": name})
+
+
+def test_a_device_renames_itself_and_another_of_the_users_devices(idp: Any) -> None:
+    user, phone = enrolled(idp)
+    tablet = binding_device(idp, user, device_name="Tablet", kind="ipad")
+    assert phone.device_id and tablet.device_id
+
+    own = rename(phone, phone.device_id, "  Erika's   phone ")
+    assert own.status_code == 200, own.text
+    body = own.json()["device"]
+    assert body["id"] == phone.device_id and body["this_device"] is True
+    assert body["name"] == "Erika's phone"  # white space collapsed
+    other = rename(phone, tablet.device_id, "x" * 100)  # the longest name
+    assert other.status_code == 200, other.text
+    assert other.json()["device"]["this_device"] is False
+    listed = tablet.call("GET", "/devices").json()["devices"]
+    assert {d["id"]: d["name"] for d in listed} == {
+        phone.device_id: "Erika's phone",
+        tablet.device_id: "x" * 100,
+    }
+
+    first, second = idp.events("device_renamed")
+    assert first.user_id == user.id and first.actor == f"device:{phone.device_id}"
+    assert first.detail == {
+        "device": phone.device_id,
+        "old_name": "Test phone",
+        "name": "Erika's phone",
+    }
+    assert second.detail["device"] == tablet.device_id and second.detail["old_name"] == "Tablet"
+
+
+def test_another_users_or_a_deleted_device_is_not_found(idp: Any) -> None:
+    me, mine = enrolled(idp, email="erika@example.org")
+    _, theirs = enrolled(idp, email="max@example.org")
+    assert mine.device_id and theirs.device_id
+
+    for target in (theirs.device_id, "no-such-device"):
+        refused = rename(mine, target, "Mine now")
+        assert refused.status_code == 404 and refused.json()["error"] == "device_not_found"
+    assert device_row(idp, theirs.device_id).name == "Test phone"
+
+    tablet = binding_device(idp, me)
+    assert tablet.device_id is not None
+    assert delete(mine, tablet.device_id).status_code == 200
+    gone = rename(mine, tablet.device_id, "Back again")
+    assert gone.status_code == 404 and gone.json()["error"] == "device_not_found"
+    assert not idp.events("device_renamed")
+
+
+def test_a_name_must_have_1_to_100_characters(idp: Any) -> None:
+    _, phone = enrolled(idp)
+    assert phone.device_id is not None
+    for name in ("", "   ", "x" * 101, 42, None):
+        refused = rename(phone, phone.device_id, name)
+        assert refused.status_code == 400, (name, refused.text)
+        assert refused.json()["error"] == "invalid_request"
+    no_body = phone.call("POST", f"/devices/{phone.device_id}/rename", data="name=x")
+    assert no_body.status_code == 400 and no_body.json()["error"] == "invalid_request"
+    assert device_row(idp, phone.device_id).name == "Test phone"
+    assert not idp.events("device_renamed")
+
+
+def test_a_revoked_or_unknown_token_cannot_rename(idp: Any) -> None:
+    user, phone = enrolled(idp)
+    tablet = binding_device(idp, user)
+    assert phone.device_id and tablet.device_id
+    assert delete(tablet, phone.device_id).status_code == 200
+
+    revoked = rename(phone, tablet.device_id, "Taken over")
+    assert revoked.status_code == 401 and revoked.json()["error"] == "device_revoked"
+    stranger = SoftDevice(idp.url, token="not-a-device-token")
+    unknown = rename(stranger, tablet.device_id, "Taken over")
+    assert unknown.status_code == 401 and unknown.json()["error"] == "invalid_token"
+    assert device_row(idp, tablet.device_id).name == "Test phone"
+    assert not idp.events("device_renamed")
