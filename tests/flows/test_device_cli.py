@@ -1,4 +1,9 @@
-"""The CLI device ``idp-device`` against a live IdP, run as a real process.
+"""The CLI device ``idp-device`` against a live IdP.
+
+Single commands run in this process (click's runner; the live IdP serves from
+this process's threads), which spares a Python start and the imports per
+command; ``watch`` and the interactive enrolment run as real processes, reading
+stdin and the event stream as they arrive.
 
 It plays the phone app: "register key" with access number and password, the
 confirmation code from the SMS outbox, "complete key registration"; then the
@@ -23,9 +28,11 @@ from typing import IO, Any
 
 import pytest
 import requests
+from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from clients.device.api import parse_events
+from clients.device.cli import main
 from clients.device.keystore import KeyStore
 
 from .conftest import PASSWORD
@@ -42,7 +49,8 @@ TIMEOUT = 120
 
 @dataclass
 class Cli:
-    """``python -m clients.device`` with its own key store and PIN."""
+    """``idp-device`` with its own key store and PIN: ``run`` in this process,
+    ``start`` as a real process (``python -m clients.device``)."""
 
     store: Path
     pin: str = PIN
@@ -56,14 +64,15 @@ class Cli:
         return [sys.executable, "-m", "clients.device", *args]
 
     def run(self, *args: str, input: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.argv(*args),
-            input=input,
-            capture_output=True,
-            text=True,
-            env=self.env(**env),
-            cwd=ROOT,
-            timeout=TIMEOUT,
+        """One command, in this process; its outcome as a finished process's."""
+        environment: dict[str, str | None] = {k: None for k in os.environ if k.startswith("IDP_")}
+        environment.update({"IDP_DEVICE_STORE": str(self.store), "IDP_DEVICE_PIN": self.pin})
+        environment.update(env)
+        result = CliRunner().invoke(main, list(args), input=input, env=environment)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception  # a crash, not the clear error the CLI promises
+        return subprocess.CompletedProcess(
+            ["idp-device", *args], result.exit_code, result.stdout, result.stderr
         )
 
     def ok(self, *args: str, input: str = "") -> subprocess.CompletedProcess[str]:
