@@ -50,5 +50,5 @@ $(STAMP): pyproject.toml $(if $(findstring .tools,$(UV)),.tools/bin/uv)
 	touch $@
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .coverage artifacts
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage artifacts
 	find idp -name '*.mo' -delete

@@ -137,6 +137,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     device_service.device_revoked.connect(restore_service.on_device_revoked)
     app.register_blueprint(restore_api.bp)
 
+    from .admin import api as admin_api
+
+    app.register_blueprint(admin_api.bp)
+
+    from .admin import views as admin_views
+
+    app.register_blueprint(admin_views.bp)
+
     from . import cli
 
     cli.register(app)

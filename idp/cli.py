@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 from flask import Flask
 from flask.cli import AppGroup, FlaskGroup
-from sqlalchemy import select
 
 from . import create_app, idp
-from .audit import record
+from .admin import service
+from .admin.service import Actor, AdminError
 from .config import ConfigError, load_settings
-from .extensions import db
+
+# User subs, client ids and device ids are base64url and may begin with "-":
+# taken as the argument, not as an unknown option.
+ID_ARGUMENT = {"ignore_unknown_options": True}
 
 users = AppGroup("users", help="Manage user accounts.")
 clients = AppGroup("clients", help="Manage client registrations.")
 keys = AppGroup("keys", help="Manage the token signing keys.")
+devices = AppGroup("devices", help="List and remove users' devices.")
+audit_log = AppGroup("audit", help="Read and export the audit log.")
+# Every change made here is recorded in the audit log with the actor "cli".
+CLI = Actor.cli()
 
 
 def _create_app() -> Flask:
@@ -46,30 +54,23 @@ def _say(message: str) -> None:
 
 
 def _find_user(identifier: str) -> Any:
-    from .accounts.service import find_user
-
-    lookup = find_user(identifier)
-    if lookup.ambiguous_email:
-        raise click.ClickException(
-            f"{identifier} belongs to several accounts; use the access number"
-        )
-    if lookup.user is None:
-        raise click.ClickException(f"no user {identifier}")
-    return lookup.user
+    try:
+        return service.find_user(identifier)
+    except service.NotFound:
+        raise click.ClickException(f"no user {identifier}") from None
+    except AdminError as exc:
+        raise click.ClickException(str(exc.message)) from None
 
 
 def _user_row(user: Any) -> dict[str, Any]:
-    return {
-        "sub": user.sub,
-        "access_number": user.access_number,
-        "username": user.username,
-        "email": user.email,
-        "phone_number": user.phone_number,
-        "given_name": user.given_name,
-        "family_name": user.family_name,
-        "status": user.status,
-        "created_at": user.created_at.isoformat(),
-    }
+    return service.describe_user(user)
+
+
+def _page_options(command: Any) -> Any:
+    command = click.option(
+        "--limit", type=click.IntRange(1, service.MAX_PAGE), default=service.MAX_PAGE
+    )(command)
+    return click.option("--offset", type=click.IntRange(0), default=0)(command)
 
 
 @users.command("add")
@@ -85,18 +86,16 @@ def _user_row(user: Any) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True)
 def users_add(password_stdin: bool, as_json: bool, **fields: Any) -> None:
     """Create a user; prompts for the password."""
-    from .accounts.service import AccountError, create_user
+    from .accounts.service import AccountError
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     try:
-        user = create_user(idp().passwords, password=password, **fields)
+        user = service.create_user(CLI, idp().passwords, password=password, **fields)
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
-    record("user_created", user_id=user.id, actor="cli", commit=False)
-    db.session.commit()
     if as_json:
         _emit_json(_user_row(user))
     else:
@@ -104,13 +103,12 @@ def users_add(password_stdin: bool, as_json: bool, **fields: Any) -> None:
 
 
 @users.command("list")
-@click.option("--search", help="Part of an e-mail, user name or access number.")
+@click.option("--search", help="Part of an e-mail, user name, name or access number.")
+@_page_options
 @click.option("--json", "as_json", is_flag=True)
-def users_list(search: str | None, as_json: bool) -> None:
+def users_list(search: str | None, offset: int, limit: int, as_json: bool) -> None:
     """List users."""
-    from .accounts.service import search_users
-
-    rows = [_user_row(u) for u in search_users(search)]
+    rows = [_user_row(u) for u in service.search_users(search, offset=offset, limit=limit).items]
     if as_json:
         _emit_json(rows)
         return
@@ -121,42 +119,121 @@ def users_list(search: str | None, as_json: bool) -> None:
         )
 
 
-@users.command("lock")
+@users.command("lock", context_settings=ID_ARGUMENT)
 @click.argument("identifier")
 def users_lock(identifier: str) -> None:
     """Lock an account: ends its sessions and revokes its refresh tokens."""
-    from .accounts.service import lock_user
-
     user = _find_user(identifier)
-    lock_user(user)
-    record("user_locked", user_id=user.id, actor="cli", commit=False)
-    db.session.commit()
+    service.lock_user(CLI, user)
     click.echo(f"locked {user.access_number}")
 
 
-@users.command("unlock")
+@users.command("unlock", context_settings=ID_ARGUMENT)
 @click.argument("identifier")
 def users_unlock(identifier: str) -> None:
     """Unlock an account."""
-    from .accounts.service import unlock_user
-
     user = _find_user(identifier)
-    unlock_user(user)
-    record("user_unlocked", user_id=user.id, actor="cli", commit=False)
-    db.session.commit()
+    service.unlock_user(CLI, user)
     click.echo(f"unlocked {user.access_number}")
+
+
+@users.command("show", context_settings=ID_ARGUMENT)
+@click.argument("identifier")
+@click.option("--json", "as_json", is_flag=True)
+def users_show(identifier: str, as_json: bool) -> None:
+    """A user with devices, passkeys, restoration status and recent events."""
+    row = service.describe_overview(service.user_overview(_find_user(identifier)))
+    if as_json:
+        _emit_json(row)
+        return
+    for key in (
+        "sub", "access_number", "username", "email", "phone_number", "given_name",
+        "family_name", "status", "is_admin", "password_reset_required", "created_at",
+    ):  # fmt: skip
+        click.echo(f"{key:<24} {_text(row[key])}")
+    restoration = row["restoration"]
+    click.echo(
+        f"{'restoration':<24} "
+        + (f"active since {restoration['activated_at']}" if restoration["active"] else "off")
+    )
+    click.echo(f"devices ({len(row['devices'])}):")
+    for device in row["devices"]:
+        click.echo(f"  {_device_line(device)}")
+    click.echo(f"passkeys ({len(row['passkeys'])}):")
+    for passkey in row["passkeys"]:
+        click.echo(f"  {passkey['id']}  {passkey['name']}  created {passkey['created_at']}")
+    click.echo("recent events:")
+    for event in row["recent_events"]:
+        click.echo(f"  {_event_line(event)}")
+
+
+@users.command("force-password-reset", context_settings=ID_ARGUMENT)
+@click.argument("identifier")
+def users_force_password_reset(identifier: str) -> None:
+    """The next password login must choose a new password; sessions end now."""
+    user = _find_user(identifier)
+    service.force_password_reset(CLI, user)
+    click.echo(f"{user.access_number} must choose a new password at the next login")
+
+
+@users.command("admin", context_settings=ID_ARGUMENT)
+@click.argument("action", type=click.Choice(["grant", "revoke"]))
+@click.argument("identifier")
+def users_admin(action: str, identifier: str) -> None:
+    """Grant or revoke the administrator role (admin pages and admin tokens)."""
+    user = _find_user(identifier)
+    service.set_admin(CLI, user, admin=action == "grant")
+    state = "is" if user.is_admin else "is not"
+    click.echo(f"{user.access_number} {state} an administrator")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value) or "-"
+    return "-" if value in (None, "") else str(value)
+
+
+def _device_line(device: dict[str, Any]) -> str:
+    return (
+        f"{device['id']}  {device['kind']:<8} {device['name']}  "
+        f"enrolled {device['created_at']} ({device['enrolled_via']}), "
+        f"last used {device['last_used_at'] or 'never'}"
+    )
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    parts = [event["at"], event["type"]]
+    for key in ("actor", "user", "client_id", "device_id", "ip"):
+        if event[key]:
+            parts.append(f"{key}={event[key]}")
+    return "  ".join(parts)
 
 
 # --- clients -----------------------------------------------------------------------
 
 
 def _get_client(client_id: str) -> Any:
-    from .oidc.clients import get_client
+    try:
+        return service.get_client(client_id)
+    except service.NotFound:
+        raise click.ClickException(f"no client {client_id}") from None
 
-    client = get_client(client_id)
-    if client is None:
-        raise click.ClickException(f"no client {client_id}")
-    return client
+
+def _load_jwks(jwks_file: Any) -> Any:
+    try:
+        return json.load(jwks_file)
+    except json.JSONDecodeError:
+        raise click.ClickException("--jwks-file is not JSON") from None
+
+
+def _show_client(client: Any, secret: str | None, as_json: bool) -> None:
+    if as_json:
+        _emit_json({**service.describe_client(client), "client_secret": secret})
+        return
+    click.echo(f"client_id:     {client.client_id}")
+    if secret:
+        click.echo(f"client_secret: {secret}")
+        _say("The secret is shown only now; store it in the client's configuration.")
 
 
 @clients.command("add")
@@ -193,42 +270,114 @@ def _get_client(client_id: str) -> Any:
 @click.option(
     "--id-token-alg", "id_token_signed_response_alg", type=click.Choice(["ES256", "RS256"])
 )
+@click.option("--logo-uri")
+@click.option("--contact", "contacts", multiple=True, help="Repeat for several.")
+@click.option("--default-acr")
+@click.option("--access-token-lifetime", type=click.IntRange(60), help="Seconds.")
+@click.option("--refresh-token-lifetime", type=click.IntRange(60), help="Seconds.")
 @click.option("--json", "as_json", is_flag=True)
 def clients_add(scope: str | None, jwks_file: Any, as_json: bool, **fields: Any) -> None:
-    """Register a client. A secret is printed once and stored only as a digest."""
-    from .oidc.clients import ClientError, create_client, describe
+    """Register a client. A secret is printed once and stored only as a digest.
+
+    The admin scope (the admin JSON API) is never a default: give it with
+    --scope, e.g. --grant-type client_credentials --scope admin.
+    """
+    from .oidc.clients import ClientError
 
     if not fields["grant_types"]:
         fields.pop("grant_types")
     if scope is not None:
         fields["allowed_scopes"] = scope.split()
     if jwks_file is not None:
-        try:
-            fields["jwks"] = json.load(jwks_file)
-        except json.JSONDecodeError:
-            raise click.ClickException("--jwks-file is not JSON") from None
+        fields["jwks"] = _load_jwks(jwks_file)
     try:
-        client, secret = create_client(**fields)
+        client, secret = service.create_client(CLI, **fields)
     except ClientError as exc:
         raise click.ClickException(str(exc)) from None
-    record("client_created", client_id=client.client_id, actor="cli", commit=False)
-    db.session.commit()
-    if as_json:
-        _emit_json({**describe(client), "client_secret": secret})
-        return
-    click.echo(f"client_id:     {client.client_id}")
-    if secret:
-        click.echo(f"client_secret: {secret}")
-        _say("The secret is shown only now; store it in the client's configuration.")
+    _show_client(client, secret, as_json)
+
+
+@clients.command("update", context_settings=ID_ARGUMENT)
+@click.argument("client_id")
+@click.option("--name")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Replaces the list.")
+@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True)
+@click.option(
+    "--auth-method",
+    "token_endpoint_auth_method",
+    type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]),
+)
+@click.option(
+    "--grant-type",
+    "grant_types",
+    multiple=True,
+    type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]),
+)
+@click.option("--scope", "allowed_scopes", help="Allowed scopes, space separated.")
+@click.option("--first-party/--no-first-party", default=None)
+@click.option("--require-pkce/--no-require-pkce", default=None)
+@click.option("--require-mfa/--no-require-mfa", default=None)
+@click.option("--mfa-fallback", type=click.Choice(["refuse", "password"]))
+@click.option("--jwks-file", type=click.File("r"), help="Public JWK set for private_key_jwt.")
+@click.option("--clear-jwks", is_flag=True, help="Remove the registered JWK set.")
+@click.option("--jwks-uri")
+@click.option(
+    "--id-token-alg",
+    "id_token_signed_response_alg",
+    type=click.Choice(["ES256", "RS256", "default"]),
+)
+@click.option("--logo-uri")
+@click.option("--contact", "contacts", multiple=True)
+@click.option("--default-acr")
+@click.option("--access-token-lifetime", type=click.IntRange(0), help="Seconds; 0: default.")
+@click.option("--refresh-token-lifetime", type=click.IntRange(0), help="Seconds; 0: default.")
+@click.option("--json", "as_json", is_flag=True)
+def clients_update(
+    client_id: str, jwks_file: Any, clear_jwks: bool, as_json: bool, **options: Any
+) -> None:
+    """Change a registration: only the options given change.
+
+    A repeated option (--redirect-uri, --grant-type, --contact) replaces the
+    whole list, and "" empties it; "" also clears a text (--logo-uri ""),
+    0 a lifetime and "default" the ID token algorithm.
+    """
+    from .oidc.clients import ClientError
+
+    changes: dict[str, Any] = {}
+    for name, value in options.items():
+        if value is None or value == ():
+            continue
+        if isinstance(value, tuple):
+            changes[name] = [item for item in value if item]
+        elif value in ("", 0, "default") and not isinstance(value, bool):
+            changes[name] = None
+        else:
+            changes[name] = value
+    if "allowed_scopes" in changes:
+        changes["allowed_scopes"] = (changes["allowed_scopes"] or "").split()
+    if clear_jwks:
+        changes["jwks"] = None
+    if jwks_file is not None:
+        changes["jwks"] = _load_jwks(jwks_file)
+    client = _get_client(client_id)
+    try:
+        secret = service.update_client(CLI, client, **changes)
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json or secret:
+        _show_client(client, secret, as_json)
+    else:
+        click.echo(f"updated {client_id}")
 
 
 @clients.command("list")
+@click.option("--search", help="Part of a client ID or name.")
+@_page_options
 @click.option("--json", "as_json", is_flag=True)
-def clients_list(as_json: bool) -> None:
+def clients_list(search: str | None, offset: int, limit: int, as_json: bool) -> None:
     """List client registrations."""
-    from .oidc.clients import describe, list_clients
-
-    rows = [describe(c) for c in list_clients()]
+    page = service.search_clients(search, offset=offset, limit=limit)
+    rows = [service.describe_client(c) for c in page.items]
     if as_json:
         _emit_json(rows)
         return
@@ -240,71 +389,103 @@ def clients_list(as_json: bool) -> None:
         )
 
 
-@clients.command("show")
+@clients.command("show", context_settings=ID_ARGUMENT)
 @click.argument("client_id")
 @click.option("--json", "as_json", is_flag=True)
 def clients_show(client_id: str, as_json: bool) -> None:
     """Show one registration (never its secret)."""
-    from .oidc.clients import describe
-
-    row = describe(_get_client(client_id))
+    row = service.describe_client(_get_client(client_id))
     if as_json:
         _emit_json(row)
         return
     for key, value in row.items():
-        if isinstance(value, list):
-            value = " ".join(value) or "-"
-        click.echo(f"{key:<28} {value if value not in (None, '') else '-'}")
+        click.echo(f"{key:<28} {json.dumps(value) if isinstance(value, dict) else _text(value)}")
 
 
-@clients.command("delete")
+@clients.command("delete", context_settings=ID_ARGUMENT)
 @click.argument("client_id")
 @click.option("--yes", is_flag=True, help="Do not ask.")
 def clients_delete(client_id: str, yes: bool) -> None:
     """Delete a registration with its refresh tokens and consents."""
-    from .oidc.clients import delete_client
-
     client = _get_client(client_id)
     if not yes:
         click.confirm(f"Delete client {client_id} ({client.name})?", abort=True, err=True)
-    delete_client(client)
-    record("client_deleted", client_id=client_id, actor="cli", commit=False)
-    db.session.commit()
+    service.delete_client(CLI, client)
     click.echo(f"deleted {client_id}")
 
 
-@clients.command("rotate-secret")
+@clients.command("rotate-secret", context_settings=ID_ARGUMENT)
 @click.argument("client_id")
 def clients_rotate_secret(client_id: str) -> None:
     """Replace the client secret; the old one stops working at once."""
-    from .oidc.clients import ClientError, rotate_secret
+    from .oidc.clients import ClientError
 
     try:
-        new = rotate_secret(_get_client(client_id))
+        new = service.rotate_client_secret(CLI, _get_client(client_id))
     except ClientError as exc:
         raise click.ClickException(str(exc)) from None
-    record("client_secret_rotated", client_id=client_id, actor="cli", commit=False)
-    db.session.commit()
     click.echo(f"client_secret: {new.secret}")
     _say("The secret is shown only now; the old secret no longer works.")
 
 
-@clients.command("disable")
+@clients.command("initial-token")
+@click.option(
+    "--expires-in",
+    type=click.IntRange(60, 365 * 86400),
+    default=86400,
+    show_default=True,
+    help="Seconds the token stays valid.",
+)
+@click.option(
+    "--uses",
+    type=click.IntRange(1, 10000),
+    default=1,
+    show_default=True,
+    help="How many clients may register with it.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def clients_initial_token(expires_in: int, uses: int, as_json: bool) -> None:
+    """Issue an initial access token for dynamic client registration (RFC 7591).
+
+    The token is printed once and stored only as a digest; a client sends it
+    as "Authorization: Bearer <token>" to POST /register.
+    """
+    from .oidc.registration import InitialTokenError, issue_initial_token
+
+    try:
+        issued = issue_initial_token(actor="cli", expires_in=expires_in, uses=uses)
+    except InitialTokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        _emit_json(
+            {
+                "id": issued.id,
+                "initial_access_token": issued.token,
+                "uses": issued.uses,
+                "expires_at": issued.expires_at.isoformat(),
+            }
+        )
+        return
+    click.echo(f"initial_access_token: {issued.token}")
+    _say(
+        f"Good for {issued.uses} registration(s) until {issued.expires_at.isoformat()}; "
+        "shown only now."
+    )
+
+
+@clients.command("disable", context_settings=ID_ARGUMENT)
 @click.argument("client_id")
 def clients_disable(client_id: str) -> None:
     """Stop all logins and token requests through a client."""
-    _get_client(client_id).disabled = True
-    record("client_disabled", client_id=client_id, actor="cli", commit=False)
-    db.session.commit()
+    service.set_client_disabled(CLI, _get_client(client_id), disabled=True)
     click.echo(f"disabled {client_id}")
 
 
-@clients.command("enable")
+@clients.command("enable", context_settings=ID_ARGUMENT)
 @click.argument("client_id")
 def clients_enable(client_id: str) -> None:
-    _get_client(client_id).disabled = False
-    record("client_enabled", client_id=client_id, actor="cli", commit=False)
-    db.session.commit()
+    """Let a disabled client work again."""
+    service.set_client_disabled(CLI, _get_client(client_id), disabled=False)
     click.echo(f"enabled {client_id}")
 
 
@@ -314,20 +495,8 @@ def clients_enable(client_id: str) -> None:
 @keys.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def keys_list(as_json: bool) -> None:
-    """Signing keys: active, retiring (still published) and retired."""
-    from .oidc.models import SigningKey
-
-    idp().keyring.ensure_keys()
-    rows = [
-        {
-            "kid": k.kid,
-            "alg": k.alg,
-            "state": k.state,
-            "created_at": k.created_at.isoformat(),
-            "retire_after": k.retire_after.isoformat() if k.retire_after else None,
-        }
-        for k in db.session.scalars(select(SigningKey).order_by(SigningKey.created_at))
-    ]
+    """Signing keys, newest first: active, retiring (still published) and retired."""
+    rows = [service.describe_key(k) for k in service.signing_keys()]
     if as_json:
         _emit_json(rows)
         return
@@ -344,21 +513,111 @@ def keys_list(as_json: bool) -> None:
 )
 def keys_rotate(alg: str) -> None:
     """New active keys; old ones stay published until their tokens expired."""
-    ring = idp().keyring
-    ring.ensure_keys()
-    for name in ("ES256", "RS256") if alg == "all" else (alg,):
-        key = ring.rotate(name)
-        record("signing_key_rotated", actor="cli", alg=name, kid=key.kid)
-        click.echo(f"{name}: new active key {key.kid}")
+    for key in service.rotate_signing_keys(CLI, ("ES256", "RS256") if alg == "all" else (alg,)):
+        click.echo(f"{key.alg}: new active key {key.kid}")
 
 
 @keys.command("retire-expired")
 def keys_retire_expired() -> None:
     """Stop publishing retiring keys whose tokens have all expired."""
-    count = idp().keyring.retire_expired()
-    if count:
-        record("signing_keys_retired", actor="cli", count=count)
-    click.echo(f"retired {count} key(s)")
+    click.echo(f"retired {service.retire_expired_keys(CLI)} key(s)")
+
+
+@keys.command("vapid")
+def keys_vapid() -> None:
+    """Print the VAPID public key that Web Push services see (RFC 8292)."""
+    click.echo(service.vapid_public_key())
+
+
+# --- devices -----------------------------------------------------------------------
+
+
+@devices.command("list", context_settings=ID_ARGUMENT)
+@click.argument("user")
+@click.option("--json", "as_json", is_flag=True)
+def devices_list(user: str, as_json: bool) -> None:
+    """A user's active devices (USER: access number, user name, e-mail or sub)."""
+    rows = [service.describe_device(d) for d in service.user_devices(_find_user(user))]
+    if as_json:
+        _emit_json(rows)
+        return
+    for row in rows:
+        click.echo(_device_line(row))
+
+
+@devices.command("remove", context_settings=ID_ARGUMENT)
+@click.argument("user")
+@click.argument("device_id")
+def devices_remove(user: str, device_id: str) -> None:
+    """Revoke one of the user's devices at once (its approvals are cancelled)."""
+    try:
+        left = service.remove_device(CLI, _find_user(user), device_id)
+    except service.NotFound:
+        raise click.ClickException(f"{user} has no active device {device_id}") from None
+    click.echo(f"removed {device_id}; {left} device(s) left")
+
+
+# --- the audit log -----------------------------------------------------------------
+
+
+# Times on the command line are UTC.
+TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S"]
+
+
+def _audit_options(command: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--user", help="Access number, user name, e-mail or sub."),
+            click.option("--client", "client_id", help="A client ID."),
+            click.option("--type", "types", multiple=True, help="Event type; repeat for several."),
+            click.option("--since", type=click.DateTime(TIME_FORMATS), help="From then on (UTC)."),
+            click.option("--until", type=click.DateTime(TIME_FORMATS), help="Before then (UTC)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _audit_query(
+    user: str | None,
+    client_id: str | None,
+    types: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+) -> service.AuditQuery:
+    return service.AuditQuery(
+        user_id=_find_user(user).id if user else None,
+        client_id=client_id,
+        types=types,
+        since=since.replace(tzinfo=UTC) if since else None,
+        until=until.replace(tzinfo=UTC) if until else None,
+    )
+
+
+@audit_log.command("list")
+@_audit_options
+@click.option("--limit", type=click.IntRange(1, service.MAX_PAGE), default=50, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0)
+@click.option("--json", "as_json", is_flag=True)
+def audit_list(offset: int, limit: int, as_json: bool, **filters: Any) -> None:
+    """Security events, newest first."""
+    page = service.audit_events(_audit_query(**filters), offset=offset, limit=limit)
+    rows = service.describe_events(page.items)
+    if as_json:
+        _emit_json(rows)
+        return
+    for row in rows:
+        click.echo(_event_line(row))
+    if page.next_offset is not None:
+        _say(f"{page.total} events in all; the next page: --offset {page.next_offset}")
+
+
+@audit_log.command("export")
+@_audit_options
+def audit_export(**filters: Any) -> None:
+    """Every matching event as JSON lines on stdout, oldest first."""
+    for event in service.export_audit(_audit_query(**filters)):
+        click.echo(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
 
 
 # --- serve and demo ----------------------------------------------------------------
@@ -428,5 +687,5 @@ def main() -> None:
 
 def register(app: Flask) -> None:
     """Attach the command groups to an app (create_app calls this)."""
-    for group in (users, clients, keys):
+    for group in (users, clients, keys, devices, audit_log):
         app.cli.add_command(group)

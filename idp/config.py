@@ -61,6 +61,19 @@ class Settings(BaseSettings):
     default_language: str = "en"
     log_level: str = "INFO"
 
+    # --- administration (/admin, idp.admin.views)
+    # The admin pages need a sign-in confirmed with a device or a passkey; after
+    # this many seconds without an admin page request they ask for it again.
+    admin_idle_timeout: int = Field(default=900, ge=1, le=86400)
+
+    # --- dynamic client registration (RFC 7591 / RFC 7592, idp.oidc.registration)
+    # Off: POST /register needs an initial access token from an administrator
+    # (``idp clients initial-token``). On: anyone may register a client (never
+    # first-party, so its users always see the consent screen).
+    client_registration_open: bool = False
+    # With open registration: registrations per IP address and hour.
+    client_registration_rate_limit: int = Field(default=10, ge=1)
+
     # --- devices and approvals
     # WebAuthn relying party id: the issuer's host or a registrable suffix of
     # it (WebAuthn §5.1.4). Empty: the issuer's host.

@@ -113,11 +113,16 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         code = exc.code or 500
-        return render_error(
+        response = render_error(
             (exc.name or "error").lower().replace(" ", "_"),
             HTTP_MESSAGES.get(code, IdpError.message),
             code,
         )
+        allow = dict(exc.get_headers()).get("Allow")
+        if allow:
+            # RFC 9110 §15.5.6: a 405 names the methods the resource has.
+            response.headers["Allow"] = allow
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, request, session
+from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel
 
 
 def select_locale() -> str | None:
     from . import idp
 
+    if not has_request_context():
+        # The CLI and other work outside a request (an error built there).
+        return idp().settings.default_language
     languages = list(idp().settings.languages)
     chosen = session.get("lang")
     if chosen in languages:

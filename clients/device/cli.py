@@ -86,6 +86,9 @@ MESSAGES = {
         "This e-mail address belongs to several accounts: sign in with your access number."
     ),
     "account_locked": "This account is locked. Please contact support.",
+    "password_change_required": (
+        "An administrator asked you to choose a new password: sign in on the web first."
+    ),
     "too_many_attempts": "Too many attempts.",
     "invalid_binding_code": "The binding code is not valid or has expired.",
     "invalid_enrolment": (

@@ -38,10 +38,14 @@ class PasswordService:
         return self._hasher.check_needs_rehash(stored_hash)
 
 
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 256
+
+
 def check_password_policy(password: str) -> str | None:
     """NIST SP 800-63B-4 §3.1.1.2: length rules only. Returns a problem or None."""
-    if len(password) < 8:
-        return "at least 8 characters"
-    if len(password) > 256:
-        return "at most 256 characters"
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"at least {MIN_PASSWORD_LENGTH} characters"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"at most {MAX_PASSWORD_LENGTH} characters"
     return None

@@ -19,7 +19,6 @@ device API lets a device rename with its token alone).
 
 from __future__ import annotations
 
-import re
 from contextlib import suppress
 from datetime import datetime
 from urllib.parse import urlencode
@@ -69,11 +68,6 @@ ENROLLED_VIA_LABELS = {
     EnrolledVia.RESTORATION: _l("set up by restoring your ID"),
 }
 
-# Where the step-up may return to: the account page and its device pages
-# (never a URL from elsewhere: no open redirect).
-_RETURN_PATH = re.compile(r"/account(/devices/[A-Za-z0-9_-]{1,64}/(delete|rename))?")
-
-
 # --- who may change what ---------------------------------------------------------------
 
 
@@ -106,9 +100,8 @@ def _step_up(login: LoginSession, now: datetime) -> dict[str, bool] | None:
 
 
 def _return_path(value: object) -> str:
-    if isinstance(value, str) and _RETURN_PATH.fullmatch(value):
-        return value
-    return url_for("account.home")
+    # Only the fixed shapes of transactions.return_path: no open redirect.
+    return transactions.return_path(value) or url_for("account.home")
 
 
 # --- the account page -----------------------------------------------------------------
@@ -157,16 +150,17 @@ def confirm() -> ResponseReturnValue:
     if ways is None or not ways.get(str(method)):
         # Confirmed already (a second tab), or nothing to confirm with.
         return redirect(target)
-    _withdraw_earlier_step_ups()
+    withdraw_earlier_step_ups()
     tx = transactions.begin_for_account(login.user_id, next_path=target)
     if method == "app":
         return approval_views.begin(tx)
     return passkey_views.begin_second_factor(tx)
 
 
-def _withdraw_earlier_step_ups() -> None:
+def withdraw_earlier_step_ups() -> None:
     """This browser's earlier step-ups (left with the back button, say) end
-    when it starts a new one: one push waits on the device, not several."""
+    when it starts a new one: one push waits on the device, not several.
+    (Also used by the admin pages' step-up, idp.admin.views.)"""
     for tx_id in list(session.get(transactions.SESSION_KEY, [])):
         try:
             tx = transactions.load(tx_id)

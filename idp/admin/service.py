@@ -20,13 +20,16 @@ from sqlalchemy import Select, func, select, update
 from .. import audit, idp
 from ..accounts import service as accounts
 from ..accounts.models import User
+from ..accounts.passwords import PasswordService
 from ..audit import AuditEvent
 from ..auth.models import LoginSession
 from ..devices import service as devices
 from ..devices.models import Device
 from ..errors import IdpError
 from ..extensions import db, utcnow
-from ..oidc.models import SigningKey
+from ..oidc import clients
+from ..oidc.clients import ClientError, NewSecret
+from ..oidc.models import Client, SigningKey
 from ..passkeys.models import Passkey
 from ..restore.models import RestorationSetup
 
@@ -48,6 +51,16 @@ class NotFound(AdminError):
     message = _l("There is no such entry (any more).")
 
 
+class NotOnYourself(AdminError):
+    """What an administrator may not do to their own account: lock it, or take
+    their own role away (another administrator can); so nobody locks the
+    last door behind them by accident."""
+
+    status = 409
+    error = "not_on_yourself"
+    message = _l("Administrators cannot lock their own account or take their own role away.")
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who acts: ``label`` goes into the audit log's ``actor``."""
@@ -60,8 +73,11 @@ class Actor:
         return cls(label=f"admin:{user.id}", user_id=user.id)
 
     @classmethod
-    def token(cls, client_id: str) -> Actor:
-        return cls(label=f"api:{client_id}")
+    def token(cls, client_id: str, user: User | None = None) -> Actor:
+        """An admin API call: the client, and the administrator whose token it is."""
+        if user is not None:
+            return cls(label=f"admin:{user.id} api:{client_id}"[:128], user_id=user.id)
+        return cls(label=f"api:{client_id}"[:128])
 
     @classmethod
     def cli(cls) -> Actor:
@@ -102,6 +118,13 @@ def _page(query: Select[T], offset: int, limit: int) -> Page[T]:
     return Page(items=items, total=int(total or 0), offset=offset, limit=limit)
 
 
+def page_of(items: Sequence[T], offset: int = 0, limit: int = MAX_PAGE) -> Page[T]:
+    """A page of a short list that is read whole (a user's devices, the keys)."""
+    return Page(
+        items=list(items[offset : offset + limit]), total=len(items), offset=offset, limit=limit
+    )
+
+
 # --- users ---------------------------------------------------------------------------
 
 
@@ -133,6 +156,42 @@ def get_user(sub: str) -> User:
     return user
 
 
+def find_user(identifier: str) -> User:
+    """A user by what an operator types: access number, user name, e-mail
+    (when only one account has it) or ``sub``."""
+    lookup = accounts.find_user(identifier)
+    if lookup.ambiguous_email:
+        raise AdminError(f"{identifier} belongs to several accounts; use the access number")
+    if lookup.user is not None:
+        return lookup.user
+    return get_user(identifier.strip())
+
+
+def create_user(actor: Actor, passwords: PasswordService, *, password: str, **fields: Any) -> User:
+    """A new active account (``accounts.AccountError`` says what is wrong)."""
+    user = accounts.create_user(passwords, password=password, **fields)
+    audit.record("user_created", user_id=user.id, actor=actor.label, commit=False)
+    db.session.commit()
+    return user
+
+
+def describe_user(user: User) -> dict[str, Any]:
+    return {
+        "sub": user.sub,
+        "access_number": user.access_number,
+        "username": user.username,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "phone_number": user.phone_number,
+        "given_name": user.given_name,
+        "family_name": user.family_name,
+        "status": user.status,
+        "is_admin": user.is_admin,
+        "password_reset_required": user.password_reset_required,
+        "created_at": _iso(user.created_at),
+    }
+
+
 @dataclass(frozen=True)
 class UserOverview:
     user: User
@@ -160,8 +219,44 @@ def user_overview(user: User) -> UserOverview:
     )
 
 
+def describe_passkey(passkey: Passkey) -> dict[str, Any]:
+    return {
+        "id": passkey.id,
+        "name": passkey.name,
+        "backup_eligible": passkey.backup_eligible,
+        "created_at": _iso(passkey.created_at),
+        "last_used_at": _iso(passkey.last_used_at),
+    }
+
+
+def describe_overview(overview: UserOverview) -> dict[str, Any]:
+    """A user with devices, passkeys, restoration and recent events, as the
+    API and ``idp users show --json`` print it."""
+    return {
+        **describe_user(overview.user),
+        "devices": [describe_device(d) for d in overview.devices],
+        "passkeys": [describe_passkey(p) for p in overview.passkeys],
+        "restoration": {
+            "active": overview.restoration_active,
+            "activated_at": _iso(overview.restoration_activated_at),
+        },
+        "recent_events": describe_events(overview.recent_events),
+    }
+
+
+def user_devices(user: User) -> list[Device]:
+    """The user's active devices, oldest first."""
+    return devices.active_devices(user.id)
+
+
+def describe_device(device: Device) -> dict[str, Any]:
+    return {k: v for k, v in devices.describe(device).items() if k != "this_device"}
+
+
 def lock_user(actor: Actor, user: User) -> None:
     """No new logins; sessions and refresh tokens end at once."""
+    if actor.user_id == user.id:
+        raise NotOnYourself()
     accounts.lock_user(user)
     audit.record("user_locked", user_id=user.id, actor=actor.label, commit=False)
     db.session.commit()
@@ -187,6 +282,8 @@ def force_password_reset(actor: Actor, user: User) -> None:
 
 
 def set_admin(actor: Actor, user: User, *, admin: bool) -> None:
+    if not admin and actor.user_id == user.id:
+        raise NotOnYourself()
     if user.is_admin == admin:
         return
     user.is_admin = admin
@@ -208,6 +305,112 @@ def remove_device(actor: Actor, user: User, device_id: str) -> int:
         return devices.revoke_device(target, now=utcnow(), actor=actor.label)
     except devices.DeviceNotFound:
         raise NotFound() from None
+
+
+# --- clients -------------------------------------------------------------------------
+#
+# Field names are the model's (``name``, ``allowed_scopes``, ...: see
+# ``clients.create_client``); a ``ClientError`` names the field at fault in
+# RFC 7591 terms (``client_name``, ``scope``, ...). The admin API and CLI
+# translate names; the checks are all in ``idp.oidc.clients``.
+
+
+def search_clients(text: str | None, *, offset: int = 0, limit: int = DEFAULT_PAGE) -> Page[Client]:
+    """Clients whose client ID or name contains ``text``, oldest first."""
+    query = select(Client).order_by(Client.created_at, Client.id)
+    text = (text or "").strip().lower()
+    if text:
+        pattern = f"%{_escape_like(text)}%"
+        query = query.where(
+            func.lower(Client.client_id).like(pattern, escape="\\")
+            | func.lower(Client.name).like(pattern, escape="\\")
+        )
+    return _page(query, offset, limit)
+
+
+def get_client(client_id: str) -> Client:
+    client = clients.get_client(client_id) if client_id else None
+    if client is None:
+        raise NotFound()
+    return client
+
+
+def create_client(actor: Actor, **fields: Any) -> tuple[Client, str | None]:
+    """Register a client; its secret in clear (None without one), shown once."""
+    try:
+        client, secret = clients.create_client(**fields)
+    except ClientError:
+        db.session.rollback()
+        raise
+    audit.record("client_created", client_id=client.client_id, actor=actor.label, commit=False)
+    db.session.commit()
+    return client, secret
+
+
+def update_client(actor: Actor, client: Client, **fields: Any) -> str | None:
+    """Change a registration, checked as a whole. Returns a new secret in
+    clear when the client moved to a secret method (shown once)."""
+    before = describe_client(client)
+    try:
+        secret = clients.update_client(client, **fields)
+    except ClientError:
+        db.session.rollback()
+        raise
+    after = describe_client(client)
+    changed = sorted(k for k in after if after[k] != before.get(k))
+    if changed:
+        audit.record(
+            "client_updated",
+            client_id=client.client_id,
+            actor=actor.label,
+            commit=False,
+            fields=changed,
+        )
+    db.session.commit()
+    return secret
+
+
+def set_client_disabled(actor: Actor, client: Client, *, disabled: bool) -> None:
+    """A disabled client gets no logins, tokens or admin API calls through."""
+    if client.disabled == disabled:
+        return
+    client.disabled = disabled
+    audit.record(
+        "client_disabled" if disabled else "client_enabled",
+        client_id=client.client_id,
+        actor=actor.label,
+        commit=False,
+    )
+    db.session.commit()
+
+
+def delete_client(actor: Actor, client: Client) -> None:
+    """Remove the registration with its refresh tokens and consents."""
+    client_id = client.client_id
+    clients.delete_client(client)
+    audit.record("client_deleted", client_id=client_id, actor=actor.label, commit=False)
+    db.session.commit()
+
+
+def rotate_client_secret(actor: Actor, client: Client) -> NewSecret:
+    """A new secret, shown once; the old one stops working at once."""
+    new = clients.rotate_secret(client)
+    audit.record(
+        "client_secret_rotated", client_id=client.client_id, actor=actor.label, commit=False
+    )
+    db.session.commit()
+    return new
+
+
+def describe_client(client: Client) -> dict[str, Any]:
+    """The whole registration (never the secret, only whether there is one)."""
+    return {
+        **clients.describe(client),
+        "jwks": client.jwks,
+        "access_token_lifetime": client.access_token_lifetime,
+        "refresh_token_lifetime": client.refresh_token_lifetime,
+        "has_secret": client.client_secret_digest is not None,
+    }
 
 
 # --- keys ----------------------------------------------------------------------------
@@ -309,7 +512,8 @@ def audit_event_types() -> list[str]:
 def describe_events(events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
     """Events as the API and the export show them: users by ``sub``."""
     ids = {e.user_id for e in events if e.user_id is not None}
-    subs = dict(db.session.execute(select(User.id, User.sub).where(User.id.in_(ids))).tuples())
+    rows = db.session.execute(select(User.id, User.sub).where(User.id.in_(ids)))
+    subs = {user_id: sub for user_id, sub in rows}
     return [
         {
             "id": event.id,

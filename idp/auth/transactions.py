@@ -7,6 +7,7 @@ a URL cannot be resumed from another browser.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,6 +30,24 @@ ACCOUNT_CLIENT_ID = "freigabe:account"
 # "Anmeldung bei Freigabe" (the product's name reads right in every language;
 # the approval's context keeps it as it was sent).
 ACCOUNT_CLIENT_NAME = "Freigabe"
+
+# Where a browser may return to after signing in or a step-up: the account
+# page and its device pages, and the admin pages. Local paths of a fixed shape
+# only (never a URL from elsewhere, no open redirect): each segment of an
+# admin path is non-empty RFC 3986 pchars (no "//", no backslash, no scheme),
+# and "." or ".." segments are refused.
+_RETURN_PATH = re.compile(
+    r"/account(/devices/[A-Za-z0-9_-]{1,64}/(delete|rename))?"
+    r"|/admin(?!.*/\.{1,2}(/|$))(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*/?"
+)
+MAX_RETURN_PATH = 600
+
+
+def return_path(value: object) -> str | None:
+    """``value`` if it is a path the browser may be sent back to, else None."""
+    if isinstance(value, str) and len(value) <= MAX_RETURN_PATH and _RETURN_PATH.fullmatch(value):
+        return value
+    return None
 
 
 @dataclass

@@ -69,6 +69,8 @@ def start_enrolment() -> ResponseReturnValue:
             ip=ip,
             channel="device",
         )
+        if user.password_reset_required:
+            raise service.PasswordChangeRequired()
         started = service.start_with_password(user, device_name=name, kind=kind)
     body: dict[str, Any] = {
         "enrolment_id": started.enrolment.id,

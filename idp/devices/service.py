@@ -123,6 +123,14 @@ class DeviceNotFound(DeviceError):
     message = _l("There is no such device on your account.")
 
 
+class PasswordChangeRequired(DeviceError):
+    # An administrator forced a password reset: the old password enrols nothing;
+    # the new one is chosen at the next sign-in on the web (idp.auth.views).
+    error = "password_change_required"
+    status = 403
+    message = _l("Please sign in on the web first and choose a new password.")
+
+
 class InvalidActionNonce(DeviceError):
     # Unknown, used, expired, or issued to another device or for another action.
     error = "invalid_nonce"

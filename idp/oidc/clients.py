@@ -1,7 +1,8 @@
 """Client registrations: create, validate, rotate secrets, delete.
 
-One place checks every field, so the CLI, the demo seed and (later) the admin
-pages and dynamic registration refuse the same things with the same messages.
+One place checks every field, so the CLI, the demo seed, dynamic registration
+(idp.oidc.registration) and the admin pages refuse the same things with the
+same messages.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 
 from .. import idp
+from ..auth.amr import ACR_SUPPORTED
 from ..auth.transactions import ACCOUNT_CLIENT_ID
 from ..extensions import db
-from .models import SUPPORTED_SCOPES, Client
+from .models import ADMIN_SCOPE, SUPPORTED_SCOPES, Client
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
@@ -28,6 +30,34 @@ SIGNING_ALGS = ("ES256", "RS256")
 SECRET_PURPOSE = "client-secret"
 # Without a device: refuse the login, or let the password alone do.
 MFA_FALLBACKS = ("refuse", "password")
+MAX_CONTACTS = 10
+# The columns' sizes (models.Client): longer values are refused here, not by
+# the database.
+MAX_URI_LENGTH = 500
+# What update_client may change: every field of create_client but client_id
+# (the secret has set_secret / rotate_secret).
+EDITABLE_FIELDS = frozenset(
+    {
+        "name",
+        "redirect_uris",
+        "token_endpoint_auth_method",
+        "grant_types",
+        "post_logout_redirect_uris",
+        "allowed_scopes",
+        "first_party",
+        "require_pkce",
+        "require_mfa",
+        "mfa_fallback",
+        "default_acr",
+        "jwks",
+        "jwks_uri",
+        "logo_uri",
+        "contacts",
+        "id_token_signed_response_alg",
+        "access_token_lifetime",
+        "refresh_token_lifetime",
+    }
+)
 
 
 class ClientError(ValueError):
@@ -98,16 +128,39 @@ def _check_uris(uris: Any, *, public: bool, field: str) -> list[str]:
 def _check_optional_uri(uri: str | None, field: str) -> str | None:
     if not uri:
         return None
+    if not isinstance(uri, str) or len(uri) > MAX_URI_LENGTH:
+        raise ClientError(field, f"must be a URI of at most {MAX_URI_LENGTH} characters")
     parts = urlsplit(uri)
     if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
         raise ClientError(field, f"{uri}: must be an https URI")
     return uri
 
 
+def _check_contacts(contacts: Any) -> list[str]:
+    if isinstance(contacts, str) or not isinstance(contacts, list | tuple):
+        raise ClientError("contacts", "must be a list of addresses")
+    if len(contacts) > MAX_CONTACTS:
+        raise ClientError("contacts", f"at most {MAX_CONTACTS} addresses")
+    for contact in contacts:
+        if (
+            not isinstance(contact, str)
+            or not contact
+            or len(contact) > 254
+            or not contact.isprintable()
+            or any(c.isspace() for c in contact)
+        ):
+            raise ClientError("contacts", "must be a list of addresses without spaces")
+    return list(dict.fromkeys(contacts))
+
+
 def validate(client: Client) -> None:
     """Check a (new or edited) registration as a whole."""
-    if not client.name or len(client.name) > 200:
+    if not isinstance(client.name, str) or not client.name or len(client.name) > 200:
         raise ClientError("client_name", "is required (at most 200 characters)")
+    if client.dynamically_registered and client.first_party:
+        # A client that registered itself has proven nothing about who runs
+        # it: its users always see the consent screen.
+        raise ClientError("first_party", "a dynamically registered client is never first-party")
     method = client.token_endpoint_auth_method
     if method not in AUTH_METHODS:
         raise ClientError("token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}")
@@ -123,26 +176,38 @@ def validate(client: Client) -> None:
     client.post_logout_redirect_uris = _check_uris(
         client.post_logout_redirect_uris, public=public, field="post_logout_redirect_uris"
     )
-    bad_scopes = [s for s in client.allowed_scopes if s not in SUPPORTED_SCOPES]
+    bad_scopes = [
+        s for s in client.allowed_scopes if s not in SUPPORTED_SCOPES and s != ADMIN_SCOPE
+    ]
     if bad_scopes:
         raise ClientError("scope", f"unknown scopes: {' '.join(bad_scopes)}")
+    if ADMIN_SCOPE in client.allowed_scopes and client.dynamically_registered:
+        # Only an administrator gives a client the admin API (idp.admin.api).
+        raise ClientError("scope", f"{ADMIN_SCOPE!r} is granted by administrators only")
     if client.mfa_fallback not in MFA_FALLBACKS:
         raise ClientError("mfa_fallback", f"must be one of {', '.join(MFA_FALLBACKS)}")
     if public and not client.require_pkce:
         # RFC 9700 §2.1.1: public clients must use PKCE.
         raise ClientError("require_pkce", "public clients must use PKCE")
-    if method == "private_key_jwt":
-        if not client.jwks and not client.jwks_uri:
-            raise ClientError("jwks", "private_key_jwt needs jwks or jwks_uri")
-        if client.jwks:
-            try:
-                KeySet.import_key_set(cast(Any, client.jwks))
-            except (JoseError, ValueError, TypeError, KeyError) as exc:
-                raise ClientError("jwks", "is not a valid JWK set") from exc
-            if any("d" in key for key in client.jwks.get("keys", [])):
-                raise ClientError("jwks", "must hold public keys only")
+    if client.jwks and client.jwks_uri:
+        # RFC 7591 §2: jwks and jwks_uri MUST NOT both be present.
+        raise ClientError("jwks", "give either jwks or jwks_uri, not both")
+    if method == "private_key_jwt" and not client.jwks and not client.jwks_uri:
+        raise ClientError("jwks", "private_key_jwt needs jwks or jwks_uri")
+    if client.jwks:
+        if not isinstance(client.jwks, dict):
+            raise ClientError("jwks", "is not a valid JWK set")
+        try:
+            KeySet.import_key_set(cast(Any, client.jwks))
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise ClientError("jwks", "is not a valid JWK set") from exc
+        if any(not isinstance(key, dict) or "d" in key for key in client.jwks.get("keys", [])):
+            raise ClientError("jwks", "must hold public keys only")
     client.jwks_uri = _check_optional_uri(client.jwks_uri, "jwks_uri")
     client.logo_uri = _check_optional_uri(client.logo_uri, "logo_uri")
+    if client.default_acr is not None and client.default_acr not in ACR_SUPPORTED:
+        raise ClientError("default_acr", f"must be one of {', '.join(ACR_SUPPORTED)}")
+    client.contacts = _check_contacts(client.contacts or [])
     alg = client.id_token_signed_response_alg
     if alg is not None and alg not in SIGNING_ALGS:
         raise ClientError(
@@ -177,9 +242,11 @@ def create_client(
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
     logo_uri: str | None = None,
+    contacts: list[str] | tuple[str, ...] = (),
     id_token_signed_response_alg: str | None = None,
     access_token_lifetime: int | None = None,
     refresh_token_lifetime: int | None = None,
+    dynamically_registered: bool = False,
 ) -> tuple[Client, str | None]:
     """Register a client; returns it and its secret in clear (None for
     clients that have no secret). Flushes; the caller commits."""
@@ -208,15 +275,40 @@ def create_client(
         jwks=jwks,
         jwks_uri=jwks_uri,
         logo_uri=logo_uri,
+        contacts=list(contacts),
         id_token_signed_response_alg=id_token_signed_response_alg,
         access_token_lifetime=access_token_lifetime,
         refresh_token_lifetime=refresh_token_lifetime,
+        dynamically_registered=dynamically_registered,
     )
     validate(client)
     secret = _new_secret(client) if token_endpoint_auth_method in SECRET_METHODS else None
     db.session.add(client)
     db.session.flush()
     return client, secret
+
+
+def update_client(client: Client, **changes: Any) -> str | None:
+    """Change fields of a registration (names as in create_client), then
+    check it as a whole like a new one.
+
+    Returns a new secret in clear when the change moved the client to a
+    secret method from one without a secret, else None; moving away from the
+    secret methods drops the secret. Flushes; after a ClientError the caller
+    rolls the session back."""
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise TypeError(f"not editable: {', '.join(sorted(unknown))}")
+    for name, value in changes.items():
+        setattr(client, name, list(value) if isinstance(value, tuple) else value)
+    validate(client)
+    secret: str | None = None
+    if client.token_endpoint_auth_method not in SECRET_METHODS:
+        client.client_secret_digest = None
+    elif not client.client_secret_digest:
+        secret = _new_secret(client)
+    db.session.flush()
+    return secret
 
 
 def set_secret(client: Client, secret: str) -> None:
@@ -273,6 +365,8 @@ def describe(client: Client) -> dict[str, Any]:
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "jwks_uri": client.jwks_uri,
         "logo_uri": client.logo_uri,
+        "contacts": list(client.contacts or []),
+        "dynamically_registered": client.dynamically_registered,
         "disabled": client.disabled,
         "created_at": client.created_at.isoformat() if client.created_at else None,
     }

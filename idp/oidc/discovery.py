@@ -29,6 +29,9 @@ def metadata() -> dict[str, Any]:
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
         "end_session_endpoint": f"{issuer}/logout",
+        # RFC 7591 §3 (RFC 8414 §2): with an initial access token unless
+        # client_registration_open is set.
+        "registration_endpoint": f"{issuer}/register",
         "scopes_supported": list(SUPPORTED_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

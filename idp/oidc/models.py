@@ -1,4 +1,5 @@
-"""Client registrations, refresh tokens, consents and signing keys."""
+"""Client registrations, initial access tokens, refresh tokens, consents and
+signing keys."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..extensions import UTCDateTime, db, utcnow
 
 SUPPORTED_SCOPES = ("openid", "profile", "email", "phone", "offline_access")
+# The admin JSON API (idp.admin.api): never a default, never advertised, and
+# only on registrations an administrator made (idp.oidc.clients.validate);
+# with a user, only for an administrator after an MFA login (idp.oidc.server).
+ADMIN_SCOPE = "admin"
 
 
 class Client(db.Model, ClientMixin):  # type: ignore[name-defined]
@@ -38,9 +43,16 @@ class Client(db.Model, ClientMixin):  # type: ignore[name-defined]
     mfa_fallback: Mapped[str] = mapped_column(String(16), default="refuse")
     default_acr: Mapped[str | None] = mapped_column(String(128))
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
+    # RFC 7591 §2: ways to reach the people responsible for the client.
+    contacts: Mapped[list[str]] = mapped_column(JSON, default=list)
     access_token_lifetime: Mapped[int | None]
     refresh_token_lifetime: Mapped[int | None]
     disabled: Mapped[bool] = mapped_column(default=False)
+    # Registered through the RFC 7591 endpoint (idp.oidc.registration): never
+    # first-party. The registration access token (RFC 7592 §3) is kept as a
+    # keyed digest; the token itself is shown once.
+    dynamically_registered: Mapped[bool] = mapped_column(default=False)
+    registration_token_digest: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     # --- authlib ClientMixin -------------------------------------------------
@@ -90,6 +102,23 @@ class Client(db.Model, ClientMixin):  # type: ignore[name-defined]
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in self.grant_types
+
+
+class InitialAccessToken(db.Model):  # type: ignore[name-defined]
+    """RFC 7591 §3: a bearer token an administrator hands out so that a
+    client may register itself. Stored as a keyed digest; good for
+    ``uses_left`` registrations until ``expires_at``."""
+
+    __tablename__ = "initial_access_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    uses: Mapped[int]
+    uses_left: Mapped[int]
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Who issued it ("cli", an administrator's name later).
+    created_by: Mapped[str | None] = mapped_column(String(128))
 
 
 class RefreshToken(db.Model):  # type: ignore[name-defined]

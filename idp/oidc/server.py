@@ -25,6 +25,7 @@ from authlib.oauth2.rfc6749 import (
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
+    InvalidScopeError,
     grants,
     scope_to_list,
 )
@@ -45,7 +46,7 @@ from .. import audit
 from ..accounts.models import User
 from ..extensions import db, utcnow
 from ..tokens import new_token
-from .models import Client, RefreshToken
+from .models import ADMIN_SCOPE, Client, RefreshToken
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ def generate_bearer_token(
     include_refresh_token: bool = True,
 ) -> dict[str, Any]:
     settings = _idp().settings
-    scope = scope or ""
+    scope = granted_scope(client, user, scope)
     lifetime = expires_in or client.access_token_lifetime or settings.access_token_lifetime
     token: dict[str, Any] = {
         "token_type": "Bearer",
@@ -239,6 +240,16 @@ def generate_bearer_token(
     if scope:
         token["scope"] = scope
     return token
+
+
+def granted_scope(client: Client, user: User | None, scope: str | None) -> str:
+    """RFC 6749 §3.3: a token never carries a scope its client is not allowed,
+    and, for a user, the admin scope only while that user is an administrator
+    (a refresh after the role was revoked loses it)."""
+    scopes = scope_to_list(client.get_allowed_scope(scope)) or []
+    if user is not None and not user.is_admin:
+        scopes = [s for s in scopes if s != ADMIN_SCOPE]
+    return " ".join(scopes)
 
 
 def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
@@ -338,10 +349,15 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         idp = _idp()
         login = request.login_session
         data = request.payload.data
+        scope = scope_to_list(request.scope) or []
+        if ADMIN_SCOPE in scope and not (request.user.is_admin and "mfa" in login.amr):
+            # The admin scope stands for the admin area, which asks for an
+            # administrator signed in with a second factor (issue 6).
+            scope = [s for s in scope if s != ADMIN_SCOPE]
         record = AuthorizationCode(
             client_id=request.client.client_id,
             redirect_uri=request.payload.redirect_uri,
-            scope=request.scope,
+            scope=" ".join(scope),
             user_id=request.user.id,
             family_id=new_token(16),
             code_challenge=data.get("code_challenge") or "",
@@ -432,6 +448,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        requested = set(scope_to_list(self.request.payload.scope) or [])
+        # RFC 6749 §5.2 invalid_scope: a scope the client was not allowed (the
+        # admin API's above all) is refused outright, not quietly dropped.
+        if not requested <= set(self.request.client.allowed_scopes):
+            raise InvalidScopeError()
 
 
 class OpenIDConnect(OpenIDCode):
@@ -601,7 +625,12 @@ class EndSession(EndSessionEndpoint):
 
 class AccessTokenValidator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> AccessToken | None:
-        return find_access_token(token_string)
+        token = find_access_token(token_string)
+        if token is None or query_client(token.client_id) is None:
+            # A deleted (or disabled) client's access tokens stop working at
+            # once, not when they expire.
+            return None
+        return token
 
 
 class IdpAuthorizationServer(FlaskAuthorizationServer):

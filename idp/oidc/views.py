@@ -1,5 +1,5 @@
 """Protocol endpoints: discovery, JWKS, authorize, token, userinfo, revocation,
-introspection and RP-initiated logout."""
+introspection, RP-initiated logout and dynamic client registration."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import audit, idp
@@ -37,6 +38,7 @@ from ..auth.sessions import current_login_session
 from ..errors import InvalidAuthorizationRequest
 from ..extensions import csrf, db, utcnow
 from ..passkeys import views as passkey_views
+from . import registration
 from .discovery import discovery_bytes
 from .models import SUPPORTED_SCOPES, Client, Consent
 from .server import IdpAuthorizationServer, user_info
@@ -390,3 +392,62 @@ def logout() -> ResponseReturnValue:
     if response is None:
         return render_template("logged_out.html", client=end.client)
     return response
+
+
+# --- dynamic client registration (RFC 7591, RFC 7592) ------------------------------
+# Thin views: idp.oidc.registration decides; errors are Authlib's classes
+# rendered as RFC 7591 §3.2.2 / RFC 6750 §3 JSON.
+
+
+def _oauth_error(error: OAuth2Error) -> Response:
+    status, body, headers = error()
+    return Response(json.dumps(dict(body)), status, headers)
+
+
+def _registration_json(body: dict[str, Any], status: int) -> Response:
+    # Secrets and tokens inside: never cached (RFC 7591 §3.2.1).
+    response = Response(json.dumps(body), status, content_type="application/json")
+    return _no_store(response)
+
+
+def _json_body() -> Any:
+    """The JSON request body; anything else is an invalid_request."""
+    try:
+        data = request.get_json(silent=True)
+    except RequestEntityTooLarge:
+        raise InvalidRequestError("The request body is too large.", status_code=413) from None
+    if data is None:
+        raise InvalidRequestError("Send the metadata as a JSON object (application/json).")
+    return data
+
+
+@bp.post("/register")
+@csrf.exempt
+def register() -> Response:
+    """RFC 7591 §3: register a client."""
+    try:
+        grant = registration.verify_registration_request(
+            authorization=request.headers.get("Authorization"), ip=request.remote_addr
+        )
+        body = registration.register(_json_body(), grant=grant)
+    except OAuth2Error as error:
+        return _oauth_error(error)
+    return _registration_json(body, 201)
+
+
+@bp.route("/register/<client_id>", methods=["GET", "PUT", "DELETE"])
+@csrf.exempt
+def client_configuration(client_id: str) -> Response:
+    """RFC 7592 §2: read, replace or delete the client's own registration."""
+    try:
+        access = registration.verify_registration_access(
+            client_id=client_id, authorization=request.headers.get("Authorization")
+        )
+        if request.method == "GET":
+            return _registration_json(registration.read(access), 200)
+        if request.method == "PUT":
+            return _registration_json(registration.update(access, _json_body()), 200)
+        registration.delete(access)
+    except OAuth2Error as error:
+        return _oauth_error(error)
+    return _no_store(Response(status=204))

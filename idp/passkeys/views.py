@@ -150,7 +150,10 @@ def login() -> ResponseReturnValue:
         sid=login_session.id, passkey=verified.passkey_id, step="login",
     )  # fmt: skip
     if tx is None:
-        return _follow(url_for("account.home"))
+        # A direct sign-in goes to the account, or to a fixed local ``next``
+        # (the admin pages): never an open redirect.
+        next_path = transactions.return_path(request.args.get("next"))
+        return _follow(next_path or url_for("account.home"))
     if tx.approval_id:
         # A push approval started earlier in this login is not needed any more.
         approvals.cancel(tx.approval_id, reason="passkey")

@@ -154,10 +154,49 @@ class LiveRp:
 
 
 @pytest.fixture
-def rp_factory(idp: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., LiveRp]]:
+def rp_with(idp: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., LiveRp]]:
+    """FinanceCloud (the demo RP) on ``port`` with given client credentials,
+    e.g. those an administrator got on the admin pages."""
     for name in ("ISSUER", "CLIENT_ID", "CLIENT_SECRET", "SCOPE", "ACR_VALUES", "SECRET_KEY"):
         monkeypatch.delenv(f"DEMO_RP_{name}", raising=False)
     started: list[LiveRp] = []
+
+    def start(
+        port: int,
+        client_id: str,
+        secret: str | None,
+        *,
+        method: str = "client_secret_basic",
+        **settings: Any,
+    ) -> LiveRp:
+        base = f"http://localhost:{port}"
+        app = create_rp_app(
+            {
+                "ISSUER": idp.url,
+                "CLIENT_ID": client_id,
+                "CLIENT_SECRET": secret,
+                "TOKEN_ENDPOINT_AUTH_METHOD": method,
+                "BASE_URL": base,
+                **settings,
+            }
+        )
+        server = make_server("localhost", port, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        live = LiveRp(base, app, client_id, secret, server, thread)
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        live.server.shutdown()
+        live.thread.join(timeout=10)
+        live.server.server_close()
+
+
+@pytest.fixture
+def rp_factory(idp: Any, rp_with: Callable[..., LiveRp]) -> Callable[..., LiveRp]:
+    """FinanceCloud with a client of its own, registered for it."""
 
     def factory(
         *,
@@ -177,28 +216,9 @@ def rp_factory(idp: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[.
             first_party=first_party,
             require_mfa=require_mfa,
         )
-        app = create_rp_app(
-            {
-                "ISSUER": idp.url,
-                "CLIENT_ID": client_id,
-                "CLIENT_SECRET": secret,
-                "TOKEN_ENDPOINT_AUTH_METHOD": method,
-                "BASE_URL": base,
-                **settings,
-            }
-        )
-        server = make_server("localhost", port, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        live = LiveRp(base, app, client_id, secret, server, thread)
-        started.append(live)
-        return live
+        return rp_with(port, client_id, secret, method=method, **settings)
 
-    yield factory
-    for live in started:
-        live.server.shutdown()
-        live.thread.join(timeout=10)
-        live.server.server_close()
+    return factory
 
 
 @pytest.fixture

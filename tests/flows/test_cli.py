@@ -35,7 +35,7 @@ def test_users_add_list_lock_unlock(idp: Any) -> None:
     created = json.loads(result.stdout)
     assert created["email"] == "cli@example.org"
     assert created["access_number"].isdigit() and len(created["access_number"]) == 10
-    assert "password" not in result.stdout and PASSWORD not in result.stdout
+    assert "password" not in created and PASSWORD not in result.stdout
 
     listed = json.loads(run(idp, "users", "list", "--json").stdout)
     assert [u["access_number"] for u in listed] == [created["access_number"]]
