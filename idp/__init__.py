@@ -128,6 +128,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(device_api.bp)
     app.register_blueprint(device_app_views.bp)
 
+    from .auth import sessions
+    from .oidc import backchannel
+
+    backchannel.init_app(app)
+    # OpenID Connect Back-Channel Logout: the clients of an ended login
+    # session are told (after the transaction that ended it commits).
+    sessions.sessions_ended.connect(backchannel.on_sessions_ended)
+
     from .restore import api as restore_api
     from .restore import notices as restore_notices
     from .restore import service as restore_service

@@ -275,6 +275,14 @@ def _show_client(client: Any, secret: str | None, as_json: bool) -> None:
 @click.option("--default-acr")
 @click.option("--access-token-lifetime", type=click.IntRange(60), help="Seconds.")
 @click.option("--refresh-token-lifetime", type=click.IntRange(60), help="Seconds.")
+@click.option(
+    "--backchannel-logout-uri", help="Where Logout Tokens are posted (Back-Channel Logout)."
+)
+@click.option(
+    "--backchannel-logout-session-required",
+    is_flag=True,
+    help="The client needs sid in Logout Tokens (always sent).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def clients_add(scope: str | None, jwks_file: Any, as_json: bool, **fields: Any) -> None:
     """Register a client. A secret is printed once and stored only as a digest.
@@ -331,6 +339,11 @@ def clients_add(scope: str | None, jwks_file: Any, as_json: bool, **fields: Any)
 @click.option("--default-acr")
 @click.option("--access-token-lifetime", type=click.IntRange(0), help="Seconds; 0: default.")
 @click.option("--refresh-token-lifetime", type=click.IntRange(0), help="Seconds; 0: default.")
+@click.option("--backchannel-logout-uri", help='"" removes it.')
+@click.option(
+    "--backchannel-logout-session-required/--no-backchannel-logout-session-required",
+    default=None,
+)
 @click.option("--json", "as_json", is_flag=True)
 def clients_update(
     client_id: str, jwks_file: Any, clear_jwks: bool, as_json: bool, **options: Any

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # this many seconds without an admin page request they ask for it again.
     admin_idle_timeout: int = Field(default=900, ge=1, le=86400)
 
+    # --- OpenID Connect Back-Channel Logout (idp.oidc.backchannel)
+    # Seconds to wait for a client's back-channel logout URI (connect, then
+    # answer) per Logout Token; the sign-out itself never waits for it.
+    backchannel_logout_timeout: float = Field(default=5.0, gt=0, le=30)
+
     # --- dynamic client registration (RFC 7591 / RFC 7592, idp.oidc.registration)
     # Off: POST /register needs an initial access token from an administrator
     # (``idp clients initial-token``). On: anyone may register a client (never

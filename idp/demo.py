@@ -56,12 +56,14 @@ def seed(*, rp_base: str) -> None:
         "redirect_uris": [f"{rp_base}/callback"],
         "post_logout_redirect_uris": [f"{rp_base}/"],
     }
-    # FinanceCloud requires a confirmation on a device (push approval);
+    # FinanceCloud requires a confirmation on a device (push approval) and is
+    # told by back-channel logout when the user signs out of Freigabe;
     # FinanceApp, the public client, takes the password alone.
-    for client_id, name, method, require_mfa in (
-        (DEMO_CLIENT_ID, "FinanceCloud", "client_secret_basic", True),
-        (DEMO_PUBLIC_CLIENT_ID, "FinanceApp", "none", False),
-    ):
+    for client_id, name, method, require_mfa, backchannel_logout_uri in (
+        (DEMO_CLIENT_ID, "FinanceCloud", "client_secret_basic", True,
+         f"{rp_base}/backchannel-logout"),
+        (DEMO_PUBLIC_CLIENT_ID, "FinanceApp", "none", False, None),
+    ):  # fmt: skip
         client = get_client(client_id)
         if client is None:
             client, _ = create_client(
@@ -69,11 +71,13 @@ def seed(*, rp_base: str) -> None:
                 name=name,
                 token_endpoint_auth_method=method,
                 require_mfa=require_mfa,
+                backchannel_logout_uri=backchannel_logout_uri,
                 **uris,
             )
         else:
             client.redirect_uris = uris["redirect_uris"]
             client.post_logout_redirect_uris = uris["post_logout_redirect_uris"]
+            client.backchannel_logout_uri = backchannel_logout_uri
             client.require_mfa = require_mfa
             client.disabled = False
         if method != "none":

@@ -8,7 +8,9 @@ Authlib's Flask client does the protocol work: discovery, state, nonce, PKCE
 leaves to the application: the discovered issuer (OIDC Discovery 1.0 §4.3), the
 ``iss`` authorization response parameter (RFC 9207), ``max_age`` against
 ``auth_time``, the userinfo ``sub`` (OIDC Core §5.3.4) and refreshed ID tokens
-(OIDC Core §12.2).
+(OIDC Core §12.2). Logout Tokens (OpenID Connect Back-Channel Logout 1.0), which
+Authlib's client does not handle, are checked here with joserfc against the
+same JWKS.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
 from authlib.integrations.requests_client import OAuth2Session
 from flask import Flask, Response, session
-from joserfc.errors import JoseError
+from joserfc import jwt
+from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.jwk import KeySet
+from joserfc.jws import JWSRegistry
 
 from .settings import Settings
 from .store import MemoryStore
@@ -38,6 +43,13 @@ STATE_PREFIX = f"_state_{NAME}_"  # where Authlib keeps pending requests in the 
 MAX_PENDING = 4  # sign-ins started in other tabs that may still come back
 HTTP_TIMEOUT = 10
 LEEWAY = 120  # seconds of clock skew tolerated, as Authlib does for exp and iat
+# Back-Channel Logout 1.0 §2.4: the events member of a Logout Token, and its
+# explicit type (§4.1), which an ID token does not have.
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_TOKEN_TYPE = "logout+jwt"
+# Logout Tokens are posted when they are made: refuse older ones, and ones
+# that claim to stay valid longer, so that each jti is remembered only briefly.
+MAX_LOGOUT_TOKEN_AGE = 600
 
 
 class RpError(Exception):
@@ -72,12 +84,23 @@ class Tokens:
         return cls(**json.loads(text))
 
 
+@dataclass(frozen=True)
+class VerifiedLogout:
+    """A Logout Token that passed every check of Back-Channel Logout 1.0 §2.6:
+    end the sign-in with ``sid`` or, without one, every sign-in of ``sub``."""
+
+    sub: str | None
+    sid: str | None
+    jti: str
+
+
 class Provider:
     """The IdP, registered from its discovery document on first use, so the RP
     can start before the IdP is up."""
 
     def __init__(self, app: Flask, settings: Settings, store: MemoryStore) -> None:
         self.settings = settings
+        self.store = store
         # With a cache, Authlib keeps the PKCE verifier and nonce in the store
         # and only the state's expiry in the (readable) session cookie.
         self.oauth = OAuth(app, cache=store)
@@ -265,6 +288,83 @@ class Provider:
         except OAuthError:
             return False
         return True
+
+    # --- back-channel logout ---------------------------------------------------------
+
+    def verify_logout_token(self, *, token: str, now: int | None = None) -> VerifiedLogout:
+        """OpenID Connect Back-Channel Logout 1.0 §2.6. Raises RpError
+        ``invalid_request`` naming the check that failed."""
+        metadata = self.metadata()
+        now = int(time.time()) if now is None else now
+        # §2.6 step 2: validated as an ID token is (OIDC Core §3.1.3.7): the
+        # signature with the IdP's published keys and the algorithms it
+        # announces for ID tokens; never "none", never a MAC.
+        registry = JWSRegistry(
+            algorithms=metadata.get("id_token_signing_alg_values_supported") or ["RS256"]
+        )
+        try:
+            try:
+                keys = KeySet.import_key_set(self.remote.fetch_jwk_set())
+                decoded = jwt.decode(token, keys, registry=registry)
+            except InvalidKeyIdError:
+                # A key rotated in since the key set was fetched.
+                keys = KeySet.import_key_set(self.remote.fetch_jwk_set(force=True))
+                decoded = jwt.decode(token, keys, registry=registry)
+        except requests.RequestException as exc:
+            log.warning("JWKS unreachable for a logout token: %r", exc)
+            raise _logout_refused("The IdP's keys could not be fetched.") from None
+        except (JoseError, ValueError, TypeError) as exc:
+            log.warning("logout token refused: %r", exc)
+            raise _logout_refused("The logout token's signature did not verify.") from None
+        # §2.4 / §4.1: Freigabe types its Logout Tokens, so an ID token (or any
+        # other JWT it signed) cannot be passed off as one.
+        if decoded.header.get("typ") != LOGOUT_TOKEN_TYPE:
+            raise _logout_refused("The token is not typed logout+jwt.")
+        claims = dict(decoded.claims)
+        # §2.6 step 2 (continued): iss, aud, iat and exp as for an ID token.
+        try:
+            jwt.JWTClaimsRegistry(
+                now=now,
+                leeway=LEEWAY,
+                iss={"essential": True, "value": metadata["issuer"]},
+                aud={"essential": True, "value": self.settings.client_id},
+                iat={"essential": True},
+                exp={"essential": True},
+                jti={"essential": True},
+            ).validate(claims)
+        except JoseError as exc:
+            log.warning("logout token refused: %r", exc)
+            raise _logout_refused("The logout token's claims are not valid.") from None
+        if claims["iat"] < now - MAX_LOGOUT_TOKEN_AGE - LEEWAY or (
+            claims["exp"] > now + MAX_LOGOUT_TOKEN_AGE
+        ):
+            raise _logout_refused("The logout token is too old or lives too long.")
+        # §2.6 step 3: sub, sid or both.
+        sub, sid = claims.get("sub"), claims.get("sid")
+        if sub is None and sid is None:
+            raise _logout_refused("The logout token names neither sub nor sid.")
+        if not isinstance(sub, str | None) or not isinstance(sid, str | None) or "" in (sub, sid):
+            raise _logout_refused("sub and sid must be strings.")
+        # §2.6 step 4: the events claim with the back-channel logout member,
+        # whose value is a JSON object.
+        events = claims.get("events")
+        if not isinstance(events, dict) or not isinstance(events.get(LOGOUT_EVENT), dict):
+            raise _logout_refused("The logout token has no back-channel logout event.")
+        # §2.6 step 5: a Logout Token never carries a nonce (an ID token does).
+        if "nonce" in claims:
+            raise _logout_refused("A logout token must not contain a nonce.")
+        # §2.6 step 6: each jti once, remembered for as long as the token
+        # would pass the checks above.
+        jti = str(claims["jti"])
+        ttl = max(60, int(claims["exp"]) - now + LEEWAY)
+        if not self.store.add(f"logout-jti:{metadata['issuer']}:{jti}", "1", ttl):
+            raise _logout_refused("This logout token was used before.")
+        return VerifiedLogout(sub=sub, sid=sid, jti=jti)
+
+
+def _logout_refused(description: str) -> RpError:
+    # §2.8: a refused Logout Token is answered 400.
+    return RpError("invalid_request", description, 400)
 
 
 def _tokens(token: Mapping[str, Any], claims: dict[str, Any]) -> Tokens:

@@ -53,6 +53,11 @@ class Settings:
         return self.base_url + "/"
 
     @property
+    def backchannel_logout_uri(self) -> str:
+        """Where Freigabe posts Logout Tokens (register it with the client)."""
+        return self.base_url + "/backchannel-logout"
+
+    @property
     def discovery_url(self) -> str:
         # OIDC Discovery 1.0 §4.1: drop a terminating "/" before appending.
         return self.issuer.rstrip("/") + "/.well-known/openid-configuration"

@@ -1,5 +1,5 @@
 """FinanceCloud's pages: start, sign-in, callback, the signed-in page, refresh
-and sign-out."""
+and sign-out; and the back-channel logout endpoint Freigabe posts to."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from flask import (
     Response,
     current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -84,7 +85,33 @@ def save_tokens(tokens: Tokens, *, new_key: bool = False) -> None:
         key = secrets.token_urlsafe(24)
         session["tokens"] = key
         session.pop("csrf", None)  # a new sign-in gets a new CSRF token
-    rp().store.set("tokens:" + key, tokens.to_json(), TOKENS_LIFETIME)
+    store = rp().store
+    store.set("tokens:" + key, tokens.to_json(), TOKENS_LIFETIME)
+    # For back-channel logout: this sign-in by the IdP's session (sid) and
+    # by the user (sub).
+    for claim in ("sid", "sub"):
+        value = tokens.claims.get(claim)
+        if isinstance(value, str) and value:
+            store.add_member(f"{claim}:{value}", key, TOKENS_LIFETIME)
+
+
+def end_sign_ins(*, sid: str | None, sub: str | None) -> int:
+    """Back-Channel Logout 1.0 §2.7: forget the sign-ins of the IdP session
+    ``sid`` (of ``sub``, if given too) or, without ``sid``, every sign-in of
+    ``sub``; how many there were. Their browsers are signed out at their next
+    request."""
+    store = rp().store
+    keys = store.pop_members(f"sid:{sid}") if sid else store.pop_members(f"sub:{sub}")
+    ended = 0
+    for key in keys:
+        stored = store.get("tokens:" + key)
+        if stored is None:
+            continue
+        if sub is not None and Tokens.from_json(stored).claims.get("sub") != sub:
+            continue  # another user's sign-in: never ended by this token
+        store.delete("tokens:" + key)
+        ended += 1
+    return ended
 
 
 def forget_tokens() -> None:
@@ -206,3 +233,28 @@ def logout() -> ResponseReturnValue:
     forget_tokens()
     session.clear()
     return rp().provider.logout_redirect(tokens.id_token if tokens else None)
+
+
+@bp.post("/backchannel-logout")
+def backchannel_logout() -> ResponseReturnValue:
+    """OpenID Connect Back-Channel Logout 1.0 §2.5: Freigabe posts a Logout
+    Token when a session that signed in here ends; §2.8: 200 when the token
+    was good (whether or not a sign-in was left to end), 400 when it was not.
+    No CSRF token: the caller is the IdP, and the token is its proof."""
+    token = request.form.get("logout_token")
+    if not token:
+        return _logout_error(RpError("invalid_request", "logout_token is missing.", 400))
+    try:
+        verified = rp().provider.verify_logout_token(token=token)
+    except RpError as error:
+        return _logout_error(error)
+    ended = end_sign_ins(sid=verified.sid, sub=verified.sub)
+    log.info("back-channel logout: sid=%s sub=%s, %d sign-in(s) ended", verified.sid,
+             verified.sub, ended)  # fmt: skip
+    return Response(status=200)
+
+
+def _logout_error(error: RpError) -> ResponseReturnValue:
+    log.warning("back-channel logout refused: %s", error.description)
+    body = {"error": "invalid_request", "error_description": error.description}
+    return jsonify(body), 400

@@ -104,21 +104,18 @@ def create_user(
 
 
 def lock_user(user: User) -> None:
-    """Lock an account: no new logins, its login sessions end and its refresh
-    tokens die at once (access tokens are refused at userinfo and
-    introspection because the user is no longer active). Flushes; the caller
-    commits."""
-    from ..auth.models import LoginSession
+    """Lock an account: no new logins, its login sessions end (and the clients
+    they signed in to are told) and its refresh tokens die at once (access
+    tokens are refused at userinfo and introspection because the user is no
+    longer active). Flushes; the caller commits."""
+    from ..auth.sessions import end_user_sessions
     from ..extensions import utcnow
     from ..oidc.models import RefreshToken
 
     now = utcnow()
     user.status = UserStatus.LOCKED
-    db.session.execute(
-        update(LoginSession)
-        .where(LoginSession.user_id == user.id, LoginSession.ended_at.is_(None))
-        .values(ended_at=now)
-    )
+    # Its clients are told once the caller commits (Back-Channel Logout).
+    end_user_sessions(user.id, reason="locked")
     db.session.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))

@@ -137,6 +137,13 @@ class Client(Output):
     id_token_signed_response_alg: str | None
     access_token_lifetime: int | None = Field(description="Seconds; null: the default.")
     refresh_token_lifetime: int | None = Field(description="Seconds; null: the default.")
+    backchannel_logout_uri: str | None = Field(
+        description="OpenID Connect Back-Channel Logout: where Logout Tokens are posted "
+        "when a session the client signed in to ends; null: none."
+    )
+    backchannel_logout_session_required: bool = Field(
+        description="The client needs sid in Logout Tokens (Freigabe always sends it)."
+    )
     dynamically_registered: bool = False
     disabled: bool
     created_at: datetime | None
@@ -183,6 +190,10 @@ class NewClient(Input):
     id_token_signed_response_alg: SigningAlg | None = None
     access_token_lifetime: Lifetime | None = None
     refresh_token_lifetime: Lifetime | None = None
+    backchannel_logout_uri: Uri | None = Field(
+        default=None, description="https (http only on loopback), no fragment."
+    )
+    backchannel_logout_session_required: bool = False
 
 
 class ClientChanges(Input):
@@ -206,6 +217,8 @@ class ClientChanges(Input):
     id_token_signed_response_alg: SigningAlg | None = unchanged()
     access_token_lifetime: Lifetime | None = unchanged()
     refresh_token_lifetime: Lifetime | None = unchanged()
+    backchannel_logout_uri: Uri | None = unchanged()
+    backchannel_logout_session_required: bool = unchanged()
 
 
 # --- users and devices ---------------------------------------------------------------

@@ -15,14 +15,14 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, select
 
 from .. import audit, idp
 from ..accounts import service as accounts
 from ..accounts.models import User
 from ..accounts.passwords import PasswordService
 from ..audit import AuditEvent
-from ..auth.models import LoginSession
+from ..auth.sessions import end_user_sessions
 from ..devices import service as devices
 from ..devices.models import Device
 from ..errors import IdpError
@@ -270,13 +270,10 @@ def unlock_user(actor: Actor, user: User) -> None:
 
 def force_password_reset(actor: Actor, user: User) -> None:
     """The next password login must choose a new password first; the user's
-    login sessions end now, so nobody stays signed in on the old password."""
+    login sessions end now, so nobody stays signed in on the old password
+    (and the clients they signed in to are told, Back-Channel Logout)."""
     user.password_reset_required = True
-    db.session.execute(
-        update(LoginSession)
-        .where(LoginSession.user_id == user.id, LoginSession.ended_at.is_(None))
-        .values(ended_at=utcnow())
-    )
+    end_user_sessions(user.id, reason="password_reset")
     audit.record("password_reset_forced", user_id=user.id, actor=actor.label, commit=False)
     db.session.commit()
 

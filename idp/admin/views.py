@@ -232,6 +232,7 @@ def _form_values(form: MultiDict[str, str]) -> dict[str, Any]:
             "id_token_signed_response_alg",
             "access_token_lifetime",
             "refresh_token_lifetime",
+            "backchannel_logout_uri",
         )
     }
     return {
@@ -241,6 +242,9 @@ def _form_values(form: MultiDict[str, str]) -> dict[str, Any]:
         "first_party": form.get("first_party") == "yes",
         "require_pkce": form.get("require_pkce") == "yes",
         "require_mfa": form.get("require_mfa") == "yes",
+        "backchannel_logout_session_required": (
+            form.get("backchannel_logout_session_required") == "yes"
+        ),
     }
 
 
@@ -267,6 +271,8 @@ def _client_values(client: Client | None) -> dict[str, Any]:
             "id_token_signed_response_alg": "",
             "access_token_lifetime": "",
             "refresh_token_lifetime": "",
+            "backchannel_logout_uri": "",
+            "backchannel_logout_session_required": False,
         }
     return {
         "client_id": client.client_id,
@@ -288,6 +294,8 @@ def _client_values(client: Client | None) -> dict[str, Any]:
         "id_token_signed_response_alg": client.id_token_signed_response_alg or "",
         "access_token_lifetime": str(client.access_token_lifetime or ""),
         "refresh_token_lifetime": str(client.refresh_token_lifetime or ""),
+        "backchannel_logout_uri": client.backchannel_logout_uri or "",
+        "backchannel_logout_session_required": client.backchannel_logout_session_required,
     }
 
 
@@ -311,6 +319,8 @@ def _client_fields(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
         "default_acr": values["default_acr"] or None,
         "contacts": _lines(values["contacts"]),
         "id_token_signed_response_alg": values["id_token_signed_response_alg"] or None,
+        "backchannel_logout_uri": values["backchannel_logout_uri"].strip() or None,
+        "backchannel_logout_session_required": values["backchannel_logout_session_required"],
     }
     if not fields["name"]:
         errors["name"] = _("Please enter a name.")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..accounts.models import User
@@ -28,3 +28,26 @@ class LoginSession(db.Model):  # type: ignore[name-defined]
     user_agent: Mapped[str | None] = mapped_column(String(256))
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class SessionClient(db.Model):  # type: ignore[name-defined]
+    """A client a login session signed in to: an authorization code was issued
+    to it for this session, with ``sid`` in its ID token (OpenID Connect
+    Back-Channel Logout 1.0 §2.3, "Remembering Logged-In RPs").
+
+    When the session ends, each of these clients with a
+    ``backchannel_logout_uri`` gets a Logout Token for ``sid``
+    (idp.oidc.backchannel). A session replaced by a new one of the same user
+    (a step-up, ``prompt=login``) hands its rows to the new session, and
+    ``sid`` stays the one the client was told. Kept in SQL beside the session
+    row it belongs to: it ends in the same transaction as the session, every
+    instance sees it, and it lives exactly as long as that row."""
+
+    __tablename__ = "login_session_clients"
+    __table_args__ = (UniqueConstraint("session_id", "client_id", "sid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("login_sessions.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(String(128))
+    sid: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -4,22 +4,41 @@ The Flask cookie (signed, HttpOnly, SameSite=Lax) carries a random secret; the
 ``login_sessions`` row holds only its digest plus the public ``sid``. Signing
 in clears the cookie session and issues a new secret (rotation against session
 fixation); signing out ends the row, so an old copy of the cookie is useless.
+
+Every way a session ends goes through here (signing out, another user signing
+in on the same browser, ``end_user_sessions`` for a locked account or a forced
+password reset), and once the transaction that ended them commits,
+``sessions_ended`` is sent with their sids: idp.oidc.backchannel then tells
+the clients they signed in to (OpenID Connect Back-Channel Logout 1.0).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from flask import g, request, session
-from sqlalchemy import select
+from blinker import Namespace
+from flask import current_app, g, has_app_context, request, session
+from sqlalchemy import ColumnElement, event, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from .. import audit, idp
 from ..accounts.models import User
 from ..extensions import db, utcnow
 from ..tokens import new_token
-from .models import LoginSession
+from .models import LoginSession, SessionClient
 
 COOKIE_KEY = "login"
+# Session.info key: sessions this transaction ended (sid -> reason), announced
+# when it commits and forgotten when it rolls back.
+_ENDED = "idp.ended_login_sessions"
+
+_signals = Namespace()
+# Sent (sender: the app) after the transaction that ended login sessions has
+# committed, with ``sessions``: {sid: reason}. Never for a session that a
+# sign-in of the same user replaced: its clients move to the new session.
+sessions_ended = _signals.signal("login-sessions-ended")
 
 
 def current_login_session() -> LoginSession | None:
@@ -46,8 +65,6 @@ def start_login_session(
 ) -> LoginSession:
     """Sign the browser in, replacing whatever session it had."""
     previous = current_login_session()
-    if previous is not None:
-        previous.ended_at = utcnow()
     keep = {k: session[k] for k in ("lang", "txs") if k in session}
     session.clear()  # also drops the CSRF token: a new one is made on demand
     session.update(keep)
@@ -65,6 +82,19 @@ def start_login_session(
         user_agent=(request.user_agent.string or "")[:256],
     )
     db.session.add(row)
+    if previous is not None:
+        ended = _end_sessions(LoginSession.id == previous.id, reason="replaced", now=now)
+        if ended and previous.user_id == user.id:
+            # The same person, signed in again (a step-up, prompt=login): the
+            # clients signed in under the old sid stay signed in, and are told
+            # (with the sid they know) when the new session ends.
+            db.session.flush()
+            db.session.execute(
+                update(SessionClient)
+                .where(SessionClient.session_id == previous.id)
+                .values(session_id=row.id)
+            )
+            _pending(db.session()).pop(previous.id, None)
     db.session.commit()
     session[COOKIE_KEY] = secret
     session.permanent = True
@@ -74,11 +104,74 @@ def start_login_session(
 
 def end_login_session(*, reason: str) -> None:
     row = current_login_session()
-    if row is not None:
-        row.ended_at = utcnow()
+    if row is not None and _end_sessions(LoginSession.id == row.id, reason=reason):
         audit.record("logout", user_id=row.user_id, commit=False, reason=reason, sid=row.id)
         db.session.commit()
     keep = {k: session[k] for k in ("lang",) if k in session}
     session.clear()
     session.update(keep)
     g.login_session = None
+
+
+def end_user_sessions(user_id: int, *, reason: str) -> list[str]:
+    """End every open login session of a user (an account locked, a password
+    reset forced); their sids. Flushes; the caller commits."""
+    return _end_sessions(LoginSession.user_id == user_id, reason=reason)
+
+
+def remember_client(login: LoginSession, client_id: str) -> None:
+    """Back-Channel Logout §2.3: the OP remembers the RPs a session signed in
+    to. Called when an authorization code is issued; part of the caller's
+    transaction. Concurrent authorizations of one client record it once."""
+    values = {"session_id": login.id, "client_id": client_id, "sid": login.id}
+    dialect = db.session.get_bind().dialect.name
+    statement: Any
+    if dialect == "postgresql":
+        statement = postgresql.insert(SessionClient).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(SessionClient).values(**values).on_conflict_do_nothing()
+    else:
+        if db.session.scalar(select(SessionClient.id).filter_by(**values)) is not None:
+            return
+        statement = insert(SessionClient).values(**values)
+    db.session.execute(statement)
+
+
+def _end_sessions(
+    condition: ColumnElement[bool], *, reason: str, now: datetime | None = None
+) -> list[str]:
+    """End the open sessions matching ``condition``; the sids of those this
+    call ended (one conditional UPDATE: of two requests ending the same
+    session, one does, and its clients are told once)."""
+    ended = list(
+        db.session.scalars(
+            update(LoginSession)
+            .where(condition, LoginSession.ended_at.is_(None))
+            .values(ended_at=now or utcnow())
+            .returning(LoginSession.id)
+        )
+    )
+    pending = _pending(db.session())
+    for sid in ended:
+        pending[sid] = reason
+    return ended
+
+
+def _pending(sql_session: Session) -> dict[str, str]:
+    return sql_session.info.setdefault(_ENDED, {})  # type: ignore[no-any-return]
+
+
+@event.listens_for(db.session, "after_commit")
+def _announce_ended_sessions(sql_session: Session) -> None:
+    if sql_session.in_nested_transaction():
+        return  # a SAVEPOINT: the outer transaction may still roll back
+    ended = sql_session.info.pop(_ENDED, None)
+    if ended and has_app_context():
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        sessions_ended.send(app, sessions=dict(ended))
+
+
+@event.listens_for(db.session, "after_rollback")
+def _forget_ended_sessions(sql_session: Session) -> None:
+    if not sql_session.in_nested_transaction():
+        sql_session.info.pop(_ENDED, None)

@@ -56,6 +56,8 @@ EDITABLE_FIELDS = frozenset(
         "id_token_signed_response_alg",
         "access_token_lifetime",
         "refresh_token_lifetime",
+        "backchannel_logout_uri",
+        "backchannel_logout_session_required",
     }
 )
 
@@ -136,6 +138,31 @@ def _check_optional_uri(uri: str | None, field: str) -> str | None:
     return uri
 
 
+def check_backchannel_logout_uri(uri: Any, *, public: bool) -> str | None:
+    """OpenID Connect Back-Channel Logout 1.0 §2.2: an absolute URI that MAY
+    have a query and MUST NOT have a fragment; https, or plain http on a
+    loopback host (tests and development; the spec allows http for
+    confidential clients only). The server posts to it, so no wildcards and
+    no spaces either."""
+    field = "backchannel_logout_uri"
+    if uri is None or uri == "":
+        return None
+    if not isinstance(uri, str) or len(uri) > MAX_URI_LENGTH or any(c.isspace() for c in uri):
+        raise ClientError(field, f"must be a URI of at most {MAX_URI_LENGTH} characters")
+    if "*" in uri:
+        raise ClientError(field, f"{uri}: wildcards are not allowed")
+    parts = urlsplit(uri)
+    if parts.fragment or uri.endswith("#"):
+        raise ClientError(field, f"{uri}: must not contain a fragment")
+    if parts.scheme == "https" and parts.hostname:
+        return uri
+    if parts.scheme == "http" and is_loopback(parts.hostname):
+        if public:
+            raise ClientError(field, f"{uri}: must use https for a public client")
+        return uri
+    raise ClientError(field, f"{uri}: must be an https URI (http only for loopback)")
+
+
 def _check_contacts(contacts: Any) -> list[str]:
     if isinstance(contacts, str) or not isinstance(contacts, list | tuple):
         raise ClientError("contacts", "must be a list of addresses")
@@ -208,6 +235,13 @@ def validate(client: Client) -> None:
     if client.default_acr is not None and client.default_acr not in ACR_SUPPORTED:
         raise ClientError("default_acr", f"must be one of {', '.join(ACR_SUPPORTED)}")
     client.contacts = _check_contacts(client.contacts or [])
+    client.backchannel_logout_uri = check_backchannel_logout_uri(
+        client.backchannel_logout_uri, public=public
+    )
+    if client.backchannel_logout_session_required is None:
+        client.backchannel_logout_session_required = False
+    elif not isinstance(client.backchannel_logout_session_required, bool):
+        raise ClientError("backchannel_logout_session_required", "must be true or false")
     alg = client.id_token_signed_response_alg
     if alg is not None and alg not in SIGNING_ALGS:
         raise ClientError(
@@ -246,6 +280,8 @@ def create_client(
     id_token_signed_response_alg: str | None = None,
     access_token_lifetime: int | None = None,
     refresh_token_lifetime: int | None = None,
+    backchannel_logout_uri: str | None = None,
+    backchannel_logout_session_required: bool = False,
     dynamically_registered: bool = False,
 ) -> tuple[Client, str | None]:
     """Register a client; returns it and its secret in clear (None for
@@ -279,6 +315,8 @@ def create_client(
         id_token_signed_response_alg=id_token_signed_response_alg,
         access_token_lifetime=access_token_lifetime,
         refresh_token_lifetime=refresh_token_lifetime,
+        backchannel_logout_uri=backchannel_logout_uri,
+        backchannel_logout_session_required=backchannel_logout_session_required,
         dynamically_registered=dynamically_registered,
     )
     validate(client)
@@ -366,6 +404,8 @@ def describe(client: Client) -> dict[str, Any]:
         "jwks_uri": client.jwks_uri,
         "logo_uri": client.logo_uri,
         "contacts": list(client.contacts or []),
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "dynamically_registered": client.dynamically_registered,
         "disabled": client.disabled,
         "created_at": client.created_at.isoformat() if client.created_at else None,

@@ -75,7 +75,10 @@ def metadata() -> dict[str, Any]:
         "claims_locales_supported": list(settings.languages),
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
-        "backchannel_logout_supported": False,
+        # OpenID Connect Back-Channel Logout 1.0 §2.1 (idp.oidc.backchannel):
+        # Logout Tokens always carry sid, as ID tokens do.
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }
 
 

@@ -45,6 +45,11 @@ class Client(db.Model, ClientMixin):  # type: ignore[name-defined]
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
     # RFC 7591 §2: ways to reach the people responsible for the client.
     contacts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # OpenID Connect Back-Channel Logout 1.0 §2.2: where the client takes a
+    # Logout Token when a login session it signed in to ends, and whether it
+    # needs the token's sid (idp.oidc.backchannel; we always send it).
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(500))
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(default=False)
     access_token_lifetime: Mapped[int | None]
     refresh_token_lifetime: Mapped[int | None]
     disabled: Mapped[bool] = mapped_column(default=False)

@@ -240,6 +240,15 @@ def _optional_str(data: dict[str, Any], name: str) -> str | None:
     return value
 
 
+def _bool(data: dict[str, Any], name: str, default: bool) -> bool:
+    value = data.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise InvalidClientMetadataError(f"{name}: must be true or false")
+    return value
+
+
 def _str_list(data: dict[str, Any], name: str, default: list[str]) -> list[str]:
     value = data.get(name)
     if value is None:
@@ -297,6 +306,11 @@ def metadata_fields(data: Any) -> dict[str, Any]:
         "jwks_uri": _optional_str(data, "jwks_uri"),
         "contacts": [] if contacts is None else contacts,
         "id_token_signed_response_alg": _optional_str(data, "id_token_signed_response_alg"),
+        # OpenID Connect Back-Channel Logout 1.0 §2.2 (default false).
+        "backchannel_logout_uri": _optional_str(data, "backchannel_logout_uri"),
+        "backchannel_logout_session_required": _bool(
+            data, "backchannel_logout_session_required", False
+        ),
     }
 
 
@@ -332,6 +346,8 @@ def client_information(client: Client) -> dict[str, Any]:
         "jwks": client.jwks,
         "jwks_uri": row["jwks_uri"],
         "id_token_signed_response_alg": row["id_token_signed_response_alg"],
+        "backchannel_logout_uri": row["backchannel_logout_uri"],
+        "backchannel_logout_session_required": row["backchannel_logout_session_required"],
         "subject_type": "public",
         "registration_client_uri": registration_client_uri(client),
     }

@@ -44,6 +44,7 @@ from sqlalchemy import select, update
 
 from .. import audit
 from ..accounts.models import User
+from ..auth.sessions import remember_client
 from ..extensions import db, utcnow
 from ..tokens import new_token
 from .models import ADMIN_SCOPE, Client, RefreshToken
@@ -370,6 +371,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
         digest = idp.digester.digest(code, purpose="authorization-code")
         idp.store.put("code", digest, asdict(record), ttl=idp.settings.authorization_code_lifetime)
+        # Back-Channel Logout §2.3: this session has signed the client in
+        # (committed with the authorization_code_issued audit event).
+        remember_client(login, request.client.client_id)
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         idp = _idp()
@@ -458,6 +462,11 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
             raise InvalidScopeError()
 
 
+def id_token_alg(client: Client) -> str:
+    """The algorithm of the client's ID tokens (and Logout Tokens)."""
+    return client.id_token_signed_response_alg or _idp().settings.default_signing_alg
+
+
 class OpenIDConnect(OpenIDCode):
     """ID tokens: OIDC Core §2 claims plus ``sid`` and ``amr``/``acr``."""
 
@@ -466,7 +475,7 @@ class OpenIDConnect(OpenIDCode):
         return False
 
     def get_client_algorithm(self, client: Client) -> str:
-        return client.id_token_signed_response_alg or _idp().settings.default_signing_alg
+        return id_token_alg(client)
 
     def resolve_client_private_key(self, client: Client) -> Any:
         return _idp().keyring.signing_key(self.get_client_algorithm(client)).key

@@ -73,10 +73,14 @@ class LiveIdp:
 
     def stop(self) -> None:
         from idp.extensions import db
+        from idp.oidc.backchannel import EXECUTOR_KEY
 
         self.server.shutdown()
         self.thread.join(timeout=10)
         self.server.server_close()
+        # Back-channel logouts still on their way finish (each has a timeout)
+        # before the database and Redis go.
+        self.app.extensions[EXECUTOR_KEY].shutdown(wait=True)
         # Release what the app holds: pooled SQL connections, and Redis (the
         # embedded server stops with its last client).
         with self.app.app_context():
@@ -203,6 +207,7 @@ def rp_factory(idp: Any, rp_with: Callable[..., LiveRp]) -> Callable[..., LiveRp
         public: bool = False,
         first_party: bool = False,
         require_mfa: bool = False,
+        backchannel: bool = False,
         **settings: Any,
     ) -> LiveRp:
         port = free_port()
@@ -215,6 +220,9 @@ def rp_factory(idp: Any, rp_with: Callable[..., LiveRp]) -> Callable[..., LiveRp
             token_endpoint_auth_method=method,
             first_party=first_party,
             require_mfa=require_mfa,
+            # As the demo seed registers it (idp.demo): OpenID Connect
+            # Back-Channel Logout at the RP's /backchannel-logout.
+            backchannel_logout_uri=base + "/backchannel-logout" if backchannel else None,
         )
         return rp_with(port, client_id, secret, method=method, **settings)
 
