@@ -113,14 +113,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(passkey_views.bp)
 
-    from .approvals import delivery
     from .approvals import service as approval_service
     from .approvals import views as approval_views
     from .deviceapp import views as device_app_views
     from .devices import api as device_api
+    from .devices import push as device_push
     from .devices import service as device_service
 
-    delivery.init_app(app)
+    device_push.init_app(app)
     # A deleted device's approvals are cancelled (blinker keeps one connection
     # per receiver, however many apps are created).
     device_service.device_revoked.connect(approval_service.on_device_revoked)
@@ -137,10 +137,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     sessions.sessions_ended.connect(backchannel.on_sessions_ended)
 
     from .restore import api as restore_api
-    from .restore import notices as restore_notices
     from .restore import service as restore_service
 
-    restore_notices.init_app(app)
     # Code 1 shown on a device that is removed (deleted, or refused) is void.
     device_service.device_revoked.connect(restore_service.on_device_revoked)
     app.register_blueprint(restore_api.bp)

@@ -19,6 +19,7 @@ import hmac
 import json
 import logging
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from flask_babel import lazy_gettext as _l
 from .. import audit, idp
 from ..accounts.models import User
 from ..devices.models import Device
+from ..devices.push import push_to_devices
 from ..devices.service import active_devices, record_use
 from ..errors import IdpError
 from ..store.ratelimit import FailureCounter, Limit
@@ -266,9 +268,12 @@ def start(
         devices=len(devices),
     )  # fmt: skip
     store.redis.publish(user_channel(user.id), json.dumps({"id": approval.id}))
-    from .delivery import push_to_devices
-
-    push_to_devices(approval, devices)
+    # Only the id travels; the device fetches the rest (and the number is never sent).
+    push_to_devices(
+        devices,
+        {"type": "approval", "id": approval.id},
+        ttl=approval.expires_at - int(time.time()),
+    )
     return StartedApproval(approval=approval, match_code=code, devices=len(devices))
 
 
@@ -450,8 +455,6 @@ def wait(approval_id: str, *, timeout: float) -> Iterator[Approval | None]:
     published, or every 15 s as a heartbeat) until ``timeout``; the caller
     stops once it is final or expired. Listens before the first read, so no
     answer is missed between the two."""
-    import time
-
     with idp().store.fanout.listen(channel(approval_id)) as waiter:
         deadline = time.monotonic() + timeout
         while True:

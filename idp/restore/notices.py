@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, current_app
-
 from .. import idp
+from ..devices.push import push_to_devices
 from ..tokens import new_token
 
 if TYPE_CHECKING:
@@ -27,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXECUTOR_KEY = "idp.notice_executor"
 NOTICE_LIFETIME = 7 * 86400
 MAX_NOTICES = 50
 # A notice push waits this long for an offline device (RFC 8030 §5.2 TTL).
@@ -35,12 +32,6 @@ PUSH_TTL = 86400
 
 RESTORE_STARTED = "restore_started"
 DEVICE_RESTORED = "device_restored"
-
-
-def init_app(app: Flask) -> None:
-    app.extensions[EXECUTOR_KEY] = ThreadPoolExecutor(
-        max_workers=2, thread_name_prefix="notice-push"
-    )
 
 
 @dataclass(frozen=True)
@@ -85,7 +76,7 @@ def post(
     pipe.ltrim(_key(user_id), 0, MAX_NOTICES - 1)
     pipe.expire(_key(user_id), NOTICE_LIFETIME)
     pipe.execute()
-    _push(notice, devices)
+    push_to_devices(devices, {"type": "notice", "id": notice.id}, ttl=PUSH_TTL)
     return notice
 
 
@@ -106,39 +97,3 @@ def for_device(device: Device) -> list[Notice]:
         if notice.at >= since and notice.about_device() != device.id:
             found.append(notice)
     return found
-
-
-def _push(notice: Notice, devices: list[Device]) -> None:
-    targets = [(d.id, d.push_subscription) for d in devices if d.push_subscription]
-    if not targets:
-        return
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    executor: ThreadPoolExecutor = app.extensions[EXECUTOR_KEY]
-    for device_id, subscription in targets:
-        executor.submit(_send, app, device_id, subscription, notice.id)
-
-
-def _send(app: Flask, device_id: str, subscription: dict[str, Any], notice_id: str) -> None:
-    from .. import audit
-    from ..devices.models import Device
-    from ..extensions import db
-
-    with app.app_context():
-        try:
-            result = app.extensions["idp"].push.send(
-                subscription, {"type": "notice", "id": notice_id}, ttl=PUSH_TTL, urgency="high"
-            )
-            if result.gone:
-                device = db.session.get(Device, device_id)
-                if device is not None and device.push_subscription == subscription:
-                    device.push_subscription = None
-                    audit.record("push_subscription_dropped", user_id=device.user_id,
-                                 device=device_id, status=result.status)  # fmt: skip
-            elif not result.delivered:
-                log.warning(
-                    "notice push for device %s not delivered (%s)", device_id, result.status
-                )
-        except Exception:
-            log.exception("notice push for device %s failed", device_id)
-        finally:
-            db.session.remove()
