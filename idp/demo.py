@@ -52,6 +52,11 @@ def seed(*, rp_base: str) -> None:
             family_name="Mustermann",
             phone_number="+49 151 23456789",
         )
+    # The demo user is also an administrator, so /admin can be tried (after a
+    # confirmation in the app, as for any administrator).
+    demo_user = find_user(DEMO_ACCESS_NUMBER).user
+    if demo_user is not None:
+        demo_user.is_admin = True
     uris: dict[str, Any] = {
         "redirect_uris": [f"{rp_base}/callback"],
         "post_logout_redirect_uris": [f"{rp_base}/"],
@@ -125,6 +130,8 @@ def banner(urls: DemoUrls, outbox: Path) -> str:
 
   Then open {urls.rp}, press "Sign in with Freigabe", sign in, and type
   the number the browser shows when watch asks for it.
+
+  {DEMO_USERNAME} is also an administrator: {urls.idp}/admin (confirm in the app).
 
   Ctrl-C stops everything.
 """

@@ -198,6 +198,10 @@ def test_demo_runs_idp_and_relying_party_and_a_login_works(
     shown = json.loads(html.unescape(claims.group(1)))
     assert "mfa" in shown["amr"] and shown["acr"] == "urn:freigabe:acr:mfa"
     assert shown["aud"] in (DEMO_CLIENT_ID, [DEMO_CLIENT_ID])
+    # The banner's last promise: the demo user administers, with this confirmed sign-in.
+    assert f"{idp_url}/admin" in banner
+    admin = browser.go(f"{idp_url}/admin/")
+    assert admin.status_code == 200 and 'id="admin-home"' in admin.text, admin.text[:500]
 
     output = interrupt(process)
     assert process.returncode == 0, output
