@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from flask_babel import Babel
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -52,3 +58,67 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 babel = Babel()
 csrf = CSRFProtect()
+
+
+def upsert(
+    model: type[Base],
+    values: Mapping[str, Any],
+    *,
+    key: Sequence[str],
+    update: Mapping[str, Any],
+) -> None:
+    """INSERT the row, or, if one with the same ``key`` (a unique constraint)
+    exists, UPDATE it with ``update``: one statement, in the caller's
+    transaction. Two requests writing one row at the same moment both
+    succeed (the second waits for the first, then updates), instead of one
+    failing on the unique constraint."""
+    statement: Any = _insert(model).values(**values)
+    statement = statement.on_conflict_do_update(index_elements=list(key), set_=dict(update))
+    db.session.execute(statement)
+
+
+def insert_ignore(model: type[Base], values: Mapping[str, Any], *, key: Sequence[str]) -> bool:
+    """INSERT the row unless one with the same ``key`` exists; True if it
+    was inserted (one statement, in the caller's transaction)."""
+    statement: Any = _insert(model).values(**values)
+    statement = statement.on_conflict_do_nothing(index_elements=list(key))
+    result = db.session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _insert(model: type[Base]) -> Any:
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"upserts on {dialect}")
+
+
+# Session.info key: what to do once the current transaction has committed.
+_AFTER_COMMIT = "idp.after_commit"
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the current transaction commits, and never if
+    it rolls back: side effects about a change (a mail, a push, a notice)
+    never go out for a change that did not happen. A callback that fails is
+    logged; the change it was about stands."""
+    db.session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+@event.listens_for(db.session, "after_commit")
+def _run_after_commit(sql_session: Session) -> None:
+    if sql_session.in_nested_transaction():
+        return  # a SAVEPOINT: the outer transaction may still roll back
+    for callback in sql_session.info.pop(_AFTER_COMMIT, []):
+        try:
+            callback()
+        except Exception:
+            log.exception("a side effect after the commit failed")
+
+
+@event.listens_for(db.session, "after_rollback")
+def _forget_after_commit(sql_session: Session) -> None:
+    if not sql_session.in_nested_transaction():
+        sql_session.info.pop(_AFTER_COMMIT, None)

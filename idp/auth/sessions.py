@@ -15,17 +15,15 @@ the clients they signed in to (OpenID Connect Back-Channel Logout 1.0).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from blinker import Namespace
 from flask import current_app, g, has_app_context, request, session
-from sqlalchemy import ColumnElement, event, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, event, select, update
 from sqlalchemy.orm import Session
 
 from .. import audit, idp
 from ..accounts.models import User
-from ..extensions import db, utcnow
+from ..extensions import db, insert_ignore, utcnow
 from ..tokens import new_token
 from .models import LoginSession, SessionClient
 
@@ -123,18 +121,11 @@ def remember_client(login: LoginSession, client_id: str) -> None:
     """Back-Channel Logout §2.3: the OP remembers the RPs a session signed in
     to. Called when an authorization code is issued; part of the caller's
     transaction. Concurrent authorizations of one client record it once."""
-    values = {"session_id": login.id, "client_id": client_id, "sid": login.id}
-    dialect = db.session.get_bind().dialect.name
-    statement: Any
-    if dialect == "postgresql":
-        statement = postgresql.insert(SessionClient).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(SessionClient).values(**values).on_conflict_do_nothing()
-    else:
-        if db.session.scalar(select(SessionClient.id).filter_by(**values)) is not None:
-            return
-        statement = insert(SessionClient).values(**values)
-    db.session.execute(statement)
+    insert_ignore(
+        SessionClient,
+        {"session_id": login.id, "client_id": client_id, "sid": login.id},
+        key=["session_id", "client_id", "sid"],
+    )
 
 
 def _end_sessions(

@@ -1,5 +1,5 @@
-"""Client registrations, initial access tokens, refresh tokens, consents and
-signing keys."""
+"""Client registrations, initial access tokens, token families and refresh
+tokens, consents and signing keys."""
 
 from __future__ import annotations
 
@@ -126,6 +126,28 @@ class InitialAccessToken(db.Model):  # type: ignore[name-defined]
     created_by: Mapped[str | None] = mapped_column(String(128))
 
 
+class TokenFamily(db.Model):  # type: ignore[name-defined]
+    """Every token issued from one authorization (its code, the refresh tokens
+    rotated from it and their access tokens).
+
+    The row is what serialises a family: issuing a token of the family first
+    updates it (a row lock on PostgreSQL, the write lock on SQLite) on the
+    condition that it is not revoked, and revoking it updates it first too.
+    So once a family is revoked no token of it works, including one being
+    issued at that moment (RFC 9700 §4.14.2)."""
+
+    __tablename__ = "token_families"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The last token issued from it (a code redeemed, a refresh).
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class RefreshToken(db.Model):  # type: ignore[name-defined]
     """One refresh token of a rotation family (all tokens from one authorization)."""
 
@@ -133,7 +155,9 @@ class RefreshToken(db.Model):  # type: ignore[name-defined]
 
     id: Mapped[int] = mapped_column(primary_key=True)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
-    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    family_id: Mapped[str] = mapped_column(
+        ForeignKey("token_families.id", ondelete="CASCADE"), index=True
+    )
     client_id: Mapped[str] = mapped_column(String(128), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     scope: Mapped[str] = mapped_column(Text)

@@ -9,6 +9,7 @@ succeed; a replayed code revokes everything issued from it.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -40,14 +41,14 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import Flask
 from flask import request as flask_request
 from joserfc.jwk import KeySet
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from .. import audit
 from ..accounts.models import User
 from ..auth.sessions import remember_client
-from ..extensions import db, utcnow
+from ..extensions import db, insert_ignore, upsert, utcnow
 from ..tokens import new_token
-from .models import ADMIN_SCOPE, Client, RefreshToken
+from .models import ADMIN_SCOPE, Client, RefreshToken, TokenFamily
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ class AuthorizationCode:
     auth_time: int = 0
     amr: list[str] = field(default_factory=list)
     acr: str | None = None
+    # The code's digest (its key in Redis), set when it is looked up.
+    digest: str = ""
 
     # authlib AuthorizationCodeMixin
     def get_redirect_uri(self) -> str:
@@ -154,26 +157,110 @@ def find_access_token(token: str) -> AccessToken | None:
 
 
 def find_refresh_token(token: str) -> RefreshToken | None:
+    """The refresh token's row, unless it or its family is revoked."""
     digest = _idp().digester.digest(token, purpose="refresh-token")
-    return db.session.scalar(select(RefreshToken).where(RefreshToken.digest == digest))
+    return db.session.scalar(
+        select(RefreshToken)
+        .join(TokenFamily, TokenFamily.id == RefreshToken.family_id)
+        .where(
+            RefreshToken.digest == digest,
+            RefreshToken.revoked_at.is_(None),
+            TokenFamily.revoked_at.is_(None),
+        )
+    )
 
 
-def revoke_family(family_id: str, *, reason: str) -> None:
-    """Revoke every token issued from one authorization (code + refreshes)."""
+def lock_family(family_id: str, now: datetime) -> bool:
+    """Take the family's lock for this transaction (the row lock on
+    PostgreSQL, the write lock on SQLite) if it is not revoked: every issue
+    and every revocation of the family's tokens takes it first, so they
+    happen one after the other, never interleaved."""
+    result = db.session.execute(
+        update(TokenFamily)
+        .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
+        .values(last_used_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def revoke_family(
+    family_id: str,
+    *,
+    reason: str,
+    client_id: str | None = None,
+    user_id: int | None = None,
+) -> None:
+    """Revoke every token issued from one authorization (code + refreshes),
+    and commit.
+
+    The family row is written first, so a token being issued from the family
+    at this moment is either committed before (and revoked here with the
+    others) or finds the family revoked. When a code's family has no row yet
+    (a replay racing the code's redemption), it is made revoked: the
+    redemption then finds it so. Redis goes before the commit: if it is down,
+    nothing is revoked and the request fails (the next reuse revokes)."""
     idp = _idp()
+    now = utcnow()
+    if client_id is not None and user_id is not None:
+        upsert(
+            TokenFamily,
+            {"id": family_id, "client_id": client_id, "user_id": user_id, "created_at": now,
+             "revoked_at": now},
+            key=["id"],
+            update={"revoked_at": func.coalesce(TokenFamily.revoked_at, now)},
+        )  # fmt: skip
+    else:
+        db.session.execute(
+            update(TokenFamily)
+            .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
     db.session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        .values(revoked_at=now)
     )
-    for digest in idp.store.index_pop_all("family-at", family_id):
-        idp.store.delete("at", digest)
+    idp.store.script(_REVOKE_ACCESS_TOKENS)(
+        keys=[idp.store.key("family-at", family_id)], args=[idp.store.key("at", "")]
+    )
     db.session.commit()
     log.warning("token family revoked: %s", reason)
 
 
 def revoke_access_token(token: AccessToken) -> None:
     _idp().store.delete("at", token.digest)
+
+
+# Deletes a family's access tokens and its index. KEYS: the index; ARGV: the
+# prefix of access token keys.
+_REVOKE_ACCESS_TOKENS = """
+for _, digest in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  redis.call('DEL', ARGV[1] .. digest)
+end
+redis.call('DEL', KEYS[1])
+return 0
+"""
+
+# Stores an access token and lists it in its family (whose index lives at
+# least as long as the token). With a code: only if the code is still there,
+# which it removes, leaving a marker for replays (single use, RFC 6749
+# §4.1.2); returns 0 when a concurrent redemption took it.
+# KEYS: access token, family index[, code, code-used]
+# ARGV: token JSON, token TTL, digest[, marker JSON, marker TTL]
+_ISSUE_ACCESS_TOKEN = """
+if #KEYS == 4 then
+  if redis.call('DEL', KEYS[3]) == 0 then
+    return 0
+  end
+  redis.call('SET', KEYS[4], ARGV[4], 'EX', tonumber(ARGV[5]))
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+redis.call('SADD', KEYS[2], ARGV[3])
+if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))
+end
+return 1
+"""
 
 
 # --- clients -----------------------------------------------------------------------
@@ -254,45 +341,51 @@ def granted_scope(client: Client, user: User | None, scope: str | None) -> str:
 
 
 def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
+    """Store what was issued, as one step with the grant that issued it.
+
+    For a code or a refresh token, the SQL side (the family's lock, the new
+    refresh token) is flushed first, then one Redis script stores the access
+    token (and, for a code, takes the code), then the transaction commits. If
+    Redis fails, the transaction rolls back: nothing is consumed, and the
+    client's retry succeeds (a failed request changes nothing)."""
     idp = _idp()
     client: Client = request.client
     now = int(time.time())
-    family_id: str | None = None
-    sid: str | None = None
-    auth_time = now
-    amr: list[str] = []
-    acr: str | None = None
     code = request.authorization_code
     old_refresh = request.refresh_token
+    user: User | None = request.user
+    expires_in = int(token["expires_in"])
     if isinstance(code, AuthorizationCode):
-        family_id, sid, auth_time, amr, acr = (
-            code.family_id,
-            code.sid,
-            code.auth_time,
-            code.amr,
-            code.acr,
-        )
+        family_id, sid, auth_time = code.family_id, code.sid, code.auth_time
+        amr, acr = code.amr, code.acr
     elif isinstance(old_refresh, RefreshToken):
         family_id, sid = old_refresh.family_id, old_refresh.sid
         auth_time, amr, acr = _epoch(old_refresh.auth_time), old_refresh.amr, old_refresh.acr
+    else:  # client credentials: no user, no family
+        record = AccessToken(
+            digest=idp.digester.digest(token["access_token"], purpose="access-token"),
+            client_id=client.client_id,
+            scope=token.get("scope", ""),
+            issued_at=now,
+            expires_at=now + expires_in,
+        )
+        idp.store.put("at", record.digest, asdict(record), ttl=expires_in)
+        return
 
-    user: User | None = request.user
-    expires_in = int(token["expires_in"])
-    record = AccessToken(
-        digest=idp.digester.digest(token["access_token"], purpose="access-token"),
-        client_id=client.client_id,
-        scope=token.get("scope", ""),
-        issued_at=now,
-        expires_at=now + expires_in,
-        user_id=user.id if user else None,
-        family_id=family_id,
-        sid=sid,
-    )
-    idp.store.put("at", record.digest, asdict(record), ttl=expires_in)
-    if family_id:
-        idp.store.index_add("family-at", family_id, record.digest, ttl=expires_in)
-
-    if "refresh_token" in token and user is not None and family_id:
+    assert user is not None
+    if isinstance(code, AuthorizationCode):
+        insert_ignore(
+            TokenFamily,
+            {"id": family_id, "client_id": client.client_id, "user_id": user.id, "sid": sid,
+             "created_at": utcnow()},
+            key=["id"],
+        )  # fmt: skip
+        if not lock_family(family_id, utcnow()):
+            # A replay of this code was seen first and revoked the family.
+            db.session.rollback()
+            raise InvalidGrantError()
+    # (A refresh took the family's lock in RefreshTokenGrant.create_token_response.)
+    if "refresh_token" in token:
         lifetime = client.refresh_token_lifetime or idp.settings.refresh_token_lifetime
         db.session.add(
             RefreshToken(
@@ -308,7 +401,31 @@ def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
                 expires_at=utcnow() + timedelta(seconds=lifetime),
             )
         )
-        db.session.commit()
+    db.session.flush()
+
+    record = AccessToken(
+        digest=idp.digester.digest(token["access_token"], purpose="access-token"),
+        client_id=client.client_id,
+        scope=token.get("scope", ""),
+        issued_at=now,
+        expires_at=now + expires_in,
+        user_id=user.id,
+        family_id=family_id,
+        sid=sid,
+    )
+    store = idp.store
+    keys = [store.key("at", record.digest), store.key("family-at", family_id)]
+    args: list[Any] = [json.dumps(asdict(record)), expires_in, record.digest]
+    if isinstance(code, AuthorizationCode):
+        keys += [store.key("code", code.digest), store.key("code-used", code.digest)]
+        marker = {"family": family_id, "client_id": client.client_id, "user_id": user.id}
+        args += [json.dumps(marker), CODE_REPLAY_WINDOW]
+    if not store.script(_ISSUE_ACCESS_TOKEN)(keys=keys, args=args):
+        # A concurrent redemption of the same code won: this one is a replay.
+        db.session.rollback()
+        _code_replayed(code.digest, client.client_id)
+        raise InvalidGrantError()
+    db.session.commit()
 
 
 # --- grants --------------------------------------------------------------------------
@@ -376,28 +493,26 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         remember_client(login, request.client.client_id)
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        """The code's record, read only: it is taken in ``save_token``, in
+        the same step that stores the access token, so a request that fails
+        before (a wrong verifier, an outage) leaves it for the client's retry."""
         idp = _idp()
-        digest = idp.digester.digest(code, purpose="authorization-code")
-        # RFC 6749 §4.1.2: single use. GETDEL makes the first redemption the
-        # only one, however many arrive at once.
-        data = idp.store.consume("code", digest)
-        if data is None:
-            family_id = idp.store.get("code-used", digest)
-            if family_id:
-                # RFC 6749 §4.1.2 / RFC 9700 §4.5: a replayed code revokes all
-                # tokens previously issued based on it.
-                revoke_family(family_id, reason="authorization code replayed")
-                audit.record("code_replayed", client_id=client.client_id, family=family_id)
+        if not isinstance(code, str) or len(code) > 256:
             return None
-        record = AuthorizationCode(**data)
-        idp.store.put("code-used", digest, record.family_id, ttl=CODE_REPLAY_WINDOW)
+        digest = idp.digester.digest(code, purpose="authorization-code")
+        data = idp.store.get("code", digest)
+        if data is None:
+            _code_replayed(digest, client.client_id)
+            return None
+        record = AuthorizationCode(**{k: v for k, v in data.items() if k != "digest"})
+        record.digest = digest
         if record.client_id != client.client_id:
             audit.record("code_wrong_client", client_id=client.client_id)
             return None
         return record
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
-        """Already consumed atomically in query_authorization_code."""
+        """Taken atomically in save_token."""
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
         user = db.session.get(User, authorization_code.user_id)
@@ -410,14 +525,15 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
+        if not isinstance(refresh_token, str) or len(refresh_token) > 256:
+            return None
         row = find_refresh_token(refresh_token)
-        if row is None or row.revoked_at is not None:
+        if row is None:
             return None
         if row.consumed_at is not None:
             # RFC 9700 §4.14.2: a rotated token used again means one of two
             # parties holds a stolen copy; revoke the whole family.
-            revoke_family(row.family_id, reason="refresh token reused")
-            audit.record("refresh_token_reused", user_id=row.user_id, client_id=row.client_id)
+            _refresh_token_reused(row)
             return None
         if row.expires_at <= utcnow():
             return None
@@ -428,26 +544,55 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return user if user is not None and user.is_active else None
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """Rotation and reuse detection as one step: under the family's lock
+        (``lock_family``) the old token is consumed, the new one written and
+        the transaction committed in ``save_token``; a concurrent refresh
+        with the same token waits for the lock, then finds it consumed and
+        revokes the family, the new token with it."""
         row: RefreshToken = self.request.refresh_token
-        # Consume before issuing: a conditional UPDATE lets exactly one of two
-        # concurrent refreshes through; the other is treated as reuse.
-        result = db.session.execute(
+        now = utcnow()
+        if not lock_family(row.family_id, now):
+            db.session.rollback()
+            raise InvalidGrantError()  # revoked meanwhile
+        consumed = db.session.execute(
             update(RefreshToken)
             .where(
                 RefreshToken.id == row.id,
                 RefreshToken.consumed_at.is_(None),
                 RefreshToken.revoked_at.is_(None),
             )
-            .values(consumed_at=utcnow())
+            .values(consumed_at=now)
         )
-        db.session.commit()
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            revoke_family(row.family_id, reason="refresh token raced")
+        if consumed.rowcount != 1:  # type: ignore[attr-defined]
+            # Another refresh with this token got the lock first: a reuse.
+            db.session.rollback()
+            _refresh_token_reused(row)
             raise InvalidGrantError()
         return super().create_token_response()  # type: ignore[no-any-return]
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
         """Consumed in create_token_response; its access tokens expire on their own."""
+
+
+def _refresh_token_reused(row: RefreshToken) -> None:
+    revoke_family(row.family_id, reason="refresh token reused")
+    audit.record("refresh_token_reused", user_id=row.user_id, client_id=row.client_id)
+
+
+def _code_replayed(digest: str, client_id: str) -> None:
+    """RFC 6749 §4.1.2 / RFC 9700 §4.5: a code used again revokes every
+    token issued from it."""
+    marker = _idp().store.get("code-used", digest)
+    if not marker:
+        return
+    if isinstance(marker, dict):  # {"family", "client_id", "user_id"}
+        family_id = str(marker["family"])
+        revoke_family(family_id, reason="authorization code replayed",
+                      client_id=marker.get("client_id"), user_id=marker.get("user_id"))  # fmt: skip
+    else:  # a marker written before families had rows: the family id alone
+        family_id = str(marker)
+        revoke_family(family_id, reason="authorization code replayed")
+    audit.record("code_replayed", client_id=client_id, family=family_id)
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

@@ -36,7 +36,7 @@ from ..auth import transactions
 from ..auth.policy import CONSENT, LOGIN, MFA, PolicyContext, evaluate
 from ..auth.sessions import current_login_session
 from ..errors import InvalidAuthorizationRequest
-from ..extensions import csrf, db, utcnow
+from ..extensions import csrf, db, insert_ignore, utcnow
 from ..passkeys import views as passkey_views
 from . import registration
 from .discovery import discovery_bytes
@@ -149,14 +149,22 @@ def consent() -> ResponseReturnValue:
     if client is None:
         raise InvalidAuthorizationRequest()
     scopes = set(client.get_allowed_scope(tx.params.get("scope")).split())
-    row = db.session.scalar(
-        select(Consent).where(Consent.user_id == login.user_id, Consent.client_id == tx.client_id)
+    # Two sign-ins granting at the same moment: the row is made once, then
+    # each adds its scopes under the row's lock (no lost update, no 500).
+    now = utcnow()
+    insert_ignore(
+        Consent,
+        {"user_id": login.user_id, "client_id": tx.client_id, "scopes": [], "granted_at": now},
+        key=["user_id", "client_id"],
     )
-    if row is None:
-        row = Consent(user_id=login.user_id, client_id=tx.client_id, scopes=[])
-        db.session.add(row)
+    row = db.session.scalars(
+        select(Consent)
+        .where(Consent.user_id == login.user_id, Consent.client_id == tx.client_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     row.scopes = sorted(scopes | set(row.scopes))
-    row.granted_at = utcnow()
+    row.granted_at = now
     audit.record(
         "consent_granted", user_id=login.user_id, client_id=tx.client_id, scopes=row.scopes
     )
