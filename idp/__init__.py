@@ -123,7 +123,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     device_push.init_app(app)
     # A deleted device's approvals are cancelled (blinker keeps one connection
     # per receiver, however many apps are created).
-    device_service.device_revoked.connect(approval_service.on_device_revoked)
+    device_service.device_revoking.connect(approval_service.on_device_revoked)
     app.register_blueprint(approval_views.bp)
     app.register_blueprint(device_api.bp)
     app.register_blueprint(device_app_views.bp)
@@ -140,7 +140,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from .restore import service as restore_service
 
     # Code 1 shown on a device that is removed (deleted, or refused) is void.
-    device_service.device_revoked.connect(restore_service.on_device_revoked)
+    device_service.device_revoking.connect(restore_service.on_device_revoked)
     app.register_blueprint(restore_api.bp)
 
     from .admin import api as admin_api

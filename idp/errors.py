@@ -14,6 +14,8 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from .extensions import db
+
 log = logging.getLogger(__name__)
 
 
@@ -107,6 +109,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(redis.RedisError)
     def _redis_down(exc: redis.RedisError) -> Response:
         # DESIGN §2: fail closed; nothing falls back to per-process memory.
+        # DESIGN §7: a request that fails leaves durable state as it found it.
+        db.session.rollback()
         log.error("Redis unavailable: %s", type(exc).__name__)
         return render_error(ServiceUnavailable.error, ServiceUnavailable.message, 503)
 
@@ -126,5 +130,6 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        db.session.rollback()
         log.exception("unhandled error")
         return render_error("server_error", IdpError.message, 500)

@@ -167,8 +167,7 @@ def withdraw_earlier_step_ups() -> None:
         except LoginTransactionExpired:
             continue
         if tx.for_account:
-            if tx.approval_id:
-                approvals.cancel(tx.approval_id, reason="replaced")
+            approvals.withdraw(tx.id, reason="replaced")
             with suppress(LoginTransactionExpired):
                 transactions.finish(tx)
 
@@ -182,9 +181,8 @@ def cancel_confirmation() -> ResponseReturnValue:
         return redirect(url_for("account.home"))
     if not tx.for_account:
         raise LoginTransactionExpired()
-    if tx.approval_id:
-        # No device may answer it any more.
-        approvals.cancel(tx.approval_id, reason="cancelled")
+    # No device may answer it any more.
+    approvals.withdraw(tx.id, reason="cancelled")
     with suppress(LoginTransactionExpired):  # finished meanwhile (another tab)
         transactions.finish(tx)
     return redirect(url_for("account.home"))

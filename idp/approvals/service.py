@@ -8,9 +8,19 @@ Redis pub/sub, whichever instance it is connected to.
 
 Keys (all with TTLs):
   approval:<id>         the record (kept a while after the answer for the page)
-  approval-open:<id>    present while it may be answered; GETDEL by the winner
+  approval-open:<id>    present while it may be answered; deleted by the one
+                        answer or cancellation that wins (the same script
+                        writes the outcome, so none is half-written)
   approval-grant:<id>   set on approval; consumed once by the browser to sign in
+  approval-tx:<tx>      the live approval of one login transaction: a new one
+                        takes the place (and the old one is cancelled)
+  approvals-user:<user> the user's approvals, for the device's list
   push-block:<user>     set by "deny and report fraud"
+
+Order of writes: an answer's SQL changes (the device's signature counter,
+the audit event) are flushed first, then the one atomic Redis step closes the
+approval, then the transaction commits; if Redis fails, the transaction rolls
+back and nothing has changed (the device may answer again).
 """
 
 from __future__ import annotations
@@ -33,7 +43,9 @@ from ..devices.models import Device
 from ..devices.push import push_to_devices
 from ..devices.service import active_devices, record_use
 from ..errors import IdpError
-from ..store.ratelimit import FailureCounter, Limit
+from ..extensions import db
+from ..notify import DeliveryError
+from ..store.ratelimit import Limit, LimitReached, reserve, reset, retry_after
 from ..tokens import new_token
 from ..webauthn import approval_challenge, verify_assertion
 
@@ -181,15 +193,58 @@ def _code_digest(approval_id: str, code: str) -> str:
     return idp().digester.digest(code, purpose=f"match-code:{approval_id}")
 
 
-def _counters() -> tuple[FailureCounter, FailureCounter]:
+def _limits() -> tuple[Limit, Limit]:
     s = idp().settings
-    store = idp().store
     return (
         # NIST SP 800-63B-4 §3.2.2: failed attempts count per user, across
         # approvals: a new approval does not reset them.
-        FailureCounter(store, Limit("approval-code", s.approval_code_failures, s.approval_window)),
-        FailureCounter(store, Limit("approval-push", s.approval_push_limit, s.approval_window)),
+        Limit("approval-code", s.approval_code_failures, s.approval_window),
+        Limit("approval-push", s.approval_push_limit, s.approval_window),
     )
+
+
+# Opens an approval: its record, its open marker, the user's index and, for a
+# login, the transaction's live approval, whose previous value is returned.
+# KEYS: record, open, user index[, tx slot]
+# ARGV: record JSON, record TTL, open TTL, approval id, tx slot TTL
+_OPEN = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+redis.call('SET', KEYS[2], '1', 'EX', tonumber(ARGV[3]))
+redis.call('SADD', KEYS[3], ARGV[4])
+if redis.call('TTL', KEYS[3]) < tonumber(ARGV[3]) then
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3]))
+end
+if #KEYS >= 4 then
+  local previous = redis.call('GET', KEYS[4])
+  redis.call('SET', KEYS[4], ARGV[4], 'EX', tonumber(ARGV[5]))
+  return previous
+end
+return false
+"""
+
+# Frees a transaction's place if it still holds the given approval.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# Closes an approval once: only the caller that removes the open marker
+# writes the outcome (and, on approval, the browser's grant) and wakes the
+# waiting page. KEYS: open, record, grant; ARGV: record JSON, record TTL,
+# channel, message, grant TTL ("" for none). Returns 1 for the winner, else 0.
+_CLOSE = """
+if redis.call('DEL', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[2]))
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[5]))
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
 
 
 def channel(approval_id: str) -> str:
@@ -200,9 +255,29 @@ def user_channel(user_id: int) -> str:
     return idp().store.channel("user-approvals", str(user_id))
 
 
-def save(approval: Approval) -> None:
-    ttl = max(1, approval.expires_at - int(datetime.now(UTC).timestamp())) + KEEP_AFTER_EXPIRY
-    idp().store.put("approval", approval.id, asdict(approval), ttl=ttl)
+def _record_ttl(approval: Approval) -> int:
+    return max(1, approval.expires_at - int(datetime.now(UTC).timestamp())) + KEEP_AFTER_EXPIRY
+
+
+def _close(approval: Approval, *, grant_ttl: int | None = None) -> bool:
+    """Write the approval's final status, once: True for the one caller that
+    closed it, False if it was closed already (answered, cancelled, expired)."""
+    store = idp().store
+    closed = store.script(_CLOSE)(
+        keys=[
+            store.key("approval-open", approval.id),
+            store.key("approval", approval.id),
+            store.key("approval-grant", approval.id),
+        ],
+        args=[
+            json.dumps(asdict(approval)),
+            _record_ttl(approval),
+            channel(approval.id),
+            json.dumps({"id": approval.id, "status": approval.status}),
+            grant_ttl or "",
+        ],
+    )
+    return bool(closed)
 
 
 def load(approval_id: str | None) -> Approval | None:
@@ -212,9 +287,30 @@ def load(approval_id: str | None) -> Approval | None:
     return Approval(**data) if data else None
 
 
-def _publish(approval: Approval) -> None:
-    message = json.dumps({"id": approval.id, "status": approval.status})
-    idp().store.redis.publish(channel(approval.id), message)
+def live_for(tx_id: str) -> Approval | None:
+    """The live approval of a login transaction (the last one started)."""
+    approval_id = idp().store.redis.get(idp().store.key("approval-tx", tx_id))
+    return load(approval_id.decode() if isinstance(approval_id, bytes) else approval_id)
+
+
+def release(tx_id: str, *, reason: str) -> None:
+    """Cancel the login transaction's live approval and free its place, so
+    that the waiting page starts a new one (unless a newer one took the
+    place meanwhile: that one stays)."""
+    approval = live_for(tx_id)
+    if approval is None:
+        return
+    cancel(approval.id, reason=reason)
+    store = idp().store
+    store.script(_RELEASE)(keys=[store.key("approval-tx", tx_id)], args=[approval.id])
+
+
+def withdraw(tx_id: str, *, reason: str) -> None:
+    """Cancel the login transaction's live approval (the user chose another
+    way, or cancelled the sign-in)."""
+    approval = live_for(tx_id)
+    if approval is not None:
+        cancel(approval.id, reason=reason)
 
 
 def start(
@@ -223,50 +319,70 @@ def start(
     client_id: str,
     client_name: str,
     tx_id: str | None,
-    previous_id: str | None,
     ip: str | None,
     user_agent: str | None,
     now: datetime,
 ) -> StartedApproval:
-    """A new approval for one login; the login's previous one is cancelled."""
+    """A new approval for one login; the login's previous one is cancelled
+    (one live approval per login transaction, however many requests race)."""
     settings = idp().settings
     store = idp().store
-    if store.exists("push-block", str(user.id)):
+    subject = str(user.id)
+    if store.exists("push-block", subject):
         audit.record("approval_blocked", user_id=user.id, client_id=client_id)
-        raise PushesBlocked(retry_after=max(1, store.ttl("push-block", str(user.id))))
-    wrong_codes, pushes = _counters()
-    if wrong_codes.blocked(str(user.id)):
-        raise TooManyWrongCodes(retry_after=wrong_codes.retry_after(str(user.id)))
-    if pushes.blocked(str(user.id)):
+        raise PushesBlocked(retry_after=max(1, store.ttl("push-block", subject)))
+    wrong_codes, pushes = _limits()
+    wait = retry_after(store, wrong_codes, subject)
+    if wait is not None:
+        raise TooManyWrongCodes(retry_after=wait)
+    try:
+        # Counted before it is made: concurrent requests cannot get past it.
+        attempt = reserve(store, (pushes, subject))
+    except LimitReached as exc:
         audit.record("approval_push_limit", user_id=user.id, client_id=client_id)
-        raise TooManyApprovals(retry_after=pushes.retry_after(str(user.id)))
-    if previous_id:
-        cancel(previous_id, reason="replaced")
-    pushes.record_failure(str(user.id))  # counts pushes, not failures
+        raise TooManyApprovals(retry_after=exc.retry_after) from None
 
-    code = f"{secrets.randbelow(100):02d}"
-    approval_id = new_token(16)
-    approval = Approval(
-        id=approval_id,
-        user_id=user.id,
-        tx_id=tx_id,
-        client_id=client_id,
-        client_name=client_name,
-        ip=ip,
-        user_agent=(user_agent or "")[:256] or None,
-        created_at=_iso(now),
-        expires_at=int(now.timestamp()) + settings.approval_lifetime,
-        code_digest=_code_digest(approval_id, code),
-    )
-    devices = active_devices(user.id)
-    approval.device_ids = [d.id for d in devices]
-    save(approval)
-    store.put("approval-open", approval.id, 1, ttl=settings.approval_lifetime)
-    store.index_add("approvals-user", str(user.id), approval.id, ttl=settings.approval_lifetime)
-    audit.record(
-        "approval_requested", user_id=user.id, client_id=client_id, approval=approval.id,
-        devices=len(devices),
-    )  # fmt: skip
+    with attempt.given_back_on_error():
+        code = f"{secrets.randbelow(100):02d}"
+        approval_id = new_token(16)
+        approval = Approval(
+            id=approval_id,
+            user_id=user.id,
+            tx_id=tx_id,
+            client_id=client_id,
+            client_name=client_name,
+            ip=ip,
+            user_agent=(user_agent or "")[:256] or None,
+            created_at=_iso(now),
+            expires_at=int(now.timestamp()) + settings.approval_lifetime,
+            code_digest=_code_digest(approval_id, code),
+        )
+        devices = active_devices(user.id)
+        approval.device_ids = [d.id for d in devices]
+        keys = [
+            store.key("approval", approval.id),
+            store.key("approval-open", approval.id),
+            store.key("approvals-user", subject),
+        ]
+        if tx_id is not None:
+            keys.append(store.key("approval-tx", tx_id))
+        previous = store.script(_OPEN)(
+            keys=keys,
+            args=[
+                json.dumps(asdict(approval)),
+                _record_ttl(approval),
+                settings.approval_lifetime,
+                approval.id,
+                settings.login_transaction_lifetime,
+            ],
+        )
+        if previous:
+            replaced = previous.decode() if isinstance(previous, bytes) else str(previous)
+            cancel(replaced, reason="replaced")
+        audit.record(
+            "approval_requested", user_id=user.id, client_id=client_id, approval=approval.id,
+            devices=len(devices),
+        )  # fmt: skip
     store.redis.publish(user_channel(user.id), json.dumps({"id": approval.id}))
     # Only the id travels; the device fetches the rest (and the number is never sent).
     push_to_devices(
@@ -277,16 +393,17 @@ def start(
     return StartedApproval(approval=approval, match_code=code, devices=len(devices))
 
 
-def cancel(approval_id: str, *, reason: str) -> None:
+def cancel(approval_id: str, *, reason: str, commit: bool = True) -> None:
+    """Close a pending approval as cancelled (its waiting page is woken); its
+    audit event is committed unless ``commit`` is false (then it joins the
+    caller's transaction)."""
     approval = load(approval_id)
-    if approval is None:
+    if approval is None or approval.status != PENDING:
         return
-    if idp().store.consume("approval-open", approval_id) is not None:
-        approval.status = CANCELLED
-        save(approval)
-        _publish(approval)
+    approval.status = CANCELLED
+    if _close(approval):
         audit.record("approval_cancelled", user_id=approval.user_id, approval=approval_id,
-                     reason=reason)  # fmt: skip
+                     reason=reason, commit=commit)  # fmt: skip
 
 
 def pending_for(user_id: int, now: datetime, *, device: Device | None = None) -> list[Approval]:
@@ -315,20 +432,22 @@ def for_device(approval_id: str, device: Device, now: datetime) -> Approval:
 def cancel_unanswerable(user_id: int, *, now: datetime, reason: str) -> list[str]:
     """Cancel the user's pending approvals that no active device can answer
     any more (every device they were aimed at is revoked); their waiting
-    browsers are woken as by an answer. The ids cancelled."""
+    browsers are woken as by an answer. Part of the caller's transaction (its
+    audit events are not committed here). The ids cancelled."""
     active = {d.id for d in active_devices(user_id)}
     cancelled = []
     for approval in pending_for(user_id, now):
         aimed = set(approval.device_ids) if approval.device_ids is not None else active
         if not aimed & active:
-            cancel(approval.id, reason=reason)
+            cancel(approval.id, reason=reason, commit=False)
             cancelled.append(approval.id)
     return cancelled
 
 
 def on_device_revoked(sender: object, *, device: Device, now: datetime, **extra: Any) -> None:
-    """Receiver of ``idp.devices.service.device_revoked`` (connected in create_app):
-    DESIGN §4, approvals aimed at a deleted device are cancelled."""
+    """Receiver of ``idp.devices.service.device_revoking`` (connected in
+    create_app): DESIGN §4, approvals aimed at a deleted device are cancelled,
+    before the revocation commits (Redis down: nothing is revoked)."""
     cancel_unanswerable(device.user_id, now=now, reason="device_deleted")
 
 
@@ -366,11 +485,15 @@ def answer(
         raise ApprovalExpired()
     if approval.status != PENDING:
         raise ApprovalAlreadyAnswered()
-    if approval.expired(now) or not idp().store.exists("approval-open", approval.id):
+    store = idp().store
+    if approval.expired(now) or not store.exists("approval-open", approval.id):
         raise ApprovalExpired()
-    wrong_codes, _ = _counters()
-    if decision == "approve" and wrong_codes.blocked(str(device.user_id)):
-        raise TooManyWrongCodes(retry_after=wrong_codes.retry_after(str(device.user_id)))
+    wrong_codes, _ = _limits()
+    subject = str(device.user_id)
+    if decision == "approve":
+        wait = retry_after(store, wrong_codes, subject)
+        if wait is not None:
+            raise TooManyWrongCodes(retry_after=wait)
 
     challenge = approval_challenge(
         approval_id=approval.id,
@@ -390,41 +513,42 @@ def answer(
         expected_credential_id=device.credential_id,
         expected_user_handle=device.user.sub.encode(),
     )
+    # The new counter, not committed yet: a concurrent answer with the same
+    # counter waits for this one and then finds it taken.
     if not record_use(
         device, old_sign_count=old_count, new_sign_count=verified.new_sign_count, now=now
     ):
-        # Another answer with the same counter was accepted concurrently.
+        db.session.rollback()
         raise ApprovalAlreadyAnswered()
 
     if decision == "approve":
-        expected = approval.code_digest
-        if not hmac.compare_digest(_code_digest(approval.id, code.strip()), expected):
-            failures = wrong_codes.record_failure(str(device.user_id))
-            audit.record("approval_wrong_code", user_id=device.user_id, approval=approval.id,
-                         device=device.id, failures=failures)  # fmt: skip
-            if wrong_codes.blocked(str(device.user_id)):
-                cancel(approval.id, reason="too many wrong numbers")
-                raise TooManyWrongCodes(retry_after=wrong_codes.retry_after(str(device.user_id)))
-            raise WrongMatchCode()
+        _check_code(approval, device, code)
 
-    # Single use: exactly one answer takes the approval.
-    if idp().store.consume("approval-open", approval.id) is None:
-        raise ApprovalAlreadyAnswered()
     approval.status = APPROVED if decision == "approve" else DENIED
     approval.device_id = device.id
     approval.device_amr = device.amr
-    save(approval)
-    if decision == "approve":
-        wrong_codes.reset(str(device.user_id))
-        idp().store.put("approval-grant", approval.id, 1, ttl=settings.login_transaction_lifetime)
-    _publish(approval)
     audit.record(
         "approval_approved" if decision == "approve" else "approval_denied",
         user_id=device.user_id, client_id=approval.client_id, approval=approval.id,
-        device=device.id,
+        device=device.id, commit=False,
     )  # fmt: skip
     if fraud:
-        report_fraud(approval, device)
+        # Paused before the denial is written: a report is never lost.
+        store.put("push-block", subject, 1, ttl=settings.fraud_block_duration)
+        audit.record("approval_fraud_reported", user_id=approval.user_id,
+                     client_id=approval.client_id, approval=approval.id, device=device.id,
+                     ip=approval.ip, commit=False)  # fmt: skip
+    db.session.flush()
+    # Single use: exactly one answer closes the approval (and wakes the page).
+    grant_ttl = settings.login_transaction_lifetime if decision == "approve" else None
+    if not _close(approval, grant_ttl=grant_ttl):
+        db.session.rollback()
+        raise ApprovalAlreadyAnswered()
+    db.session.commit()
+    if decision == "approve":
+        reset(store, wrong_codes, subject)
+    if fraud and settings.fraud_report_email:
+        _mail_fraud_notice(approval, device)
     return VerifiedAnswer(
         approval=approval,
         decision=decision,
@@ -433,16 +557,41 @@ def answer(
     )
 
 
-def report_fraud(approval: Approval, device: Device) -> None:
-    settings = idp().settings
-    idp().store.put("push-block", str(approval.user_id), 1, ttl=settings.fraud_block_duration)
-    audit.record("approval_fraud_reported", user_id=approval.user_id,
-                 client_id=approval.client_id, approval=approval.id, device=device.id,
-                 ip=approval.ip)  # fmt: skip
-    if settings.fraud_report_email:
-        from .messages import send_fraud_notice
+def _check_code(approval: Approval, device: Device, code: str) -> None:
+    """The number typed on the device is the one shown in the browser
+    (constant-time). Each try is counted before the comparison, so however
+    many answers arrive at once, at most ``approval_code_failures`` numbers
+    are compared per window; a right number clears the count."""
+    wrong_codes, _ = _limits()
+    subject = str(device.user_id)
+    try:
+        attempt = reserve(idp().store, (wrong_codes, subject))
+    except LimitReached as exc:
+        db.session.commit()  # the assertion was used: its counter stays
+        raise TooManyWrongCodes(retry_after=exc.retry_after) from None
+    with attempt.given_back_on_error(WrongMatchCode, TooManyWrongCodes):
+        typed = _code_digest(approval.id, code.strip())
+        if hmac.compare_digest(typed, approval.code_digest):
+            return
+        failures = attempt.number(wrong_codes)
+        audit.record("approval_wrong_code", user_id=device.user_id, approval=approval.id,
+                     device=device.id, failures=failures, commit=False)  # fmt: skip
+        db.session.commit()
+        if attempt.last_allowed(wrong_codes):
+            cancel(approval.id, reason="too many wrong numbers")
+            raise TooManyWrongCodes(retry_after=attempt.retry_after(wrong_codes))
+        raise WrongMatchCode()
 
+
+def _mail_fraud_notice(approval: Approval, device: Device) -> None:
+    """Tell the user by e-mail (after the report is committed; a mail that
+    cannot be sent does not undo it)."""
+    from .messages import send_fraud_notice
+
+    try:
         send_fraud_notice(device.user, approval)
+    except DeliveryError:
+        log.warning("the fraud report notice for user %s was not mailed", approval.user_id)
 
 
 def take_grant(approval: Approval) -> bool:

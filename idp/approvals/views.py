@@ -64,21 +64,35 @@ def _client_name(tx: transactions.LoginTransaction) -> str:
 
 
 def _new_approval(tx: transactions.LoginTransaction, login: object) -> service.StartedApproval:
+    """Start the login's approval; the one before it (if any) is cancelled."""
     started = service.start(
         user=login.user,  # type: ignore[attr-defined]
         client_id=tx.client_id,
         client_name=_client_name(tx),
         tx_id=tx.id,
-        previous_id=tx.approval_id,
         ip=request.remote_addr,
         user_agent=request.user_agent.string,
         now=utcnow(),
     )
-    tx.approval_id = started.approval.id
-    tx.save()
     # The number is shown to this browser only; it never travels in the push.
     session[CODES_KEY] = {started.approval.id: started.match_code}
     return started
+
+
+def _code_of(approval: service.Approval) -> str | None:
+    """The number of ``approval`` if this browser was shown it."""
+    codes = session.get(CODES_KEY)
+    return codes.get(approval.id) if isinstance(codes, dict) else None
+
+
+def _usable(approval: service.Approval | None) -> bool:
+    """Still waiting for the device, and this browser can show its number."""
+    return (
+        approval is not None
+        and approval.status == PENDING
+        and not approval.expired(utcnow())
+        and _code_of(approval) is not None
+    )
 
 
 def _page(
@@ -86,7 +100,7 @@ def _page(
 ) -> str:
     now = utcnow()
     status = approval.public(now)["status"] if approval else None
-    code = session.get(CODES_KEY, {}).get(approval.id) if approval else None
+    code = _code_of(approval) if approval else None
     remaining = max(0, approval.expires_at - int(now.timestamp())) if approval else 0
     return render_template(
         "approval_wait.html",
@@ -109,8 +123,11 @@ def _retry(exc: ApprovalError) -> dict[str, str]:
 @bp.get("/login/approval")
 def wait_page() -> ResponseReturnValue:
     tx, login = _context()
-    approval = service.load(tx.approval_id)
-    if approval is None:
+    approval = service.live_for(tx.id)
+    # None yet, or one whose number this browser cannot show (another tab or
+    # request of this login started a newer one meanwhile): a new approval,
+    # which cancels the one before it. A final one is shown as it ended.
+    if approval is None or (approval.status == PENDING and not _usable(approval)):
         try:
             approval = _new_approval(tx, login).approval
         except ApprovalError as exc:
@@ -124,7 +141,7 @@ def retry() -> ResponseReturnValue:
     try:
         _new_approval(tx, login)
     except ApprovalError as exc:
-        page = _page(tx, service.load(tx.approval_id), error=exc.message)
+        page = _page(tx, service.live_for(tx.id), error=exc.message)
         return page, exc.status, _retry(exc)
     return redirect(url_for("approvals.wait_page", tx=tx.id))
 
@@ -132,7 +149,7 @@ def retry() -> ResponseReturnValue:
 @bp.get("/login/approval/status")
 def status() -> ResponseReturnValue:
     tx, _login = _context()
-    approval = service.load(tx.approval_id)
+    approval = service.live_for(tx.id)
     if approval is None:
         return jsonify(status="missing"), 404
     response = jsonify(status=approval.public(utcnow())["status"])
@@ -143,7 +160,7 @@ def status() -> ResponseReturnValue:
 @bp.get("/login/approval/events")
 def events() -> ResponseReturnValue:
     tx, _login = _context()
-    approval = service.load(tx.approval_id)
+    approval = service.live_for(tx.id)
     if approval is None:
         return jsonify(status="missing"), 404
     timeout = max(1, approval.expires_at - int(utcnow().timestamp())) + 2
@@ -176,7 +193,7 @@ def events() -> ResponseReturnValue:
 def proceed() -> ResponseReturnValue:
     """Continue after the device's answer (the page's form, with or without JS)."""
     tx, login = _context()
-    approval = service.load(tx.approval_id)
+    approval = service.live_for(tx.id)
     if approval is None or approval.user_id != tx.user_id:
         raise LoginTransactionExpired()
     state = approval.public(utcnow())["status"]
@@ -200,7 +217,10 @@ def proceed() -> ResponseReturnValue:
 
 
 def begin(tx: transactions.LoginTransaction) -> ResponseReturnValue:
-    """Called by the authorization flow when the policy asks for MFA."""
-    tx.approval_id = None
+    """Called by the authorization flow when the policy asks for MFA: the
+    waiting page, with the login's approval if it is still waiting for the
+    device (asking again sends no second push), else a new one."""
     tx.save()
+    if not _usable(service.live_for(tx.id)):
+        service.release(tx.id, reason="replaced")
     return redirect(url_for("approvals.wait_page", tx=tx.id))

@@ -10,7 +10,7 @@ from ..accounts.models import User
 from ..accounts.service import find_user
 from ..errors import IdpError
 from ..extensions import db
-from ..store.ratelimit import FailureCounter, Limit
+from ..store.ratelimit import Limit, LimitReached, Reservation, reserve
 
 
 class FirstFactorError(IdpError):
@@ -49,23 +49,26 @@ class AccountLocked(FirstFactorError):
     message = _l("This account is locked. Please contact your administrator.")
 
 
-def _counters() -> tuple[FailureCounter, FailureCounter]:
+def account_limit() -> Limit:
+    """Failed sign-ins per account (and per unknown identifier)."""
     settings = idp().settings
-    window = settings.login_failure_window
-    store = idp().store
-    return (
-        FailureCounter(store, Limit("login-account", settings.login_failures_per_account, window)),
-        ip_failures(),
+    return Limit(
+        "login-account", settings.login_failures_per_account, settings.login_failure_window
     )
 
 
-def ip_failures() -> FailureCounter:
+def ip_limit() -> Limit:
     """Failed sign-ins per IP address, whatever the method (password or passkey)."""
     settings = idp().settings
-    return FailureCounter(
-        idp().store,
-        Limit("login-ip", settings.login_failures_per_ip, settings.login_failure_window),
-    )
+    return Limit("login-ip", settings.login_failures_per_ip, settings.login_failure_window)
+
+
+def reserve_attempt(*counts: tuple[Limit, str]) -> Reservation:
+    """Count a sign-in attempt before it is checked, or TooManyAttempts."""
+    try:
+        return reserve(idp().store, *counts)
+    except LimitReached as exc:
+        raise TooManyAttempts(retry_after=exc.retry_after) from None
 
 
 def verify_password_login(
@@ -75,15 +78,16 @@ def verify_password_login(
 
     Failures are counted per account and per IP; unknown identifiers are
     counted like accounts, so the lockout does not tell whether one exists.
+    The attempt is counted before the password is checked (idp.store.ratelimit),
+    so no more than the limit are ever checked, however many arrive at once;
+    a right password gives it back (and clears the account's count).
     """
     if not identifier or not password:
         raise MissingCredentials()
-    per_account, per_ip = _counters()
-    if per_ip.blocked(ip):
-        raise TooManyAttempts(retry_after=per_ip.retry_after(ip))
+    per_account, per_ip = account_limit(), ip_limit()
     lookup = find_user(identifier)
     if lookup.ambiguous_email:
-        per_ip.record_failure(ip)
+        reserve_attempt((per_ip, ip))
         raise AmbiguousEmail()
     user = lookup.user
     account_key = (
@@ -91,23 +95,28 @@ def verify_password_login(
         if user
         else "unknown:" + idp().digester.digest(identifier.lower(), purpose="login-id")
     )
-    if per_account.blocked(account_key):
-        audit.record("login_throttled", user_id=user.id if user else None, channel=channel)
-        raise TooManyAttempts(retry_after=per_account.retry_after(account_key))
-    if not idp().passwords.verify(user.password_hash if user else None, password) or not user:
-        per_account.record_failure(account_key)
-        per_ip.record_failure(ip)
-        audit.record(
-            "login_failed",
-            user_id=user.id if user else None,
-            client_id=client_id,
-            channel=channel,
-        )
-        raise InvalidCredentials()
+    try:
+        attempt = reserve(idp().store, (per_ip, ip), (per_account, account_key))
+    except LimitReached as exc:
+        if exc.limit == per_account:
+            audit.record("login_throttled", user_id=user.id if user else None, channel=channel)
+        raise TooManyAttempts(retry_after=exc.retry_after) from None
+    with attempt.given_back_on_error(InvalidCredentials):
+        if not idp().passwords.verify(user.password_hash if user else None, password) or not user:
+            audit.record(
+                "login_failed",
+                user_id=user.id if user else None,
+                client_id=client_id,
+                channel=channel,
+            )
+            raise InvalidCredentials()
+    # The right password: not a failed sign-in.
+    attempt.give_back(per_ip)
     if not user.is_active:
+        attempt.give_back(per_account)
         audit.record("login_refused_locked", user_id=user.id, channel=channel)
         raise AccountLocked()
-    per_account.reset(account_key)
+    attempt.reset(per_account)
     if user.password_hash and idp().passwords.needs_rehash(user.password_hash):
         user.password_hash = idp().passwords.hash(password)
         db.session.commit()

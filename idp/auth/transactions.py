@@ -8,7 +8,7 @@ a URL cannot be resumed from another browser.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from flask import session, url_for
@@ -58,8 +58,6 @@ class LoginTransaction:
     # Interactions completed in this transaction ("login", "consent", ...).
     done: list[str] = field(default_factory=list)
     user_id: int | None = None
-    # The live approval of this login (one per login), if MFA was asked for.
-    approval_id: str | None = None
 
     @property
     def for_account(self) -> bool:
@@ -72,6 +70,9 @@ class LoginTransaction:
     def save(self) -> None:
         settings = idp().settings
         idp().store.put("tx", self.id, asdict(self), ttl=settings.login_transaction_lifetime)
+
+
+_FIELDS = frozenset(f.name for f in fields(LoginTransaction))
 
 
 def begin(client_id: str, params: dict[str, str]) -> LoginTransaction:
@@ -98,7 +99,9 @@ def load(tx_id: str | None) -> LoginTransaction:
     data: dict[str, Any] | None = idp().store.get("tx", tx_id)
     if data is None:
         raise LoginTransactionExpired()
-    return LoginTransaction(**data)
+    # Members a record stored by another release may have (or lack) do not
+    # break a sign-in that is under way while instances are upgraded.
+    return LoginTransaction(**{k: v for k, v in data.items() if k in _FIELDS})
 
 
 def finish(tx: LoginTransaction) -> None:

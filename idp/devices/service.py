@@ -28,7 +28,7 @@ from .. import audit, idp
 from ..accounts.models import User
 from ..errors import IdpError
 from ..extensions import db, utcnow
-from ..store.ratelimit import FailureCounter, Limit
+from ..store.ratelimit import Limit, LimitReached, Reservation, reserve
 from ..tokens import new_token
 from ..webauthn import (
     VerifiedAssertion,
@@ -57,9 +57,13 @@ ACTION_PURPOSES = (
 ACTION_NONCE_LIFETIME = 300
 
 _signals = Namespace()
-# Sent (sender: the app) after a device was revoked and committed, with
-# ``device`` and ``now``. Receivers (approvals, restore) are connected in
+# Sent (sender: the app) while a device is being revoked, inside the
+# revoking transaction before it commits, with ``device`` and ``now``:
+# receivers add what must change with it (approvals cancelled, code 1 void)
+# and never commit. Receivers (approvals, restore) are connected in
 # create_app: devices must not import the packages that depend on them.
+device_revoking = _signals.signal("device-revoking")
+# Sent after the revocation committed (same arguments): for side effects.
 device_revoked = _signals.signal("device-revoked")
 
 
@@ -187,6 +191,14 @@ class DeletedDevice:
     sign_count_regressed: bool
 
 
+def _reserve(*counts: tuple[Limit, str]) -> Reservation:
+    """Count an attempt before it is checked, or TooManyCodeAttempts."""
+    try:
+        return reserve(idp().store, *counts)
+    except LimitReached as exc:
+        raise TooManyCodeAttempts(retry_after=exc.retry_after) from None
+
+
 def check_device_fields(name: Any, kind: Any) -> tuple[str, str]:
     """A device's name (1 to 100 printable characters, white space collapsed)
     and kind, or ``invalid_request``."""
@@ -278,20 +290,19 @@ def new_binding_code(user: User) -> str:
 
 def start_with_binding_code(code: str, *, device_name: str, kind: str, ip: str) -> StartedEnrolment:
     settings = idp().settings
-    per_ip = FailureCounter(
-        idp().store,
-        Limit("binding-ip", settings.login_failures_per_ip, settings.login_failure_window),
-    )
-    if per_ip.blocked(ip):
-        raise TooManyCodeAttempts(retry_after=per_ip.retry_after(ip))
-    normalised = "".join(c for c in code.upper() if c.isalnum())
-    digest = idp().digester.digest(normalised, purpose="binding-code")
-    data = idp().store.consume("bind", digest)  # single use, atomically
-    user = db.session.get(User, data["user_id"]) if data else None
-    if user is None or not user.is_active:
-        per_ip.record_failure(ip)
-        audit.record("binding_code_refused")
-        raise InvalidBindingCode()
+    per_ip = Limit("binding-ip", settings.login_failures_per_ip, settings.login_failure_window)
+    # Counted before the code is looked up, so concurrent guesses cannot get
+    # past the limit; a valid code gives the attempt back.
+    attempt = _reserve((per_ip, ip))
+    with attempt.given_back_on_error(InvalidBindingCode):
+        normalised = "".join(c for c in code.upper() if c.isalnum())
+        digest = idp().digester.digest(normalised, purpose="binding-code")
+        data = idp().store.consume("bind", digest)  # single use, atomically
+        user = db.session.get(User, data["user_id"]) if data else None
+        if user is None or not user.is_active:
+            audit.record("binding_code_refused")
+            raise InvalidBindingCode()
+    attempt.give_back()
     enrolment, options_json = _start(
         user, via=EnrolledVia.BINDING_CODE, device_name=device_name, kind=kind
     )
@@ -303,25 +314,49 @@ def start_with_binding_code(code: str, *, device_name: str, kind: str, ip: str) 
 def complete(
     enrolment_id: str, *, credential: Any, confirmation_code: str | None
 ) -> EnrolledDevice:
-    """ "Complete key registration": check the code, verify the registration."""
+    """ "Complete key registration": check the code, verify the registration,
+    and commit the new device."""
+    enrolled = add_device(enrolment_id, credential=credential, confirmation_code=confirmation_code)
+    db.session.commit()
+    return enrolled
+
+
+def add_device(
+    enrolment_id: str, *, credential: Any, confirmation_code: str | None
+) -> EnrolledDevice:
+    """``complete`` without the commit: the device is added to the current
+    transaction, which the caller commits with whatever else it changes
+    (a restoration rotates code 1 in the same one)."""
     settings = idp().settings
     data = idp().store.get("enrol", enrolment_id) if enrolment_id else None
     if data is None:
         raise InvalidEnrolment()
     enrolment = Enrolment(**data)
     if enrolment.code_digest is not None:
-        ok = isinstance(confirmation_code, str) and idp().digester.matches(
-            confirmation_code.strip(), enrolment.code_digest, purpose=f"enrol-code:{enrolment.id}"
-        )
-        if not ok:
-            enrolment.tries += 1
-            audit.record("device_enrolment_wrong_code", user_id=enrolment.user_id)
-            if enrolment.tries >= ENROLMENT_CODE_TRIES:
-                idp().store.delete("enrol", enrolment.id)
-                raise TooManyCodeAttempts()
-            ttl = idp().store.ttl("enrol", enrolment.id)
-            enrolment.save(max(ttl, 1))
-            raise WrongCode()
+        tries = Limit("enrol-code", ENROLMENT_CODE_TRIES, settings.enrolment_lifetime)
+        # Each try counts before the code is compared, so concurrent guesses
+        # cannot get past the limit; used-up tries void the enrolment.
+        try:
+            attempt = reserve(idp().store, (tries, enrolment.id))
+        except LimitReached:
+            idp().store.delete("enrol", enrolment.id)
+            raise TooManyCodeAttempts() from None
+        with attempt.given_back_on_error(WrongCode, TooManyCodeAttempts):
+            ok = isinstance(confirmation_code, str) and idp().digester.matches(
+                confirmation_code.strip(),
+                enrolment.code_digest,
+                purpose=f"enrol-code:{enrolment.id}",
+            )
+            if not ok:
+                audit.record(
+                    "device_enrolment_wrong_code",
+                    user_id=enrolment.user_id,
+                    failures=attempt.number(tries),
+                )
+                if attempt.last_allowed(tries):
+                    idp().store.delete("enrol", enrolment.id)
+                    raise TooManyCodeAttempts()
+                raise WrongCode()
     # Single use from here on: a second completion finds nothing.
     if idp().store.consume("enrol", enrolment.id) is None:
         raise InvalidEnrolment()
@@ -365,7 +400,7 @@ def complete(
         kind=device.kind,
         via=device.enrolled_via,
     )
-    db.session.commit()
+    db.session.flush()
     return EnrolledDevice(device=device, token=token)
 
 
@@ -396,14 +431,15 @@ def active_devices(user_id: int) -> list[Device]:
 
 
 def record_use(device: Device, *, old_sign_count: int, new_sign_count: int, now: datetime) -> bool:
-    """Store the new signature counter; False if another request got there first
-    (a concurrent use of the same assertion counter)."""
+    """Store the new signature counter in the current transaction (the caller
+    commits it with the rest of what the use changed); False if another
+    request got there first (a concurrent use of the same counter: the
+    conditional UPDATE waits for it, then matches nothing)."""
     result = db.session.execute(
         update(Device)
         .where(Device.id == device.id, Device.sign_count == old_sign_count)
         .values(sign_count=new_sign_count, last_used_at=now)
     )
-    db.session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -455,6 +491,7 @@ def verify_signed_action(
         device, old_sign_count=old_count, new_sign_count=verified.new_sign_count, now=now
     ):
         # Another assertion with the same counter was accepted meanwhile.
+        db.session.rollback()
         raise WebAuthnError(reason="sign_count_regressed", explanation="counter used concurrently")
     return verified
 
@@ -507,27 +544,41 @@ def delete_device(
     )
 
 
-def revoke_device(target: Device, *, now: datetime, actor: str, **details: Any) -> int:
+def revoke_device(
+    target: Device,
+    *,
+    now: datetime,
+    actor: str,
+    event: str = "device_deleted",
+    pending_only: bool = False,
+    **details: Any,
+) -> int:
     """Revoke ``target`` at once (DESIGN §4), on anyone's word that was checked
     already: a device's signed action, the account page after MFA, or an
     administrator. ``actor`` names them in the audit log (``device:ID``,
-    ``user:ID``, ``admin:ID``). Returns how many active devices the user has left.
+    ``user:ID``, ``admin:ID``), ``event`` is the audit event (a refused
+    restored device: ``restore_vetoed``, with ``pending_only``: only while it
+    is pending). Returns how many active devices the user has left.
 
     Only one revocation takes the device (conditional UPDATE; else
-    ``DeviceNotFound``). Its token answers ``device_revoked`` from now on, its
-    push subscription is dropped, and ``device_revoked`` is sent, on which
-    approvals no active device can answer any more are cancelled.
+    ``DeviceNotFound``). Its token answers ``device_revoked`` from now on and
+    its push subscription is dropped. In the same transaction, before it
+    commits, ``device_revoking`` is sent: approvals no active device can
+    answer any more are cancelled, and a code 1 the device was shown is void;
+    if any of that fails (Redis down), nothing is revoked and the request
+    fails as a whole. After the commit, ``device_revoked`` is sent.
     """
+    condition = [Device.id == target.id, Device.revoked_at.is_(None)]
+    if pending_only:
+        condition.append(Device.pending_until > now)
     revoked = db.session.execute(
-        update(Device)
-        .where(Device.id == target.id, Device.revoked_at.is_(None))
-        .values(revoked_at=now, push_subscription=None)
+        update(Device).where(*condition).values(revoked_at=now, push_subscription=None)
     )
     if not revoked.rowcount:  # type: ignore[attr-defined]
         db.session.rollback()
         raise DeviceNotFound()  # deleted by a concurrent request
     audit.record(
-        "device_deleted",
+        event,
         user_id=target.user_id,
         commit=False,
         actor=actor,
@@ -535,9 +586,11 @@ def revoke_device(target: Device, *, now: datetime, actor: str, **details: Any) 
         kind=target.kind,
         **details,
     )
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    device_revoking.send(app, device=target, now=now)
     db.session.commit()
     db.session.refresh(target)
-    device_revoked.send(current_app._get_current_object(), device=target, now=now)  # type: ignore[attr-defined]
+    device_revoked.send(app, device=target, now=now)
     return len(active_devices(target.user_id))
 
 

@@ -8,9 +8,11 @@ folder, which is what local development and the demo use.
 from __future__ import annotations
 
 import logging
+from email.message import EmailMessage
 from pathlib import Path
 
 from ..config import Settings
+from ..extensions import after_commit
 from .email import EmailSender, OutboxEmailSender, SmtpEmailSender, compose, recipients
 from .errors import DeliveryError
 from .sms import HttpSmsGateway, OutboxSmsSender, SmsSender
@@ -28,6 +30,7 @@ __all__ = [
     "compose",
     "email_sender",
     "recipients",
+    "send_after_commit",
     "sms_sender",
 ]
 
@@ -66,3 +69,17 @@ def sms_sender(settings: Settings, instance_path: Path) -> SmsSender:
     if not settings.is_local:
         log.warning("sms_gateway_url is not set: text messages are only written to %s", path)
     return OutboxSmsSender(path)
+
+
+def send_after_commit(mailer: EmailSender, message: EmailMessage) -> None:
+    """Mail ``message`` once the current transaction commits (never if it
+    rolls back). A mail that cannot be sent is logged; the change it was
+    about stands."""
+
+    def deliver() -> None:
+        try:
+            mailer.send(message)
+        except DeliveryError:
+            log.warning("a notice e-mail could not be sent")
+
+    after_commit(deliver)

@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from .. import audit, idp
 from ..extensions import db, utcnow
-from ..store.ratelimit import FailureCounter, Limit
+from ..store.ratelimit import Limit, LimitReached, reserve, retry_after
 from ..tokens import new_token
 from .clients import (
     GRANT_TYPES,
@@ -377,12 +377,9 @@ class RegistrationGrant:
     ip: str | None
 
 
-def _open_registrations() -> FailureCounter:
+def _open_registrations() -> Limit:
     settings = idp().settings
-    return FailureCounter(
-        idp().store,
-        Limit("dcr-open", settings.client_registration_rate_limit, OPEN_REGISTRATION_WINDOW),
-    )
+    return Limit("dcr-open", settings.client_registration_rate_limit, OPEN_REGISTRATION_WINDOW)
 
 
 def verify_registration_request(*, authorization: str | None, ip: str | None) -> RegistrationGrant:
@@ -393,9 +390,9 @@ def verify_registration_request(*, authorization: str | None, ip: str | None) ->
     if token is None:
         if not idp().settings.client_registration_open:
             raise MissingTokenError("An initial access token is required to register a client.")
-        counter = _open_registrations()
-        if ip and counter.blocked(ip):
-            raise TooManyRegistrations(counter.retry_after(ip))
+        wait = retry_after(idp().store, _open_registrations(), ip) if ip else None
+        if wait is not None:
+            raise TooManyRegistrations(wait)
         return RegistrationGrant(initial_token=None, ip=ip)
     row = _find_initial_token(token)
     if row is None:
@@ -408,6 +405,29 @@ def register(data: Any, *, grant: RegistrationGrant) -> dict[str, Any]:
     """Register a client from its metadata; returns the RFC 7591 §3.2.1
     response body with the client secret (if any) and the registration access
     token, both in clear for this once."""
+    reservation = None
+    if grant.initial_token is None and grant.ip:
+        # Open registration counts registrations per IP address, reserved
+        # before the client is made, so concurrent requests cannot get past
+        # the limit; a registration that fails gives its place back.
+        try:
+            reservation = reserve(idp().store, (_open_registrations(), grant.ip))
+        except LimitReached as exc:
+            raise TooManyRegistrations(exc.retry_after) from None
+    try:
+        client, secret, token = _register(data, grant=grant)
+    except BaseException:
+        if reservation is not None:
+            reservation.give_back()
+        raise
+    body = client_information(client)
+    if secret is not None:
+        body["client_secret"] = secret
+    body["registration_access_token"] = token
+    return body
+
+
+def _register(data: Any, *, grant: RegistrationGrant) -> tuple[Client, str | None, str]:
     fields = metadata_fields(data)
     try:
         # Never first-party, never skipping consent; PKCE required.
@@ -428,13 +448,7 @@ def register(data: Any, *, grant: RegistrationGrant) -> dict[str, Any]:
         initial_token=grant.initial_token.id if grant.initial_token else None,
     )
     db.session.commit()
-    if grant.initial_token is None and grant.ip:
-        _open_registrations().record_failure(grant.ip)  # counts registrations
-    body = client_information(client)
-    if secret is not None:
-        body["client_secret"] = secret
-    body["registration_access_token"] = token
-    return body
+    return client, secret, token
 
 
 # --- client configuration (RFC 7592) ----------------------------------------------

@@ -36,12 +36,13 @@ from sqlalchemy.exc import IntegrityError
 from .. import audit, idp
 from ..accounts.models import User
 from ..auth.amr import ACR_MFA, acr_satisfies
-from ..auth.first_factor import AccountLocked, TooManyAttempts, ip_failures
+from ..auth.first_factor import AccountLocked, TooManyAttempts, ip_limit, reserve_attempt
 from ..auth.models import LoginSession
 from ..devices.models import Device
 from ..devices.service import active_devices
 from ..errors import IdpError
 from ..extensions import db
+from ..store.ratelimit import retry_after
 from ..tokens import new_token
 from ..webauthn import (
     WebAuthnError,
@@ -365,9 +366,12 @@ def begin_authentication(*, purpose: Purpose, binding: str, user: User | None) -
 
 
 def check_not_throttled(ip: str) -> None:
-    per_ip = ip_failures()
-    if per_ip.blocked(ip):
-        raise TooManyAttempts(retry_after=per_ip.retry_after(ip))
+    """TooManyAttempts while the IP address's failed sign-ins are at the
+    limit (a look before the ceremony; the attempt itself is counted when
+    the response arrives)."""
+    wait = retry_after(idp().store, ip_limit(), ip)
+    if wait is not None:
+        raise TooManyAttempts(retry_after=wait)
 
 
 def finish_authentication(
@@ -398,8 +402,26 @@ def finish_authentication(
     - the counter is stored with a conditional UPDATE, so two concurrent uses
       of one counter cannot both succeed.
     """
+    # Counted before anything is checked: however many responses arrive at
+    # once, no more than the limit are verified; a success gives it back.
+    attempt = reserve_attempt((ip_limit(), ip))
+    with attempt.given_back_on_error(PasskeyError):
+        verified = _verify_passkey_login(
+            purpose=purpose, binding=binding, response=response, now=now, client_id=client_id
+        )
+    attempt.give_back()
+    return verified
+
+
+def _verify_passkey_login(
+    *,
+    purpose: Purpose,
+    binding: str,
+    response: Any,
+    now: datetime,
+    client_id: str | None,
+) -> VerifiedPasskey:
     settings = idp().settings
-    check_not_throttled(ip)
     try:
         challenge: bytes | None = challenge_of(response)
     except WebAuthnError:
@@ -414,7 +436,6 @@ def finish_authentication(
     def refuse(
         error: PasskeyError, reason: str, *, user_id: int | None = None, **detail: Any
     ) -> PasskeyError:
-        ip_failures().record_failure(ip)
         audit.record(
             "passkey_refused", user_id=user_id or expected_user_id, client_id=client_id,
             step=purpose, reason=reason, **detail,

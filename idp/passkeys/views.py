@@ -154,10 +154,8 @@ def login() -> ResponseReturnValue:
         # (the admin pages): never an open redirect.
         next_path = transactions.return_path(request.args.get("next"))
         return _follow(next_path or url_for("account.home"))
-    if tx.approval_id:
-        # A push approval started earlier in this login is not needed any more.
-        approvals.cancel(tx.approval_id, reason="passkey")
-        tx.approval_id = None
+    # A push approval started earlier in this login is not needed any more.
+    approvals.withdraw(tx.id, reason="passkey")
     # Both interactions are done: the policy asks for no push approval.
     tx.done = [step for step in tx.done if step not in ("login", "mfa")] + ["login", "mfa"]
     tx.user_id = user.id
@@ -227,10 +225,8 @@ def confirm() -> ResponseReturnValue:
         now=utcnow(),
         client_id=tx.client_id,
     )
-    if tx.approval_id:
-        # The push approval is not needed any more: no device may answer it.
-        approvals.cancel(tx.approval_id, reason="passkey")
-        tx.approval_id = None
+    # The push approval is not needed any more: no device may answer it.
+    approvals.withdraw(tx.id, reason="passkey")
     first = ["password"] if "pwd" in login.amr else []
     amr = amr_for([*first, verified.method])
     new_login = start_login_session(verified.user, amr=amr, acr=ACR_MFA)

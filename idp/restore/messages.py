@@ -13,10 +13,16 @@ from ..devices.messages import user_locale
 from ..devices.models import Device
 
 
-def _send(to: str, subject: str, text: str) -> None:
-    from ..notify import compose
+def _send(to: str, subject: str, text: str, *, after_commit: bool = False) -> None:
+    """Send now, or once the current transaction commits (never if it rolls
+    back; a failure to send is then logged, and the change stands)."""
+    from ..notify import compose, send_after_commit
 
-    idp().mailer.send(compose(to, subject, text))
+    message = compose(to, subject, text)
+    if after_commit:
+        send_after_commit(idp().mailer, message)
+    else:
+        idp().mailer.send(message)
 
 
 def _minutes() -> int:
@@ -104,7 +110,8 @@ def send_device_restored(
 
 
 def send_code_revoked(user: User, device: Device) -> None:
-    """Code 1 is void because the device that was shown it was removed."""
+    """Code 1 is void because the device that was shown it was removed (sent
+    once the removal has committed)."""
     if not user.email:
         return
     with force_locale(user_locale(user)):
@@ -118,4 +125,4 @@ def send_code_revoked(user: User, device: Device) -> None:
             device=device.name,
             login_id=_login_id(user),
         )
-        _send(user.email, subject, text)
+        _send(user.email, subject, text, after_commit=True)

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-from flask import current_app
+import redis
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -55,7 +55,7 @@ from ..devices.service import (
 from ..errors import IdpError
 from ..extensions import db
 from ..notify import DeliveryError
-from ..store.ratelimit import FailureCounter, Limit
+from ..store.ratelimit import Limit, LimitReached, Reservation, reserve, reset
 from ..tokens import new_token
 from ..webauthn import WebAuthnError
 from . import notices
@@ -410,23 +410,25 @@ def confirm_activation(
     if not isinstance(data, dict) or data.get("device_id") != device.id:
         raise InvalidActivation()
     lifetime = idp().settings.restore_code_lifetime
-    tries = FailureCounter(store, Limit("restore-activation", EMAIL_CODE_TRIES, lifetime))
+    tries = Limit("restore-activation", EMAIL_CODE_TRIES, lifetime)
     # Counted before the comparison: concurrent guesses cannot get past the limit.
-    try_number = tries.record_failure(activation_id)
-    if try_number > EMAIL_CODE_TRIES:
+    try:
+        attempt = reserve(store, (tries, activation_id))
+    except LimitReached:
         store.delete("restore-activation", activation_id)
-        raise TooManyCodeAttempts()
-    typed = _digits(code, EMAIL_CODE_DIGITS)
-    ok = typed is not None and idp().digester.matches(
-        typed, data["code_digest"], purpose=f"restore-activation:{activation_id}"
-    )
-    if not ok:
-        audit.record("restoration_email_wrong_code", user_id=device.user_id, device=device.id,
-                     failures=try_number)  # fmt: skip
-        if try_number >= EMAIL_CODE_TRIES:
-            store.delete("restore-activation", activation_id)
-            raise TooManyCodeAttempts()
-        raise WrongCode()
+        raise TooManyCodeAttempts() from None
+    with attempt.given_back_on_error(WrongCode, TooManyCodeAttempts):
+        typed = _digits(code, EMAIL_CODE_DIGITS)
+        ok = typed is not None and idp().digester.matches(
+            typed, data["code_digest"], purpose=f"restore-activation:{activation_id}"
+        )
+        if not ok:
+            audit.record("restoration_email_wrong_code", user_id=device.user_id,
+                         device=device.id, failures=attempt.number(tries))  # fmt: skip
+            if attempt.last_allowed(tries):
+                store.delete("restore-activation", activation_id)
+                raise TooManyCodeAttempts()
+            raise WrongCode()
     if store.consume("restore-activation", activation_id) is None:
         raise InvalidActivation()  # a concurrent confirmation got there first
     user = device.user
@@ -476,47 +478,37 @@ def regenerate(*, device: Device, nonce: Any, assertion: Any, now: datetime) -> 
 # --- restoring on a new device -----------------------------------------------------
 
 
-def _counters() -> tuple[FailureCounter, FailureCounter]:
+def _limits() -> tuple[Limit, Limit]:
     s = idp().settings
-    store = idp().store
     return (
-        FailureCounter(
-            store, Limit("restore-login", s.restore_failures_per_login, s.restore_failure_window)
-        ),
-        FailureCounter(
-            store, Limit("restore-ip", s.restore_failures_per_ip, s.restore_failure_window)
-        ),
+        Limit("restore-login", s.restore_failures_per_login, s.restore_failure_window),
+        Limit("restore-ip", s.restore_failures_per_ip, s.restore_failure_window),
     )
 
 
-def _check_throttle(
-    *, ip: str | None = None, login_key: str | None = None, user_id: int | None = None
-) -> None:
-    """429 while the IP address or the login ID is locked out (either is checked
-    when given): the same for an ID that does not exist."""
-    per_login, per_ip = _counters()
-    for counter, subject, scope in ((per_ip, ip, "ip"), (per_login, login_key, "login_id")):
-        if subject is not None and counter.blocked(subject):
-            audit.record("restore_throttled", user_id=user_id, scope=scope)
-            raise TooManyRestoreAttempts(retry_after=max(1, counter.retry_after(subject)))
+def _reserve(*counts: tuple[Limit, str], user_id: int | None) -> Reservation:
+    """Count an attempt before its codes are compared (idp.store.ratelimit:
+    concurrent guesses cannot get past a limit), or 429 while the IP address
+    or the login ID is locked out: the same for an ID that does not exist."""
+    try:
+        return reserve(idp().store, *counts)
+    except LimitReached as exc:
+        scope = "ip" if exc.limit.name == "restore-ip" else "login_id"
+        audit.record("restore_throttled", user_id=user_id, scope=scope)
+        raise TooManyRestoreAttempts(retry_after=exc.retry_after) from None
 
 
-def _fail(
-    reason: str,
-    *,
-    user_id: int | None,
-    login_key: str | None,
-    ip: str,
-    count: bool = True,
-) -> NoReturn:
-    """Count the failure, record why (audit only), answer the generic error."""
-    if count:
-        per_login, per_ip = _counters()
-        per_ip.record_failure(ip)
-        if login_key is not None:
-            per_login.record_failure(login_key)
+def _fail(reason: str, *, user_id: int | None) -> NoReturn:
+    """Record why (audit only) and answer the generic error."""
     audit.record("restore_failed", user_id=user_id, reason=reason)
     raise RestoreFailed()
+
+
+def _fail_counted(reason: str, *, ip: str) -> NoReturn:
+    """A failure that names no known attempt: counted for the IP address."""
+    _, per_ip = _limits()
+    _reserve((per_ip, ip), user_id=None)
+    _fail(reason, user_id=None)
 
 
 def _current_code1(user_id: int) -> str | None:
@@ -534,7 +526,6 @@ def start_restore(
     name, device_kind = devices.check_device_fields(device_name, kind)
     identifier = normalise_identifier(login_id)[:254]
     store = idp().store
-    _check_throttle(ip=ip)
     lookup = find_user(identifier) if identifier else None
     user = lookup.user if lookup else None
     login_key = (
@@ -542,27 +533,31 @@ def start_restore(
         if user is not None
         else "unknown:" + idp().digester.digest(identifier.lower(), purpose="restore-login-id")
     )
-    _check_throttle(login_key=login_key, user_id=user.id if user else None)
+    per_login, per_ip = _limits()
+    reserved = _reserve((per_ip, ip), (per_login, login_key), user_id=user.id if user else None)
 
-    # Looked up and compared in every case (for an unknown ID: user 0, which
-    # does not exist, and a digest nothing matches), so that neither the
-    # answer nor its timing tells an unknown ID from a wrong code.
-    stored = _current_code1(user.id if user is not None else 0)
-    typed = _code1_digest(user.id if user is not None else 0, code1[:64])
-    matches = hmac.compare_digest(typed, stored or _NO_DIGEST)
-    reason = None
-    if user is None:
-        reason = "ambiguous_email" if lookup and lookup.ambiguous_email else "unknown_id"
-    elif stored is None:
-        reason = "not_active"
-    elif not matches:
-        reason = "wrong_code1"
-    elif not user.is_active:
-        reason = "account_locked"
-    elif not (user.email and user.email_verified):
-        reason = "no_confirmed_email"
-    if reason is not None or user is None or stored is None or not user.email:
-        _fail(reason or "?", user_id=user.id if user else None, login_key=login_key, ip=ip)
+    with reserved.given_back_on_error(RestoreFailed):
+        # Looked up and compared in every case (for an unknown ID: user 0, which
+        # does not exist, and a digest nothing matches), so that neither the
+        # answer nor its timing tells an unknown ID from a wrong code.
+        stored = _current_code1(user.id if user is not None else 0)
+        typed = _code1_digest(user.id if user is not None else 0, code1[:64])
+        matches = hmac.compare_digest(typed, stored or _NO_DIGEST)
+        reason = None
+        if user is None:
+            reason = "ambiguous_email" if lookup and lookup.ambiguous_email else "unknown_id"
+        elif stored is None:
+            reason = "not_active"
+        elif not matches:
+            reason = "wrong_code1"
+        elif not user.is_active:
+            reason = "account_locked"
+        elif not (user.email and user.email_verified):
+            reason = "no_confirmed_email"
+        if reason is not None or user is None or stored is None or not user.email:
+            _fail(reason or "?", user_id=user.id if user else None)
+    # The right code 1: not a failed attempt.
+    reserved.give_back()
 
     lifetime = idp().settings.restore_code_lifetime
     code2 = _new_digits(CODE2_DIGITS)
@@ -576,7 +571,16 @@ def start_restore(
         code1_digest=stored,
     )
     attempt.code2_digest = idp().digester.digest(code2, purpose=f"restore-code2:{attempt.id}")
+    # Redis first (the attempt, the notice to every device): if it is down,
+    # no code 2 goes out and nothing is recorded.
     store.put("restore", attempt.id, asdict(attempt), ttl=lifetime)
+    notices.post(
+        user_id=user.id,
+        notice_type=notices.RESTORE_STARTED,
+        data={"device": {"name": name, "kind": device_kind}, "ip": ip},
+        devices=active_devices(user.id),
+        now=now,
+    )
     from .messages import send_restore_code
 
     try:
@@ -587,13 +591,6 @@ def start_restore(
         raise
     audit.record("restore_started", user_id=user.id, restoration=attempt.id, kind=device_kind,
                  device_name=name)  # fmt: skip
-    notices.post(
-        user_id=user.id,
-        notice_type=notices.RESTORE_STARTED,
-        data={"device": {"name": name, "kind": device_kind}, "ip": ip},
-        devices=active_devices(user.id),
-        now=now,
-    )
     return StartedRestore(id=attempt.id, email_masked=_masked(user.email), expires_in=lifetime)
 
 
@@ -601,47 +598,50 @@ def verify_code2(*, restore_id: Any, code2: Any, ip: str, now: datetime) -> Veri
     """Step 2: code 2 of this attempt (single use, ``CODE2_TRIES`` tries).
     Answers the WebAuthn creation options for the new device's key."""
     store = idp().store
-    _check_throttle(ip=ip)
     data = store.get("restore", restore_id) if _valid_id(restore_id) else None
     if not isinstance(data, dict):
-        _fail("unknown_restoration", user_id=None, login_key=None, ip=ip)
+        _fail_counted("unknown_restoration", ip=ip)
     attempt = Attempt(**data)
-    _check_throttle(login_key=attempt.login_key, user_id=attempt.user_id)
     if _current_code1(attempt.user_id) != attempt.code1_digest:
         store.delete("restore", attempt.id)
-        _fail("code1_replaced", user_id=attempt.user_id, login_key=None, ip=ip, count=False)
+        _fail("code1_replaced", user_id=attempt.user_id)
     lifetime = idp().settings.restore_code_lifetime
-    per_login, _ = _counters()
-    tries = FailureCounter(store, Limit("restore-tries", CODE2_TRIES, lifetime))
-    # Each try counts (for the attempt and for the login ID) before the code is
-    # compared, so that concurrent guesses cannot get past either limit; the
-    # login ID's count is cleared again when the code is right.
-    try_number = tries.record_failure(attempt.id)
-    if per_login.record_failure(attempt.login_key) > idp().settings.restore_failures_per_login:
-        _check_throttle(login_key=attempt.login_key, user_id=attempt.user_id)
-    if try_number > CODE2_TRIES:
+    per_login, per_ip = _limits()
+    tries = Limit("restore-tries", CODE2_TRIES, lifetime)
+    # Each try counts (for the attempt, the login ID and the IP address)
+    # before the code is compared, so that concurrent guesses cannot get past
+    # any limit; a right code gives it back (and clears the login ID's count).
+    try:
+        reserved = reserve(store, (per_ip, ip), (per_login, attempt.login_key), (tries, attempt.id))
+    except LimitReached as exc:
+        if exc.limit != tries:
+            audit.record("restore_throttled", user_id=attempt.user_id,
+                         scope="ip" if exc.limit == per_ip else "login_id")  # fmt: skip
+            raise TooManyRestoreAttempts(retry_after=exc.retry_after) from None
         store.delete("restore", attempt.id)
-        _fail("too_many_tries", user_id=attempt.user_id, login_key=None, ip=ip)
-    typed = _digits(code2, CODE2_DIGITS)
-    # The digest is bound to this attempt: a code 2 of another attempt fails.
-    ok = (
-        typed is not None
-        and attempt.code2_digest is not None
-        and idp().digester.matches(
-            typed, attempt.code2_digest, purpose=f"restore-code2:{attempt.id}"
+        _fail("too_many_tries", user_id=attempt.user_id)
+    with reserved.given_back_on_error(RestoreFailed):
+        typed = _digits(code2, CODE2_DIGITS)
+        # The digest is bound to this attempt: a code 2 of another attempt fails.
+        ok = (
+            typed is not None
+            and attempt.code2_digest is not None
+            and idp().digester.matches(
+                typed, attempt.code2_digest, purpose=f"restore-code2:{attempt.id}"
+            )
         )
-    )
-    if not ok:
-        if try_number >= CODE2_TRIES:
-            store.delete("restore", attempt.id)  # void: its right code fails too
-        _fail("wrong_code2", user_id=attempt.user_id, login_key=None, ip=ip)
-    per_login.reset(attempt.login_key)
+        if not ok:
+            if reserved.last_allowed(tries):
+                store.delete("restore", attempt.id)  # void: its right code fails too
+            _fail("wrong_code2", user_id=attempt.user_id)
+    reserved.give_back(per_ip)
+    reserved.reset(per_login)
     # Single use: exactly one request moves the attempt on.
     if store.consume("restore", attempt.id) is None:
-        _fail("used", user_id=attempt.user_id, login_key=None, ip=ip, count=False)
+        _fail("used", user_id=attempt.user_id)
     user = db.session.get(User, attempt.user_id)
     if user is None or not user.is_active:
-        _fail("account_locked", user_id=attempt.user_id, login_key=None, ip=ip, count=False)
+        _fail("account_locked", user_id=attempt.user_id)
     enrolment, options_json = devices._start(
         user, via=EnrolledVia.RESTORATION, device_name=attempt.device_name, kind=attempt.kind
     )
@@ -660,16 +660,18 @@ def complete_restore(*, restore_id: Any, credential: Any, ip: str, now: datetime
     store = idp().store
     data = store.consume("restore-verified", restore_id) if _valid_id(restore_id) else None
     if not isinstance(data, dict):
-        _fail("unknown_restoration", user_id=None, login_key=None, ip=ip)
+        _fail_counted("unknown_restoration", ip=ip)
     attempt = Attempt(**data)
     assert attempt.enrolment_id is not None
     if _current_code1(attempt.user_id) != attempt.code1_digest:
-        _fail("code1_replaced", user_id=attempt.user_id, login_key=None, ip=ip, count=False)
+        _fail("code1_replaced", user_id=attempt.user_id)
     try:
-        enrolled = devices.complete(attempt.enrolment_id, credential=credential,
-                                    confirmation_code=None)  # fmt: skip
+        # Added to this transaction, committed below with code 1's rotation:
+        # either both happen or neither.
+        enrolled = devices.add_device(attempt.enrolment_id, credential=credential,
+                                      confirmation_code=None)  # fmt: skip
     except devices.InvalidEnrolment:
-        _fail("enrolment_expired", user_id=attempt.user_id, login_key=None, ip=ip, count=False)
+        _fail("enrolment_expired", user_id=attempt.user_id)
     except WebAuthnError as exc:
         audit.record("restore_failed", user_id=attempt.user_id, reason=f"webauthn:{exc.reason}")
         raise
@@ -689,12 +691,8 @@ def complete_restore(*, restore_id: Any, credential: Any, ip: str, now: datetime
         .values(code_digest=_code1_digest(user.id, code), code_device_id=device.id, rotated_at=now)
     )
     if not rotated.rowcount:  # type: ignore[attr-defined]
-        db.session.rollback()
-        db.session.execute(update(Device).where(Device.id == device.id).values(revoked_at=now))
-        audit.record("restore_failed", user_id=user.id, reason="code1_replaced", commit=False,
-                     device=device.id)  # fmt: skip
-        db.session.commit()
-        raise RestoreFailed()
+        db.session.rollback()  # the new device goes with it
+        _fail("code1_replaced", user_id=attempt.user_id)
     if pending_until is not None:
         device.pending_until = pending_until
     audit.record(
@@ -702,21 +700,26 @@ def complete_restore(*, restore_id: Any, credential: Any, ip: str, now: datetime
         device=device.id, kind=device.kind,
         pending_until=_iso(pending_until) if pending_until else None,
     )  # fmt: skip
+    db.session.flush()
+    per_login, _ = _limits()
+    reset(idp().store, per_login, attempt.login_key)
     db.session.commit()
-    per_login, _ = _counters()
-    per_login.reset(attempt.login_key)
 
-    notices.post(
-        user_id=user.id,
-        notice_type=notices.DEVICE_RESTORED,
-        data={
-            "device": {"id": device.id, "name": device.name, "kind": device.kind},
-            "ip": ip,
-            "pending_until": _iso(pending_until) if pending_until else None,
-        },
-        devices=[d for d in active_devices(user.id) if d.id != device.id],
-        now=now,
-    )
+    # The restoration stands from here on: telling about it is best effort.
+    try:
+        notices.post(
+            user_id=user.id,
+            notice_type=notices.DEVICE_RESTORED,
+            data={
+                "device": {"id": device.id, "name": device.name, "kind": device.kind},
+                "ip": ip,
+                "pending_until": _iso(pending_until) if pending_until else None,
+            },
+            devices=[d for d in active_devices(user.id) if d.id != device.id],
+            now=now,
+        )
+    except redis.RedisError:
+        log.warning("the notice of restored device %s was not kept for the devices", device.id)
     from .messages import send_device_restored
 
     try:
@@ -763,20 +766,17 @@ def refuse_device(
         assertion=assertion,
         now=now,
     )
-    revoked = db.session.execute(
-        update(Device)
-        .where(Device.id == target.id, Device.revoked_at.is_(None), Device.pending_until > now)
-        .values(revoked_at=now, push_subscription=None)
-    )
-    if not revoked.rowcount:  # type: ignore[attr-defined]
-        db.session.rollback()
-        raise DeviceNotPending()  # removed, or the window ended, meanwhile
-    audit.record("restore_vetoed", user_id=actor.user_id, commit=False,
-                 actor=f"device:{actor.id}", device=target.id, actor_device=actor.id)  # fmt: skip
-    db.session.commit()
-    db.session.refresh(target)
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    devices.device_revoked.send(app, device=target, now=now)
+    try:
+        devices.revoke_device(
+            target,
+            now=now,
+            actor=f"device:{actor.id}",
+            event="restore_vetoed",
+            pending_only=True,
+            actor_device=actor.id,
+        )
+    except DeviceNotFound:
+        raise DeviceNotPending() from None  # removed, or the window ended, meanwhile
     setup = _setup(actor.user_id)
     return RefusedDevice(
         device=target, actor=actor, restoration_active=setup is not None and setup.is_active
@@ -784,10 +784,12 @@ def refuse_device(
 
 
 def on_device_revoked(sender: object, *, device: Device, now: datetime, **extra: Any) -> None:
-    """Receiver of ``idp.devices.service.device_revoked`` (connected in
-    create_app): when the device that was shown the current code 1 is removed
-    (refused, or deleted as "not me"), that code may be in the wrong hands, so
-    it is void; restoration is inactive until activated again."""
+    """Receiver of ``idp.devices.service.device_revoking`` (connected in
+    create_app), inside the revoking transaction: when the device that was
+    shown the current code 1 is removed (refused, or deleted as "not me"),
+    that code may be in the wrong hands, so it is void; restoration is
+    inactive until activated again. The user is told by e-mail once the
+    revocation has committed."""
     setup = _setup(device.user_id)
     if setup is None or setup.code_digest is None or setup.code_device_id != device.id:
         return
@@ -801,20 +803,14 @@ def on_device_revoked(sender: object, *, device: Device, now: datetime, **extra:
         .values(code_digest=None, code_device_id=None)
     )
     if not voided.rowcount:  # type: ignore[attr-defined]
-        db.session.rollback()
         return
     audit.record("restoration_code_revoked", user_id=device.user_id, commit=False,
                  device=device.id, reason="device_removed")  # fmt: skip
-    db.session.commit()
-    db.session.expire_all()
-    from .messages import send_code_revoked
-
     user = db.session.get(User, device.user_id)
     if user is not None:
-        try:
-            send_code_revoked(user, device)
-        except DeliveryError:
-            log.warning("the notice of a void restoration code was not mailed (user %s)", user.id)
+        from .messages import send_code_revoked
+
+        send_code_revoked(user, device)
 
 
 # --- notices -----------------------------------------------------------------------

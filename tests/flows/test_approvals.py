@@ -433,3 +433,50 @@ def test_one_live_approval_per_login(idp: Any) -> None:
     stale = device.answer(first["id"], "approve", "00")
     assert stale.status_code == 410 and stale.json()["error"] == "approval_expired"
     assert idp.events("approval_cancelled")
+
+
+def test_one_live_approval_per_login_however_often_it_is_resumed(idp: Any) -> None:
+    user, device = enrolled(idp)
+    rp = mfa_client(idp)
+    browser, page, _ = to_waiting_page(idp, rp, user)
+    assert browser.last is not None
+    tx = query(browser.last.url)["tx"]
+    # The authorization resumed again (after the password), and the waiting
+    # page reloaded, in turn and at the same moment.
+    for _ in range(2):
+        browser.go(f"{idp.url}/authorize/resume?tx={tx}")
+        browser.go(f"{idp.url}/login/approval?tx={tx}")
+    barrier = threading.Barrier(6)
+
+    def again(i: int) -> None:
+        barrier.wait()
+        path = "/authorize/resume" if i % 2 else "/login/approval"
+        browser.session.get(f"{idp.url}{path}?tx={tx}", timeout=30)
+
+    threads = [threading.Thread(target=again, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    pending = device.approvals()
+    assert len(pending) == 1, pending
+    # The page shows that one's number, and it signs in.
+    page = browser.go(f"{idp.url}/login/approval?tx={tx}")
+    answered = device.answer(pending[0]["id"], "approve", match_code(page))
+    assert answered.status_code == 200, answered.text
+    assert proceed(browser, page).status_code == 302
+    assert device.approvals() == []
+
+
+def test_a_new_request_cancels_the_one_before(idp: Any) -> None:
+    user, device = enrolled(idp)
+    rp = mfa_client(idp)
+    browser, page, _ = to_waiting_page(idp, rp, user)
+    (first,) = device.approvals()
+    retried = browser.submit(page, "/login/approval/retry")
+    (second,) = device.approvals()
+    assert second["id"] != first["id"]
+    old = device.answer(first["id"], "approve", match_code(page))
+    assert old.status_code == 410, old.text
+    assert device.answer(second["id"], "approve", match_code(retried)).status_code == 200

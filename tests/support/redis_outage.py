@@ -1,0 +1,154 @@
+"""A real Redis server that a test can kill in the middle of a request.
+
+``OutageRedis`` runs the system's ``redis-server`` with an append-only file
+written at every command (so a restart finds every write it acknowledged) and
+puts a small TCP relay in front of it. The IdP connects to the relay. Armed
+with ``kill_on(b"...")``, the relay kills the server (SIGKILL) the moment a
+command containing those bytes arrives, before the server sees it: the
+request in flight gets a broken connection exactly there. ``restart()``
+brings the server back on the same port with its data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OutageRedis:
+    def __init__(self, workdir: Path, binary: str | None = None) -> None:
+        self.binary = binary or shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.workdir = workdir
+        self.port = _free_port()
+        self.relay_port = _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._trigger: bytes | None = None
+        self.killed_at: bytes | None = None
+        self._lock = threading.Lock()
+        self._connections: list[socket.socket] = []
+        self._closed = False
+        self.start()
+        self._listener = socket.create_server(("127.0.0.1", self.relay_port))
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    # --- the server -------------------------------------------------------------
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "yes", "--appendfsync", "always"),
+                *("--dir", str(self.workdir)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    if client.ping():
+                        return
+                except redis.ConnectionError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("redis-server did not start") from None
+                    time.sleep(0.02)
+        finally:
+            client.close()
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.relay_port}/{db}"
+
+    @property
+    def up(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill_on(self, trigger: bytes) -> None:
+        """Kill the server when the next command containing ``trigger`` arrives."""
+        with self._lock:
+            self._trigger = trigger
+            self.killed_at = None
+
+    def kill(self) -> None:
+        with self._lock:
+            self._trigger = None
+            if self.process is not None and self.process.poll() is None:
+                self.process.send_signal(signal.SIGKILL)
+                self.process.wait()
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+                connection.close()
+            self._connections.clear()
+
+    def restart(self) -> None:
+        if not self.up:
+            self.start()
+
+    def close(self) -> None:
+        self._closed = True
+        self.kill()
+        self._listener.close()
+
+    # --- the relay ---------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()  # refused as a dead server would be
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._connections += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, to_server: bool) -> None:
+        tail = b""
+        while True:
+            try:
+                chunk = source.recv(65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            if to_server:
+                seen = tail + chunk
+                tail = seen[-256:]
+                trigger = self._trigger
+                if trigger is not None and trigger in seen:
+                    self.killed_at = trigger
+                    self.kill()
+                    return
+            try:
+                target.sendall(chunk)
+            except OSError:
+                break
+        for end in (source, target):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
