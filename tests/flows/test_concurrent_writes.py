@@ -25,21 +25,27 @@ def test_two_sign_ins_granting_consent_at_once_both_succeed(idp: Any) -> None:
             )
             assert 'value="allow"' in page.text, page.text[:300]
             pages.append((browser, page))
-        barrier = threading.Barrier(len(pages))
-        answers: list[requests.Response | None] = [None] * len(pages)
-
-        def allow(i: int) -> None:
-            browser, page = pages[i]
-            barrier.wait()
-            answers[i] = browser.allow(page)
-
-        threads = [threading.Thread(target=allow, args=(i,)) for i in range(len(pages))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-        assert [a.status_code if a is not None else None for a in answers] == [302, 302]
+        answers = allow_at_once(pages)
+        assert [a.status_code for a in answers] == [302, 302]
         # Both grants are remembered: neither sign-in is asked again.
         browser = pages[0][0]
         again = browser.go(rp.authorize_url(scope="openid profile email")[0])
         assert again.status_code == 302, again.text[:300]
+
+
+def allow_at_once(pages: list[tuple[Browser, requests.Response]]) -> list[requests.Response]:
+    barrier = threading.Barrier(len(pages))
+    answers: list[requests.Response | None] = [None] * len(pages)
+
+    def allow(i: int) -> None:
+        browser, page = pages[i]
+        barrier.wait()
+        answers[i] = browser.allow(page)
+
+    threads = [threading.Thread(target=allow, args=(i,)) for i in range(len(pages))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert all(answer is not None for answer in answers)
+    return [answer for answer in answers if answer is not None]
