@@ -17,7 +17,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 
-from .. import idp
+from .. import idp, subjects
 from ..auth.amr import ACR_SUPPORTED
 from ..auth.transactions import ACCOUNT_CLIENT_ID
 from ..extensions import db
@@ -303,13 +303,15 @@ def create_client(
     """Register a client; returns it and its secret in clear (None for
     clients that have no secret). Flushes; the caller commits."""
     if client_id is None:
-        client_id = secrets.token_urlsafe(16)
+        client_id = subjects.new_identifier()
     elif not client_id or len(client_id) > 128 or not client_id.isprintable() or " " in client_id:
         raise ClientError("client_id", "must be 1 to 128 printable characters without spaces")
     elif client_id == ACCOUNT_CLIENT_ID:
         # The account page's own login transactions (idp.auth.transactions).
         raise ClientError("client_id", f"{client_id!r} is reserved")
-    if db.session.scalar(select(Client.id).where(Client.client_id == client_id)) is not None:
+    elif subjects.in_use(client_id):
+        # Another client's id, or a user's sub: a resource server reading
+        # "sub" would take this client for that user (RFC 9068 §6).
         raise ClientError("client_id", f"{client_id!r} is taken")
     client = Client(
         client_id=client_id,
