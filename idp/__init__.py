@@ -22,6 +22,8 @@ from .store import Store, connect
 from .tokens import TokenDigester, derive_key
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# The session cookie's name; with an https issuer it is "__Host-idp_session".
+SESSION_COOKIE = "idp_session"
 
 
 @dataclass
@@ -65,10 +67,15 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         SECRET_KEY=secret_key,
         SQLALCHEMY_DATABASE_URI=database_url,
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
-        SESSION_COOKIE_NAME="idp_session",
+        # With https, a "__Host-" cookie: browsers take it only with Secure,
+        # Path=/ and no Domain, so neither a sibling host nor plain http can
+        # set or overwrite it (RFC 6265bis §4.1.3.2).
+        SESSION_COOKIE_NAME=f"__Host-{SESSION_COOKIE}" if settings.is_https else SESSION_COOKIE,
         SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SECURE=not settings.is_local,
+        SESSION_COOKIE_SECURE=settings.is_https,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_PATH="/",
+        SESSION_COOKIE_DOMAIN=None,
         PERMANENT_SESSION_LIFETIME=settings.session_lifetime,
         WTF_CSRF_TIME_LIMIT=settings.login_transaction_lifetime,
         BABEL_DEFAULT_LOCALE=settings.default_language,
@@ -104,7 +111,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     i18n.init_app(app, babel)
     errors.init_app(app)
-    http.init_app(app)
+    http.init_app(app, settings)
     init_oidc(app)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(account_views.bp)

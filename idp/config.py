@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # At most this many argon2id hashes run at once in one process.
     password_hash_concurrency: int = Field(default=2, ge=1)
 
+    # Strict-Transport-Security (RFC 6797): with an https issuer every
+    # response tells browsers to use only https for this host for that many
+    # seconds. 0: no header (when the TLS proxy in front sets it).
+    hsts_max_age: int = Field(default=31_536_000, ge=0)
+
     languages: tuple[str, ...] = ("en", "de")
     default_language: str = "en"
     log_level: str = "INFO"
@@ -220,6 +225,10 @@ class Settings(BaseSettings):
         if self.default_language not in self.languages:
             raise ValueError("default_language must be one of languages")
         return self
+
+    @property
+    def is_https(self) -> bool:
+        return urlsplit(self.issuer).scheme == "https"
 
     @property
     def is_local(self) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 
+from .. import subjects
 from ..extensions import db
 from .models import User, UserStatus
 from .passwords import PasswordService, check_password_policy
@@ -89,7 +90,9 @@ def create_user(
     elif db.session.scalar(select(User.id).where(User.access_number == access_number)):
         raise AccountError(f"access number {access_number} is taken")
     user = User(
-        sub=secrets.token_urlsafe(16),
+        # OIDC Core §2: never reassigned; and never a client's id either
+        # (idp.subjects), checked in this transaction.
+        sub=subjects.new_identifier(),
         access_number=access_number,
         username=username,
         email=email,

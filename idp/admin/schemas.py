@@ -166,7 +166,9 @@ class ClientPage(Page[Client]):
 
 
 class NewClient(Input):
-    client_id: Identifier | None = Field(default=None, description="Default: random.")
+    client_id: Identifier | None = Field(
+        default=None, description="Default: random. Never another client's id nor a user's sub."
+    )
     client_name: Name
     logo_uri: Uri | None = None
     redirect_uris: list[Uri] = Field(default_factory=list, max_length=50)

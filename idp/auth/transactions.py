@@ -15,6 +15,7 @@ from flask import session, url_for
 
 from .. import idp
 from ..errors import LoginTransactionExpired
+from ..redirects import local_path
 from ..tokens import new_token
 
 SESSION_KEY = "txs"
@@ -32,22 +33,23 @@ ACCOUNT_CLIENT_ID = "freigabe:account"
 ACCOUNT_CLIENT_NAME = "Freigabe"
 
 # Where a browser may return to after signing in or a step-up: the account
-# page and its device pages, and the admin pages. Local paths of a fixed shape
-# only (never a URL from elsewhere, no open redirect): each segment of an
-# admin path is non-empty RFC 3986 pchars (no "//", no backslash, no scheme),
-# and "." or ".." segments are refused.
+# page and its device pages, and the admin pages. Checked on the path that
+# redirects.local_path made of the value (dot segments resolved, percent-
+# encoded): that function decides whether it is safe at all; this only narrows
+# it to these pages. Admin paths are non-empty segments of RFC 3986 pchars.
 _RETURN_PATH = re.compile(
     r"/account(/devices/[A-Za-z0-9_-]{1,64}/(delete|rename))?"
-    r"|/admin(?!.*/\.{1,2}(/|$))(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*/?"
+    r"|/admin(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*/?"
 )
-MAX_RETURN_PATH = 600
 
 
 def return_path(value: object) -> str | None:
-    """``value`` if it is a path the browser may be sent back to, else None."""
-    if isinstance(value, str) and len(value) <= MAX_RETURN_PATH and _RETURN_PATH.fullmatch(value):
-        return value
-    return None
+    """``value`` as a local path (``redirects.local_path``) if it leads to the
+    account or admin pages, with its query, else None."""
+    path = local_path(value, issuer=idp().settings.issuer)
+    if path is None or not _RETURN_PATH.fullmatch(path.split("?", 1)[0].split("#", 1)[0]):
+        return None
+    return path
 
 
 @dataclass

@@ -29,6 +29,7 @@ from ..accounts.service import normalise_identifier
 from ..errors import LoginTransactionExpired
 from ..extensions import db
 from ..passkeys import views as passkey_views
+from ..redirects import local_path
 from ..tokens import new_token
 from . import transactions
 from .amr import acr_for, amr_for
@@ -206,8 +207,7 @@ def new_password() -> ResponseReturnValue:
 def set_language(code: str) -> ResponseReturnValue:
     if code in idp().settings.languages:
         session["lang"] = code
-    target = request.args.get("next", "/")
-    # Only local paths: the switch must not become an open redirect.
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        target = "/"
-    return redirect(target)
+    # Back to the page it was on (any page of ours, with its query), never
+    # elsewhere: the switch must not become an open redirect.
+    target = local_path(request.args.get("next"), issuer=idp().settings.issuer)
+    return redirect(target or url_for("account.index"))

@@ -17,7 +17,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 
-from .. import idp
+from .. import idp, subjects
 from ..auth.amr import ACR_SUPPORTED
 from ..auth.transactions import ACCOUNT_CLIENT_ID
 from ..extensions import db
@@ -90,14 +90,28 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def _check_no_userinfo(uri: str, field: str) -> None:
+    """No user information before the host (``https://rp.example@evil.example/cb``
+    goes to evil.example; RFC 3986 §7.6, RFC 9700 §4.1.1), and no backslash,
+    which a browser reads as "/" where this parser does not, so that both read
+    the same host (``http://evil.example\\@localhost/`` is evil.example to a
+    browser, localhost to urlsplit)."""
+    if "\\" in uri or not uri.isprintable():
+        raise ClientError(field, f"{uri!r} is not a valid URI")
+    if "@" in urlsplit(uri).netloc:
+        raise ClientError(field, f"{uri}: must not contain user information (user@host)")
+
+
 def check_redirect_uri(uri: str, *, public: bool, field: str = "redirect_uris") -> None:
-    """RFC 9700 §2.1 / §4.1.1: absolute, exact, no fragment, no wildcard;
-    plain http only on loopback (RFC 8252 §7.3); private-use schemes with a
-    reverse domain name for native (public) clients (RFC 8252 §7.1)."""
+    """RFC 9700 §2.1 / §4.1.1: absolute, exact, no fragment, no wildcard, no
+    user information; plain http only on loopback (RFC 8252 §7.3);
+    private-use schemes with a reverse domain name for native (public)
+    clients (RFC 8252 §7.1)."""
     if not uri or len(uri) > 500 or any(c.isspace() for c in uri):
         raise ClientError(field, f"{uri!r} is not a valid URI")
     if "*" in uri:
         raise ClientError(field, f"{uri}: wildcards are not allowed, register each URI")
+    _check_no_userinfo(uri, field)
     parts = urlsplit(uri)
     if parts.fragment or uri.endswith("#"):
         raise ClientError(field, f"{uri}: must not contain a fragment")
@@ -132,6 +146,7 @@ def _check_optional_uri(uri: str | None, field: str) -> str | None:
         return None
     if not isinstance(uri, str) or len(uri) > MAX_URI_LENGTH:
         raise ClientError(field, f"must be a URI of at most {MAX_URI_LENGTH} characters")
+    _check_no_userinfo(uri, field)
     parts = urlsplit(uri)
     if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
         raise ClientError(field, f"{uri}: must be an https URI")
@@ -142,8 +157,8 @@ def check_backchannel_logout_uri(uri: Any, *, public: bool) -> str | None:
     """OpenID Connect Back-Channel Logout 1.0 §2.2: an absolute URI that MAY
     have a query and MUST NOT have a fragment; https, or plain http on a
     loopback host (tests and development; the spec allows http for
-    confidential clients only). The server posts to it, so no wildcards and
-    no spaces either."""
+    confidential clients only). The server posts to it, so no wildcards, no
+    spaces and no user information either."""
     field = "backchannel_logout_uri"
     if uri is None or uri == "":
         return None
@@ -151,6 +166,7 @@ def check_backchannel_logout_uri(uri: Any, *, public: bool) -> str | None:
         raise ClientError(field, f"must be a URI of at most {MAX_URI_LENGTH} characters")
     if "*" in uri:
         raise ClientError(field, f"{uri}: wildcards are not allowed")
+    _check_no_userinfo(uri, field)
     parts = urlsplit(uri)
     if parts.fragment or uri.endswith("#"):
         raise ClientError(field, f"{uri}: must not contain a fragment")
@@ -287,13 +303,15 @@ def create_client(
     """Register a client; returns it and its secret in clear (None for
     clients that have no secret). Flushes; the caller commits."""
     if client_id is None:
-        client_id = secrets.token_urlsafe(16)
+        client_id = subjects.new_identifier()
     elif not client_id or len(client_id) > 128 or not client_id.isprintable() or " " in client_id:
         raise ClientError("client_id", "must be 1 to 128 printable characters without spaces")
     elif client_id == ACCOUNT_CLIENT_ID:
         # The account page's own login transactions (idp.auth.transactions).
         raise ClientError("client_id", f"{client_id!r} is reserved")
-    if db.session.scalar(select(Client.id).where(Client.client_id == client_id)) is not None:
+    elif subjects.in_use(client_id):
+        # Another client's id, or a user's sub: a resource server reading
+        # "sub" would take this client for that user (RFC 9068 §6).
         raise ClientError("client_id", f"{client_id!r} is taken")
     client = Client(
         client_id=client_id,
