@@ -11,6 +11,7 @@ from flask import Flask, current_app
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from . import proxy
 from .accounts.passwords import PasswordService
 from .config import Settings, default_instance_path, load_settings
 from .extensions import babel, csrf, db, migrate
@@ -75,6 +76,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
         MAX_CONTENT_LENGTH=64 * 1024,
     )
+
+    # The client's address behind the proxies named by trusted_proxies (and
+    # X-Forwarded-* ignored without it): request.remote_addr is the client.
+    proxy.install(app, settings.trusted_proxies)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))

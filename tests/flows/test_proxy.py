@@ -23,6 +23,7 @@ from requests.adapters import HTTPAdapter
 
 from .conftest import PASSWORD, LiveIdp, free_port, start_idp
 from .helpers import Browser
+from .test_approvals import enrolled, match_code, mfa_client, to_waiting_page
 from .test_serve import wait_for
 
 # What a client may send to pass for someone else.
@@ -74,7 +75,7 @@ def sign_in(browser: Browser, identifier: str) -> requests.Response:
 
 
 def ips(idp: LiveIdp, event_type: str) -> list[str | None]:
-    return [event.ip for event in idp.events(event_type)]
+    return [event.ip for event in sorted(idp.events(event_type), key=lambda event: event.id)]
 
 
 # --- idp serve (gunicorn), no trusted proxies ------------------------------------------
@@ -159,3 +160,68 @@ def test_without_trusted_proxies_forged_forwarding_headers_change_nothing_under_
         assert ips(reader, "login_failed") == ["127.0.0.1"] * 3
     finally:
         reader.stop()
+
+
+# --- trusted_proxies --------------------------------------------------------------------
+
+
+def test_a_hop_count_takes_the_client_from_the_proxy(idp_factory: Any) -> None:
+    idp = idp_factory(trusted_proxies=1, login_failures_per_ip=3)
+    user, device = enrolled(idp)
+    rp = mfa_client(idp)
+
+    # One proxy in front, appending the address it saw to what came in.
+    attacker = browser_from(idp.url, "127.0.0.2", X_Forwarded_For="203.0.113.9, 198.51.100.1")
+    fail_logins(attacker, 3)
+    fail_logins(attacker, 1, expected=429)
+
+    # Another client through the same proxy is not blocked, and the device is
+    # shown its address when asked to confirm the sign-in.
+    erika = browser_from(idp.url, "127.0.0.2", X_Forwarded_For="198.51.100.2")
+    _, page, _ = to_waiting_page(idp, rp, user, browser=erika)
+    [approval] = device.approvals()
+    assert approval["ip"] == "198.51.100.2"
+    # The device's own requests through the proxy: its address.
+    device.http = session_from("127.0.0.2", X_Forwarded_For="198.51.100.3")
+    assert device.answer(approval["id"], "approve", match_code(page)).status_code == 200
+
+    assert ips(idp, "login_failed") == ["198.51.100.1"] * 3
+    assert ips(idp, "login") == ["198.51.100.2"]
+    assert ips(idp, "approval_requested") == ["198.51.100.2"]
+    assert ips(idp, "approval_approved") == ["198.51.100.3"]
+
+
+def test_trusted_proxy_addresses_name_the_client_and_nobody_else_is_believed(
+    idp_factory: Any,
+) -> None:
+    idp = idp_factory(trusted_proxies=["127.0.0.2", "10.0.0.0/8"], login_failures_per_ip=3)
+    user, device = enrolled(idp)
+    rp = mfa_client(idp)
+
+    # A proxy at 127.0.0.2 behind another at 10.1.2.3: the address left of
+    # the trusted ones is the client; what the client put further left is not.
+    attacker = browser_from(
+        idp.url, "127.0.0.2", X_Forwarded_For="203.0.113.9, 198.51.100.1, 10.1.2.3"
+    )
+    fail_logins(attacker, 3)
+    fail_logins(attacker, 1, expected=429)
+
+    # Not from a trusted proxy: X-Forwarded-For is ignored, and the failures
+    # count for the peer, not for the client named (who signs in below).
+    forger = browser_from(idp.url, "127.0.0.3", X_Forwarded_For="2001:db8::2", **FORGED)
+    fail_logins(forger, 3)
+    forger.session.headers["X-Forwarded-For"] = "192.0.2.55"
+    fail_logins(forger, 1, expected=429)
+
+    # A malformed entry: the last trusted hop (10.1.2.3) is the client.
+    odd = browser_from(idp.url, "127.0.0.2", X_Forwarded_For="2001:db8::9, not-an-ip, 10.1.2.3")
+    fail_logins(odd, 1)
+
+    erika = browser_from(idp.url, "127.0.0.2", X_Forwarded_For="2001:db8::2")
+    to_waiting_page(idp, rp, user, browser=erika)
+    [approval] = device.approvals()
+    assert approval["ip"] == "2001:db8::2"
+
+    assert ips(idp, "login_failed") == ["198.51.100.1"] * 3 + ["127.0.0.3"] * 3 + ["10.1.2.3"]
+    assert ips(idp, "login") == ["2001:db8::2"]
+    assert ips(idp, "approval_requested") == ["2001:db8::2"]
