@@ -72,6 +72,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=settings.session_lifetime,
         WTF_CSRF_TIME_LIMIT=settings.login_transaction_lifetime,
+        # Flask-WTF's extra check on https requests wants a Referer from this
+        # host, but every page says "Referrer-Policy: no-referrer" (idp.http),
+        # so browsers send none and each form would be refused once the app
+        # knows it is served over https (behind a trusted TLS proxy). Forms
+        # are protected by the session's CSRF token and SameSite=Lax cookies.
+        WTF_CSRF_SSL_STRICT=False,
         BABEL_DEFAULT_LOCALE=settings.default_language,
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
         MAX_CONTENT_LENGTH=64 * 1024,

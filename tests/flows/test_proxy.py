@@ -61,6 +61,11 @@ def browser_from(issuer: str, address: str, **headers: str) -> Browser:
     return Browser(issuer, session=session_from(address, **headers))
 
 
+def via_tls(forwarded_for: str) -> dict[str, str]:
+    """The headers a TLS proxy adds (the README's nginx example)."""
+    return {"X-Forwarded-For": forwarded_for, "X-Forwarded-Proto": "https"}
+
+
 def fail_logins(browser: Browser, count: int, expected: int = 401) -> None:
     """``count`` password logins with unknown identifiers (no account limit)."""
     for _ in range(count):
@@ -170,14 +175,14 @@ def test_a_hop_count_takes_the_client_from_the_proxy(idp_factory: Any) -> None:
     user, device = enrolled(idp)
     rp = mfa_client(idp)
 
-    # One proxy in front, appending the address it saw to what came in.
-    attacker = browser_from(idp.url, "127.0.0.2", X_Forwarded_For="203.0.113.9, 198.51.100.1")
+    # One TLS proxy in front, appending the address it saw to what came in.
+    attacker = browser_from(idp.url, "127.0.0.2", **via_tls("203.0.113.9, 198.51.100.1"))
     fail_logins(attacker, 3)
     fail_logins(attacker, 1, expected=429)
 
     # Another client through the same proxy is not blocked, and the device is
     # shown its address when asked to confirm the sign-in.
-    erika = browser_from(idp.url, "127.0.0.2", X_Forwarded_For="198.51.100.2")
+    erika = browser_from(idp.url, "127.0.0.2", **via_tls("198.51.100.2"))
     _, page, _ = to_waiting_page(idp, rp, user, browser=erika)
     [approval] = device.approvals()
     assert approval["ip"] == "198.51.100.2"
@@ -200,9 +205,7 @@ def test_trusted_proxy_addresses_name_the_client_and_nobody_else_is_believed(
 
     # A proxy at 127.0.0.2 behind another at 10.1.2.3: the address left of
     # the trusted ones is the client; what the client put further left is not.
-    attacker = browser_from(
-        idp.url, "127.0.0.2", X_Forwarded_For="203.0.113.9, 198.51.100.1, 10.1.2.3"
-    )
+    attacker = browser_from(idp.url, "127.0.0.2", **via_tls("203.0.113.9, 198.51.100.1, 10.1.2.3"))
     fail_logins(attacker, 3)
     fail_logins(attacker, 1, expected=429)
 
@@ -217,7 +220,7 @@ def test_trusted_proxy_addresses_name_the_client_and_nobody_else_is_believed(
     odd = browser_from(idp.url, "127.0.0.2", X_Forwarded_For="2001:db8::9, not-an-ip, 10.1.2.3")
     fail_logins(odd, 1)
 
-    erika = browser_from(idp.url, "127.0.0.2", X_Forwarded_For="2001:db8::2")
+    erika = browser_from(idp.url, "127.0.0.2", **via_tls("2001:db8::2"))
     to_waiting_page(idp, rp, user, browser=erika)
     [approval] = device.approvals()
     assert approval["ip"] == "2001:db8::2"
