@@ -75,8 +75,7 @@ def fail_logins(browser: Browser, count: int, expected: int = 401) -> None:
 
 
 def sign_in(browser: Browser, identifier: str) -> requests.Response:
-    page = browser.sign_in(browser.go(browser.issuer + "/login"), identifier, PASSWORD)
-    return page
+    return browser.sign_in(browser.go(browser.issuer + "/login"), identifier, PASSWORD)
 
 
 def ips(idp: LiveIdp, event_type: str) -> list[str | None]:
@@ -86,11 +85,10 @@ def ips(idp: LiveIdp, event_type: str) -> list[str | None]:
 # --- idp serve (gunicorn), no trusted proxies ------------------------------------------
 
 
-@pytest.fixture
-def serve_settings(backend_overrides: dict[str, Any]) -> dict[str, Any]:
-    """Settings for ``idp serve`` on this test's backend. An in-process app
-    with the same settings (``start_idp``), started only while ``idp serve``
-    is not running, seeds the database and reads the audit log."""
+def settings_for_serve(backend_overrides: dict[str, Any]) -> dict[str, Any]:
+    """Settings for ``idp serve`` on a test's backend. An in-process app with
+    the same settings (``start_idp``), started only while ``idp serve`` is not
+    running, seeds the database and reads the audit log."""
     return {
         **backend_overrides,
         "issuer": f"http://localhost:{free_port()}",
@@ -99,9 +97,17 @@ def serve_settings(backend_overrides: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def serve(settings: dict[str, Any], *args: str, **env: str) -> subprocess.Popen[str]:
-    """``idp serve`` (gunicorn) on the issuer's port with these settings."""
-    port = urlsplit(settings["issuer"]).port
+@pytest.fixture
+def serve_settings(backend_overrides: dict[str, Any]) -> dict[str, Any]:
+    return settings_for_serve(backend_overrides)
+
+
+def serve(
+    settings: dict[str, Any], *args: str, port: int | None = None, **env: str
+) -> subprocess.Popen[str]:
+    """``idp serve`` (gunicorn) with these settings, on the issuer's port
+    unless another is given (behind a proxy)."""
+    port = port or urlsplit(settings["issuer"]).port
     environ = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
     environ.update({f"IDP_{name.upper()}": str(value) for name, value in settings.items() if value})
     environ.update(env)
