@@ -86,20 +86,25 @@ def parse_address(text: str) -> Address | None:
 
 class _ForwardedValuesChecked:
     """Behind ``ProxyFix`` (hop count): keep what it took from the headers
-    only when it is an IP address and http or https; otherwise the values of
-    the connection stay. ``ProxyFix`` takes any string, and with a hop count
-    larger than the real chain that string is the client's own."""
+    only when it is an IP address (in normal form) and http or https;
+    otherwise the values of the connection stay. ``ProxyFix`` takes any
+    string, and with a hop count larger than the real chain of proxies that
+    string comes from the client."""
 
     def __init__(self, app: WSGIApplication) -> None:
         self.app = app
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         original = environ.get("werkzeug.proxy_fix.orig", {})
-        address = parse_address(environ.get("REMOTE_ADDR") or "")
-        if address is not None:
-            environ["REMOTE_ADDR"] = str(address)
-        else:
-            environ["REMOTE_ADDR"] = original.get("REMOTE_ADDR")
+        taken = environ.get("REMOTE_ADDR")
+        if taken != original.get("REMOTE_ADDR"):  # from X-Forwarded-For
+            address = parse_address(taken or "")
+            if address is not None:
+                environ["REMOTE_ADDR"] = str(address)
+            elif original.get("REMOTE_ADDR") is not None:
+                environ["REMOTE_ADDR"] = original["REMOTE_ADDR"]
+            else:
+                del environ["REMOTE_ADDR"]
         if environ.get("wsgi.url_scheme") not in SCHEMES:
             environ["wsgi.url_scheme"] = original.get("wsgi.url_scheme", "http")
         return self.app(environ, start_response)
