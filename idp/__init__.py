@@ -11,6 +11,7 @@ from flask import Flask, current_app
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from . import proxy
 from .accounts.passwords import PasswordService
 from .config import Settings, default_instance_path, load_settings
 from .extensions import babel, csrf, db, migrate
@@ -78,10 +79,20 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_DOMAIN=None,
         PERMANENT_SESSION_LIFETIME=settings.session_lifetime,
         WTF_CSRF_TIME_LIMIT=settings.login_transaction_lifetime,
+        # Flask-WTF's extra check on https requests wants a Referer from this
+        # host, but every page says "Referrer-Policy: no-referrer" (idp.http),
+        # so browsers send none and each form would be refused once the app
+        # knows it is served over https (behind a trusted TLS proxy). Forms
+        # are protected by the session's CSRF token and SameSite=Lax cookies.
+        WTF_CSRF_SSL_STRICT=False,
         BABEL_DEFAULT_LOCALE=settings.default_language,
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
         MAX_CONTENT_LENGTH=64 * 1024,
     )
+
+    # The client's address behind the proxies named by trusted_proxies (and
+    # X-Forwarded-* ignored without it): request.remote_addr is the client.
+    proxy.install(app, settings.trusted_proxies)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import tomllib
+from ipaddress import ip_network
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -65,6 +67,14 @@ class Settings(BaseSettings):
     languages: tuple[str, ...] = ("en", "de")
     default_language: str = "en"
     log_level: str = "INFO"
+
+    # --- behind a reverse proxy (idp.proxy)
+    # Whose X-Forwarded-For / X-Forwarded-Proto to believe: the number of
+    # proxies in front of the app (every request passes all of them), or the
+    # proxies' addresses and CIDR networks (IPv4 and IPv6). 0 or empty: none,
+    # the headers are ignored and the client is the connection's peer.
+    # Environment: IDP_TRUSTED_PROXIES=1 or IDP_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7
+    trusted_proxies: Annotated[int | tuple[str, ...], NoDecode] = 0
 
     # --- administration (/admin, idp.admin.views)
     # The admin pages need a sign-in confirmed with a device or a passkey; after
@@ -150,6 +160,11 @@ class Settings(BaseSettings):
     sms_gateway_body: str = ""
     sms_gateway_token: str = ""
     sms_gateway_timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies_are_a_count_or_networks(cls, value: object) -> int | tuple[str, ...]:
+        return parse_trusted_proxies(value)
 
     @field_validator("push_contact")
     @classmethod
@@ -252,6 +267,38 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+def parse_trusted_proxies(value: object) -> int | tuple[str, ...]:
+    """``trusted_proxies`` from TOML (an integer or a list of strings), the
+    environment (``"1"``, ``"10.0.0.0/8,192.0.2.7"``) or a mapping: a hop
+    count, or the networks in normal form (``192.0.2.7`` is ``192.0.2.7/32``)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return 0
+        if text.isdigit():
+            return int(text)
+        value = text.split(",")
+    if isinstance(value, bool) or not isinstance(value, int | list | tuple):
+        raise ValueError(
+            "trusted_proxies must be a number of proxies or a list of addresses and networks"
+        )
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("trusted_proxies must not be negative")
+        return value
+    networks = []
+    for entry in value:
+        if not isinstance(entry, str) or not entry.strip():
+            raise ValueError(f"trusted_proxies: {entry!r} is not an IP address or network")
+        try:
+            # strict: 10.0.0.1/8 is refused (did it mean 10.0.0.0/8 or 10.0.0.1?).
+            network = ip_network(entry.strip())
+        except ValueError as exc:
+            raise ValueError(f"trusted_proxies: {exc}") from None
+        networks.append(str(network))
+    return tuple(networks)
 
 
 class _TomlSource(PydanticBaseSettingsSource):

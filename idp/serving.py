@@ -65,6 +65,15 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         "errorlog": "-",
         "proc_name": "freigabe-idp",
         "control_socket_disable": True,
+        # gunicorn believes no request header about the client: by default it
+        # takes the scheme from X-Forwarded-Proto (and -Protocol, -Ssl), and
+        # SCRIPT_NAME / PATH_INFO from headers, when the peer is 127.0.0.1 or
+        # ::1 (forwarded_allow_ips), which is every local client as well as a
+        # local proxy. Which proxies are believed is the trusted_proxies
+        # setting alone, applied by the app (idp.proxy), under any server.
+        "forwarded_allow_ips": "",
+        "secure_scheme_headers": {},
+        "forwarder_headers": "",
         # Never log query strings of the token endpoint; the access log line
         # carries the path only (codes and tokens travel in bodies or in
         # redirects to the client, not in requests to us, but be safe).

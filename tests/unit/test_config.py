@@ -90,3 +90,68 @@ def test_passkey_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings({"passkey_attestation": "direct"}).passkey_attestation == "direct"
     with pytest.raises(ConfigError, match="passkey_attestation"):
         load_settings({"passkey_attestation": "enterprise"})
+
+
+def test_trusted_proxies_from_toml_environment_and_mapping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IDP_CONFIG", raising=False)
+    monkeypatch.delenv("IDP_TRUSTED_PROXIES", raising=False)
+    assert load_settings().trusted_proxies == 0  # default: no proxy is trusted
+
+    config = tmp_path / "idp.toml"
+    monkeypatch.setenv("IDP_CONFIG", str(config))
+    config.write_text("trusted_proxies = 2\n")
+    assert load_settings().trusted_proxies == 2
+    config.write_text('trusted_proxies = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]\n')
+    assert load_settings().trusted_proxies == ("10.0.0.0/8", "2001:db8::/32", "192.0.2.7/32")
+    config.write_text("trusted_proxies = []\n")
+    assert not load_settings().trusted_proxies
+
+    # The environment: a count, or addresses separated by commas (not JSON).
+    monkeypatch.setenv("IDP_TRUSTED_PROXIES", "1")
+    assert load_settings().trusted_proxies == 1
+    monkeypatch.setenv("IDP_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7,::1")
+    assert load_settings().trusted_proxies == ("10.0.0.0/8", "192.0.2.7/32", "::1/128")
+    monkeypatch.setenv("IDP_TRUSTED_PROXIES", "")
+    assert load_settings().trusted_proxies == 0
+    assert load_settings({"trusted_proxies": ["127.0.0.1"]}).trusted_proxies == ("127.0.0.1/32",)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("10.0.0.1/8", "trusted_proxies: 10.0.0.1/8 has host bits set"),
+        ("proxy.internal", "trusted_proxies: 'proxy.internal' does not appear to be"),
+        ("10.0.0.0/8,,192.0.2.7", "trusted_proxies: '' is not an IP address or network"),
+        ("-1", "trusted_proxies: '-1' does not appear to be"),
+    ],
+)
+def test_trusted_proxies_refused_from_the_environment(
+    value: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IDP_CONFIG", raising=False)
+    monkeypatch.setenv("IDP_TRUSTED_PROXIES", value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (True, "trusted_proxies must be a number of proxies or a list"),
+        (-1, "trusted_proxies must not be negative"),
+        (1.5, "trusted_proxies must be a number of proxies or a list"),
+        ([10], "trusted_proxies: 10 is not an IP address or network"),
+        (["2001:db8::1/32"], "trusted_proxies: 2001:db8::1/32 has host bits set"),
+    ],
+)
+def test_trusted_proxies_refused_from_a_mapping(
+    value: object, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IDP_CONFIG", raising=False)
+    monkeypatch.delenv("IDP_TRUSTED_PROXIES", raising=False)
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"trusted_proxies": value})
+    assert message in str(raised.value)
