@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from .. import idp, subjects
 from ..auth.amr import ACR_SUPPORTED
@@ -340,7 +341,13 @@ def create_client(
     validate(client)
     secret = _new_secret(client) if token_endpoint_auth_method in SECRET_METHODS else None
     db.session.add(client)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # The same id registered by a concurrent request a moment earlier
+        # (the unique constraint decides): the same answer as above, never a
+        # 500. The caller rolls the session back.
+        raise ClientError("client_id", f"{client_id!r} is taken") from None
     return client, secret
 
 

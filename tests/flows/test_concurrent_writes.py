@@ -3,13 +3,14 @@ because another did the same thing at the same moment."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import requests
 
 from .conftest import PASSWORD
 from .helpers import Browser, RelyingParty
+from .test_admin_api import automation
+from .test_concurrent_limits import at_once
 
 
 def test_two_sign_ins_granting_consent_at_once_both_succeed(idp: Any) -> None:
@@ -34,18 +35,14 @@ def test_two_sign_ins_granting_consent_at_once_both_succeed(idp: Any) -> None:
 
 
 def allow_at_once(pages: list[tuple[Browser, requests.Response]]) -> list[requests.Response]:
-    barrier = threading.Barrier(len(pages))
-    answers: list[requests.Response | None] = [None] * len(pages)
+    return at_once(len(pages), lambda i: pages[i][0].allow(pages[i][1]))
 
-    def allow(i: int) -> None:
-        browser, page = pages[i]
-        barrier.wait()
-        answers[i] = browser.allow(page)
 
-    threads = [threading.Thread(target=allow, args=(i,)) for i in range(len(pages))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert all(answer is not None for answer in answers)
-    return [answer for answer in answers if answer is not None]
+def test_two_registrations_of_one_client_id_at_once_give_one_client(idp: Any) -> None:
+    api = automation(idp)
+    for n in range(5):
+        body = {"client_name": "Payroll", "client_id": f"payroll-{n}",
+                "grant_types": ["client_credentials"], "scope": "openid"}  # fmt: skip
+        answers = at_once(4, lambda _i, body=body: api.call("POST", "/clients", json=body))
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [201, 400, 400, 400], [a.text for a in answers]
