@@ -15,7 +15,7 @@ payload carries a single-use nonce the device fetched first
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -150,11 +150,13 @@ class Enrolment:
     kind: str
     challenge: str  # hex of the WebAuthn registration challenge
     code_digest: str | None = None
-    tries: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, ttl: int) -> None:
         idp().store.put("enrol", self.id, asdict(self), ttl=ttl)
+
+
+_ENROLMENT_FIELDS = frozenset(f.name for f in fields(Enrolment))
 
 
 @dataclass(frozen=True)
@@ -331,7 +333,8 @@ def add_device(
     data = idp().store.get("enrol", enrolment_id) if enrolment_id else None
     if data is None:
         raise InvalidEnrolment()
-    enrolment = Enrolment(**data)
+    # (Records stored by an earlier release may carry a "tries" member.)
+    enrolment = Enrolment(**{k: v for k, v in data.items() if k in _ENROLMENT_FIELDS})
     if enrolment.code_digest is not None:
         tries = Limit("enrol-code", ENROLMENT_CODE_TRIES, settings.enrolment_lifetime)
         # Each try counts before the code is compared, so concurrent guesses
