@@ -355,24 +355,28 @@ def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
     old_refresh = request.refresh_token
     user: User | None = request.user
     expires_in = int(token["expires_in"])
+    family_id: str | None = None
+    sid: str | None = None
     if isinstance(code, AuthorizationCode):
         family_id, sid, auth_time = code.family_id, code.sid, code.auth_time
         amr, acr = code.amr, code.acr
     elif isinstance(old_refresh, RefreshToken):
         family_id, sid = old_refresh.family_id, old_refresh.sid
         auth_time, amr, acr = _epoch(old_refresh.auth_time), old_refresh.amr, old_refresh.acr
-    else:  # client credentials: no user, no family
-        record = AccessToken(
-            digest=idp.digester.digest(token["access_token"], purpose="access-token"),
-            client_id=client.client_id,
-            scope=token.get("scope", ""),
-            issued_at=now,
-            expires_at=now + expires_in,
-        )
+    record = AccessToken(
+        digest=idp.digester.digest(token["access_token"], purpose="access-token"),
+        client_id=client.client_id,
+        scope=token.get("scope", ""),
+        issued_at=now,
+        expires_at=now + expires_in,
+        user_id=user.id if user is not None else None,
+        family_id=family_id,
+        sid=sid,
+    )
+    if family_id is None or user is None:  # client credentials: no user, no family
         idp.store.put("at", record.digest, asdict(record), ttl=expires_in)
         return
 
-    assert user is not None
     if isinstance(code, AuthorizationCode):
         insert_ignore(
             TokenFamily,
@@ -403,16 +407,6 @@ def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
         )
     db.session.flush()
 
-    record = AccessToken(
-        digest=idp.digester.digest(token["access_token"], purpose="access-token"),
-        client_id=client.client_id,
-        scope=token.get("scope", ""),
-        issued_at=now,
-        expires_at=now + expires_in,
-        user_id=user.id,
-        family_id=family_id,
-        sid=sid,
-    )
     store = idp.store
     keys = [store.key("at", record.digest), store.key("family-at", family_id)]
     args: list[Any] = [json.dumps(asdict(record)), expires_in, record.digest]

@@ -151,13 +151,7 @@ def test_concurrent_enrolment_codes_get_at_most_five_tries(idp: Any) -> None:
 
 
 def test_concurrent_code1_guesses_get_at_most_the_limit(idp_factory: Any, smtp_server: Any) -> None:
-    idp = idp_factory(
-        smtp_host="127.0.0.1",
-        smtp_port=smtp_server.port,
-        smtp_security="none",
-        restore_failures_per_login=5,
-        restore_failures_per_ip=1000,
-    )
+    idp = smtp_idp(idp_factory, smtp_server, restore_failures_per_login=5)
     user, device = enrolled_for_restoration(idp)
     activated(idp, device)
 
@@ -174,13 +168,7 @@ def test_concurrent_code1_guesses_get_at_most_the_limit(idp_factory: Any, smtp_s
 def test_concurrent_code2_guesses_get_at_most_three_tries(
     idp_factory: Any, smtp_server: Any
 ) -> None:
-    idp = idp_factory(
-        smtp_host="127.0.0.1",
-        smtp_port=smtp_server.port,
-        smtp_security="none",
-        restore_failures_per_ip=1000,
-        restore_failures_per_login=1000,
-    )
+    idp = smtp_idp(idp_factory, smtp_server, restore_failures_per_login=1000)
     user, device = enrolled_for_restoration(idp)
     code1 = activated(idp, device)
     new = RestoringDevice(idp.url)
@@ -253,6 +241,13 @@ def test_concurrent_open_registrations_get_at_most_the_limit(idp_factory: Any) -
 
     assert statuses(answers) == [201] * 3 + [429] * (N - 3)
     assert len(idp.events("client_registered")) == 3
+
+
+def smtp_idp(idp_factory: Any, smtp_server: Any, **limits: int) -> Any:
+    limits.setdefault("restore_failures_per_ip", 1000)
+    return idp_factory(
+        smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_security="none", **limits
+    )
 
 
 def enrolled_for_restoration(idp: Any) -> tuple[Any, RestoringDevice]:
