@@ -244,7 +244,8 @@ def start(
         cancel(previous_id, reason="replaced")
     pushes.record_failure(str(user.id))  # counts pushes, not failures
 
-    code = f"{secrets.randbelow(100):02d}"
+    digits = settings.approval_code_digits
+    code = f"{secrets.randbelow(10**digits):0{digits}d}"
     approval_id = new_token(16)
     approval = Approval(
         id=approval_id,

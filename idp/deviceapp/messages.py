@@ -79,7 +79,7 @@ APP_MESSAGES: Mapping[str, Text] = {
     "approval_title": _l("Sign-in to %(client)s"),
     "approval_from": _l("from %(ip)s, %(time)s"),
     "unknown_ip": _l("an unknown address"),
-    "code_needed": _l("Type the two-digit number shown in the browser."),
+    "code_needed": _l("Type the number shown in the browser."),
     "unlock": _l("Confirm with your fingerprint, face or screen lock …"),
     "approved": _l("Sign-in to %(client)s confirmed. The browser continues by itself."),
     "denied": _l("Sign-in to %(client)s refused."),
