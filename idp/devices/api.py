@@ -14,7 +14,7 @@ from .. import audit, idp
 from ..approvals import service as approvals
 from ..auth.first_factor import verify_password_login
 from ..extensions import csrf, db, utcnow
-from . import service
+from . import notices, service
 from .models import Device
 from .service import InvalidDeviceRequest
 
@@ -157,6 +157,13 @@ def rename_device(device_id: str) -> ResponseReturnValue:
         raise service.DeviceNotFound()
     renamed = service.rename_device(target, _body().get("name"), actor=f"device:{device.id}")
     return jsonify(device=service.describe(renamed, current=device))
+
+
+@bp.get("/notices")
+def list_notices() -> ResponseReturnValue:
+    """Notices about the account (a restoration started, a device added or
+    removed), newest first; docs/device-api.md "Notices"."""
+    return jsonify(notices=[n.public() for n in notices.for_device(current_device())])
 
 
 @bp.put("/push-subscription")

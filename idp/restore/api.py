@@ -132,11 +132,6 @@ def refuse_device(device_id: str) -> ResponseReturnValue:
     )
 
 
-@bp.get("/notices")
-def list_notices() -> ResponseReturnValue:
-    return jsonify(notices=service.notices_for(current_device()))
-
-
 # --- a new device: restoring the ID (no token yet) -------------------------------------
 
 

@@ -43,6 +43,7 @@ from .. import audit, idp
 from ..accounts.models import User
 from ..accounts.service import find_user, normalise_identifier
 from ..audit import AuditEvent
+from ..devices import notices
 from ..devices import service as devices
 from ..devices.models import Device, EnrolledVia
 from ..devices.service import (
@@ -58,7 +59,6 @@ from ..notify import DeliveryError
 from ..store.ratelimit import FailureCounter, Limit
 from ..tokens import new_token
 from ..webauthn import WebAuthnError
-from . import notices
 from .models import RestorationSetup
 
 log = logging.getLogger(__name__)
@@ -815,13 +815,6 @@ def on_device_revoked(sender: object, *, device: Device, now: datetime, **extra:
             send_code_revoked(user, device)
         except DeliveryError:
             log.warning("the notice of a void restoration code was not mailed (user %s)", user.id)
-
-
-# --- notices -----------------------------------------------------------------------
-
-
-def notices_for(device: Device) -> list[dict[str, Any]]:
-    return [n.public() for n in notices.for_device(device)]
 
 
 def _iso(value: datetime) -> str:
