@@ -35,7 +35,15 @@ from .test_demo_rp import pre
 from .test_demo_rp import sign_in as sign_in_at_rp
 from .test_device_cli import match_code, mfa_client, new_user, sms_codes, to_waiting_page
 from .test_device_cli import wait_for_sms as sms_code
-from .test_restoration import CODE1, EMAIL, mail_code, smtp_idp, verify_email
+from .test_restoration import (
+    CODE1,
+    CODE2_MAIL,
+    CONFIRMATION_MAIL,
+    EMAIL,
+    mail_code,
+    smtp_idp,
+    verify_email,
+)
 
 PIN = "4711-phone"
 RESTORE_FAILED = "The identity could not be restored"
@@ -138,7 +146,8 @@ def mailed(smtp_server: Any, digits: int, *, wrong: bool = False) -> Callable[[]
     """The next mail's code (or, ``wrong``, another one), read when the CLI asks for it."""
 
     def code() -> str:
-        found = int(mail_code(smtp_server.wait_for(EMAIL), digits))
+        kind = CODE2_MAIL if digits == 8 else CONFIRMATION_MAIL
+        found = int(mail_code(smtp_server.wait_for(EMAIL, subject=kind), digits))
         return f"{(found + 1 if wrong else found) % 10**digits:0{digits}d}"
 
     return code
