@@ -90,6 +90,7 @@ def complete_enrolment(enrolment_id: str) -> ResponseReturnValue:
         enrolment_id[:64],
         credential=data.get("credential"),
         confirmation_code=code if isinstance(code, str) else None,
+        ip=request.remote_addr,
     )
     device = enrolled.device
     return jsonify(
@@ -139,6 +140,7 @@ def delete_device(device_id: str) -> ResponseReturnValue:
         nonce=data.get("nonce"),
         assertion=data.get("assertion"),
         now=utcnow(),
+        ip=request.remote_addr,
     )
     return jsonify(
         status="deleted",

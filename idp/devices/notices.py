@@ -33,8 +33,12 @@ MAX_NOTICES = 50
 # A notice push waits this long for an offline device (RFC 8030 §5.2 TTL).
 PUSH_TTL = 86400
 
+# docs/device-api.md "Notices". A device added by restoration keeps the type it
+# had before the other ways of adding one were told too.
 RESTORE_STARTED = "restore_started"
+DEVICE_ADDED = "device_added"
 DEVICE_RESTORED = "device_restored"
+DEVICE_REMOVED = "device_removed"
 
 
 @dataclass(frozen=True)

@@ -58,9 +58,16 @@ ACTION_NONCE_LIFETIME = 300
 
 _signals = Namespace()
 # Sent (sender: the app) after a device was revoked and committed, with
-# ``device`` and ``now``. Receivers (approvals, restore) are connected in
-# create_app: devices must not import the packages that depend on them.
+# ``device``, ``now``, ``actor`` (as in the audit log: ``device:ID``,
+# ``user:ID``, ``admin:ID``, ...), ``ip`` (None: not known) and ``refused``
+# (True: refused in a restoration's veto window). Receivers (approvals,
+# restore, changes) are connected in create_app: devices must not import the
+# packages that depend on them.
 device_revoked = _signals.signal("device-revoked")
+# Sent (sender: the app) after a new device was committed, with ``device`` and
+# ``ip`` (None: not known); for a restored device by idp.restore, once code 1
+# was rotated. The receiver (changes) tells the user.
+device_added = _signals.signal("device-added")
 
 
 class DeviceError(IdpError):
@@ -301,9 +308,16 @@ def start_with_binding_code(code: str, *, device_name: str, kind: str, ip: str) 
 
 
 def complete(
-    enrolment_id: str, *, credential: Any, confirmation_code: str | None
+    enrolment_id: str,
+    *,
+    credential: Any,
+    confirmation_code: str | None,
+    ip: str | None = None,
+    announce: bool = True,
 ) -> EnrolledDevice:
-    """ "Complete key registration": check the code, verify the registration."""
+    """ "Complete key registration": check the code, verify the registration.
+    ``announce``: send ``device_added`` once committed (a restoration sends it
+    itself when its own transaction is done)."""
     settings = idp().settings
     data = idp().store.get("enrol", enrolment_id) if enrolment_id else None
     if data is None:
@@ -366,6 +380,8 @@ def complete(
         via=device.enrolled_via,
     )
     db.session.commit()
+    if announce:
+        device_added.send(current_app._get_current_object(), device=device, ip=ip)  # type: ignore[attr-defined]
     return EnrolledDevice(device=device, token=token)
 
 
@@ -460,7 +476,13 @@ def verify_signed_action(
 
 
 def delete_device(
-    *, actor: Device, target_id: Any, nonce: Any, assertion: Any, now: datetime
+    *,
+    actor: Device,
+    target_id: Any,
+    nonce: Any,
+    assertion: Any,
+    now: datetime,
+    ip: str | None = None,
 ) -> DeletedDevice:
     """Delete (revoke) one of the user's devices, on the word of another one
     or of itself (DESIGN §4).
@@ -496,6 +518,7 @@ def delete_device(
         target,
         now=now,
         actor=f"device:{actor.id}",
+        ip=ip,
         actor_device=actor.id,
     )
     return DeletedDevice(
@@ -507,11 +530,14 @@ def delete_device(
     )
 
 
-def revoke_device(target: Device, *, now: datetime, actor: str, **details: Any) -> int:
+def revoke_device(
+    target: Device, *, now: datetime, actor: str, ip: str | None = None, **details: Any
+) -> int:
     """Revoke ``target`` at once (DESIGN §4), on anyone's word that was checked
     already: a device's signed action, the account page after MFA, or an
     administrator. ``actor`` names them in the audit log (``device:ID``,
-    ``user:ID``, ``admin:ID``). Returns how many active devices the user has left.
+    ``user:ID``, ``admin:ID``), ``ip`` is where the request came from (None: not
+    known, as for the idp command). Returns how many active devices the user has left.
 
     Only one revocation takes the device (conditional UPDATE; else
     ``DeviceNotFound``). Its token answers ``device_revoked`` from now on, its
@@ -537,7 +563,8 @@ def revoke_device(target: Device, *, now: datetime, actor: str, **details: Any) 
     )
     db.session.commit()
     db.session.refresh(target)
-    device_revoked.send(current_app._get_current_object(), device=target, now=now)  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    device_revoked.send(app, device=target, now=now, actor=actor, ip=ip)
     return len(active_devices(target.user_id))
 
 

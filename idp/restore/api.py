@@ -124,6 +124,7 @@ def refuse_device(device_id: str) -> ResponseReturnValue:
         nonce=data.get("nonce"),
         assertion=data.get("assertion"),
         now=utcnow(),
+        ip=_ip(),
     )
     return jsonify(
         status="refused",

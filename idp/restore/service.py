@@ -667,7 +667,7 @@ def complete_restore(*, restore_id: Any, credential: Any, ip: str, now: datetime
         _fail("code1_replaced", user_id=attempt.user_id, login_key=None, ip=ip, count=False)
     try:
         enrolled = devices.complete(attempt.enrolment_id, credential=credential,
-                                    confirmation_code=None)  # fmt: skip
+                                    confirmation_code=None, announce=False)  # fmt: skip
     except devices.InvalidEnrolment:
         _fail("enrolment_expired", user_id=attempt.user_id, login_key=None, ip=ip, count=False)
     except WebAuthnError as exc:
@@ -706,24 +706,8 @@ def complete_restore(*, restore_id: Any, credential: Any, ip: str, now: datetime
     per_login, _ = _counters()
     per_login.reset(attempt.login_key)
 
-    notices.post(
-        user_id=user.id,
-        notice_type=notices.DEVICE_RESTORED,
-        data={
-            "device": {"id": device.id, "name": device.name, "kind": device.kind},
-            "ip": ip,
-            "pending_until": _iso(pending_until) if pending_until else None,
-        },
-        devices=[d for d in active_devices(user.id) if d.id != device.id],
-        now=now,
-    )
-    from .messages import send_device_restored
-
-    try:
-        send_device_restored(user, device, ip=ip, pending_until=pending_until)
-    except DeliveryError:
-        # The device is there; the notice to the devices and the audit event stand.
-        log.warning("the notice of restored device %s was not mailed", device.id)
+    # The other devices and the e-mail address are told (idp.devices.changes).
+    devices.device_added.send(current_app._get_current_object(), device=device, ip=ip)  # type: ignore[attr-defined]
     return RestoredDevice(device=device, token=enrolled.token, code=code,
                           pending_until=pending_until)  # fmt: skip
 
@@ -732,7 +716,13 @@ def complete_restore(*, restore_id: Any, credential: Any, ip: str, now: datetime
 
 
 def refuse_device(
-    *, actor: Device, target_id: Any, nonce: Any, assertion: Any, now: datetime
+    *,
+    actor: Device,
+    target_id: Any,
+    nonce: Any,
+    assertion: Any,
+    now: datetime,
+    ip: str | None = None,
 ) -> RefusedDevice:
     """Refuse a restored device while it is pending (``restore_veto_window``).
 
@@ -776,7 +766,8 @@ def refuse_device(
     db.session.commit()
     db.session.refresh(target)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    devices.device_revoked.send(app, device=target, now=now)
+    devices.device_revoked.send(app, device=target, now=now, actor=f"device:{actor.id}", ip=ip,
+                                refused=True)  # fmt: skip
     setup = _setup(actor.user_id)
     return RefusedDevice(
         device=target, actor=actor, restoration_active=setup is not None and setup.is_active
