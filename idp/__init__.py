@@ -161,6 +161,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     device_service.device_revoking.connect(restore_service.on_device_revoked)
     app.register_blueprint(restore_api.bp)
 
+    from .devices import changes as device_changes
+
+    # Every device added or removed is told to the user's e-mail address and
+    # other devices (after the receivers above have done their part).
+    device_service.device_added.connect(device_changes.on_device_added)
+    device_service.device_revoked.connect(device_changes.on_device_revoked)
+
     from .admin import api as admin_api
 
     app.register_blueprint(admin_api.bp)

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     binding_code_lifetime: int = Field(default=600, ge=60, le=3600)
     # An approval waits this long for the device's answer.
     approval_lifetime: int = Field(default=120, ge=30, le=900)
+    # Digits of the match code the browser shows and the user types on the
+    # device (2: 1 in 100 for a guess; the wrong-number limit below counts
+    # guesses whatever the length).
+    approval_code_digits: int = Field(default=2, ge=2, le=6)
     # Per user and window: at most this many approvals pushed, and this many
     # wrong numbers before approvals are refused until the window ends (NIST
     # SP 800-63B-4 §3.2.2; a new approval does not reset the count).

@@ -23,7 +23,7 @@ Restoration (DESIGN §5, docs/device-api.md "Restoration"), the app's
 
 Managing devices: ``devices`` (restored devices still in their veto window
 marked as pending), ``rename``, ``delete``, ``refuse`` (veto a pending restored
-device) and ``notices`` ("a new device was added by restoration ...").
+device) and ``notices`` ("a new device was added ...", "a device was removed ...").
 
 Input: prompts on a terminal. When stdin is not a terminal every prompt reads
 the next line of stdin instead (no echo, no confirmation), so scripts can pipe
@@ -1065,25 +1065,66 @@ def _moment(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def describe_notice(notice: Mapping[str, Any], *, present: set[str], now: datetime) -> list[str]:
+# How a device was added (the "via" of a device_added notice).
+ADDED_VIA = {
+    "password_sms": "with the password and a code sent by text message",
+    "password_email": "with the password and a code sent by e-mail",
+    "binding_code": "with a binding code from the account page",
+    "restoration": "by restoration",
+}
+
+
+def _named(found: Any) -> str:
+    about: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    return f"{about.get('name')!r} ({about.get('kind')})"
+
+
+def _removed_by(notice: Mapping[str, Any], this_device: str | None) -> str:
+    """Who removed the device of a device_removed notice, in words."""
+    about = notice.get("device")
+    by = notice.get("by_device")
+    removed_id = about.get("id") if isinstance(about, Mapping) else None
+    by_id = by.get("id") if isinstance(by, Mapping) else None
+    if notice.get("removed_by") == "device" and by_id is not None:
+        if by_id == removed_id:
+            actor = "by the device itself"
+        elif by_id == this_device:
+            actor = "by this device"
+        else:
+            actor = f"by the device {_named(by)}"
+        return f"refused {actor}" if notice.get("refused") else actor
+    if notice.get("removed_by") == "account_page":
+        return "on the account page"
+    if notice.get("removed_by") == "administrator":
+        return "by an administrator"
+    return "by someone"
+
+
+def describe_notice(
+    notice: Mapping[str, Any], *, present: set[str], now: datetime, this_device: str | None = None
+) -> list[str]:
     """A notice in words, with what to do if it was not the user."""
     when = local_time(notice.get("created_at"))
     found = notice.get("device")
     about: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     name, kind = about.get("name"), about.get("kind")
     ip = notice.get("ip") or "an unknown address"
-    if notice.get("type") == "restore_started":
+    kind_of = notice.get("type")
+    if kind_of == "restore_started":
         return [
             f"{when}  Someone started restoring your ID on a new device {name!r} ({kind}) "
             f"from {ip}; the second restoration code was e-mailed to you.",
             "    Not you? Then someone knows your restoration code 1: replace it with "
             "'idp-device restoration regenerate'.",
         ]
-    if notice.get("type") == "device_restored":
+    if kind_of in ("device_added", "device_restored"):
         device_id = str(about.get("id"))
+        via = notice.get("via") or ("restoration" if kind_of == "device_restored" else "")
+        how = ADDED_VIA.get(str(via), "")
         lines = [
-            f"{when}  A new device {name!r} ({kind}, {device_id}) was added by restoration "
-            f"from {ip}."
+            f"{when}  A new device {name!r} ({kind}, {device_id}) was added"
+            + (f" {how}" if how else "")
+            + f" from {ip}."
         ]
         pending_until = _moment(notice.get("pending_until"))
         if device_id not in present:
@@ -1096,7 +1137,14 @@ def describe_notice(notice: Mapping[str, Any], *, present: set[str], now: dateti
         else:
             lines.append(f"    Not you? Remove it: 'idp-device delete {device_id}'.")
         return lines
-    return [f"{when}  {notice.get('type')}"]  # a notice this client does not know yet
+    if kind_of == "device_removed":
+        return [
+            f"{when}  The device {name!r} ({kind}) was removed from your account "
+            f"{_removed_by(notice, this_device)}, from {ip}.",
+            "    Not you? Then someone else can manage your devices: check them with "
+            "'idp-device devices' and remove any you do not know with 'idp-device delete ID'.",
+        ]
+    return [f"{when}  {kind_of}"]  # a notice this client does not know yet
 
 
 @main.command()
@@ -1105,8 +1153,8 @@ def describe_notice(notice: Mapping[str, Any], *, present: set[str], now: dateti
 def notices(state: State, as_json: bool) -> None:
     """Show the notices to this device, newest first (the last 7 days).
 
-    "Someone is restoring your ID", "a new device was added by restoration",
-    each with what to do if it was not you.
+    "Someone is restoring your ID", "a new device was added", "a device was
+    removed", each with what to do if it was not you.
     """
     device, _pin = state.unlock()
     api = device.api
@@ -1118,11 +1166,12 @@ def notices(state: State, as_json: bool) -> None:
         say("No notices.")
         return
     present: set[str] = set()
-    if any(n.get("type") == "device_restored" for n in found):
+    if any(n.get("type") in ("device_added", "device_restored") for n in found):
         present = {str(d.get("id")) for d in api.devices()}
+    this_device = device.data.get("device", {}).get("id")
     now = datetime.now(UTC)
     for notice in found:
-        for line in describe_notice(notice, present=present, now=now):
+        for line in describe_notice(notice, present=present, now=now, this_device=this_device):
             click.echo(line)
 
 

@@ -27,7 +27,6 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel.speaklater import LazyString
 
 from .. import idp
 from ..approvals import service as approvals
@@ -36,6 +35,7 @@ from ..auth import transactions
 from ..auth.amr import ACR_MFA, acr_satisfies
 from ..auth.models import LoginSession
 from ..auth.sessions import current_login_session, end_login_session
+from ..devices.messages import KIND_LABELS
 from ..devices.models import Device, EnrolledVia
 from ..devices.service import (
     DeviceNotFound,
@@ -53,14 +53,6 @@ bp = Blueprint("account", __name__)
 
 MAX_DEVICE_NAME = 100
 
-# The same words as the device app's list (idp.deviceapp.messages).
-KIND_LABELS: dict[str, str | LazyString] = {
-    "iphone": "iPhone",
-    "ipad": "iPad",
-    "android": "Android",
-    "browser": _l("Browser"),
-    "cli": _l("Command line"),
-}
 ENROLLED_VIA_LABELS = {
     EnrolledVia.PASSWORD_SMS: _l("set up with password and text message"),
     EnrolledVia.PASSWORD_EMAIL: _l("set up with password and e-mail"),
@@ -279,7 +271,9 @@ def delete(device_id: str) -> ResponseReturnValue:
         error = _("Please confirm that you want to delete your last device.")
         return _delete_page(login, device, now, error=error), 400
     try:
-        remaining = revoke_device(device, now=now, actor=f"user:{login.user_id}")
+        remaining = revoke_device(
+            device, now=now, actor=f"user:{login.user_id}", ip=request.remote_addr
+        )
     except DeviceNotFound:
         # Deleted by a concurrent request.
         return render_template("device_deleted.html", device=device, already=True)

@@ -337,7 +337,7 @@ def list_devices(sub: str, query: schemas.PageQuery) -> dict[str, Any]:
 @api.operation("DELETE", "/users/{sub}/devices/{device_id}", tag="devices", status=204)
 def remove_device(sub: str, device_id: str) -> None:
     """Revoke one of the user's devices at once."""
-    service.remove_device(caller().actor, service.get_user(sub), device_id)
+    service.remove_device(caller().actor, service.get_user(sub), device_id, ip=request.remote_addr)
 
 
 # --- keys ----------------------------------------------------------------------------

@@ -293,13 +293,14 @@ def set_admin(actor: Actor, user: User, *, admin: bool) -> None:
     db.session.commit()
 
 
-def remove_device(actor: Actor, user: User, device_id: str) -> int:
-    """Revoke one of ``user``'s devices at once; how many they have left."""
+def remove_device(actor: Actor, user: User, device_id: str, *, ip: str | None = None) -> int:
+    """Revoke one of ``user``'s devices at once; how many they have left.
+    ``ip``: where the administrator's request came from (None: the idp command)."""
     target = db.session.get(Device, device_id[:64]) if device_id else None
     if target is None or target.user_id != user.id or not target.is_active:
         raise NotFound()
     try:
-        return devices.revoke_device(target, now=utcnow(), actor=actor.label)
+        return devices.revoke_device(target, now=utcnow(), actor=actor.label, ip=ip)
     except devices.DeviceNotFound:
         raise NotFound() from None
 

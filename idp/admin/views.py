@@ -50,6 +50,7 @@ from ..auth import transactions
 from ..auth.amr import ACR_MFA, ACR_SUPPORTED, acr_satisfies
 from ..auth.models import LoginSession
 from ..auth.sessions import current_login_session
+from ..devices.messages import KIND_LABELS
 from ..devices.service import active_devices
 from ..extensions import utcnow
 from ..oidc import registration
@@ -547,7 +548,7 @@ def _user_page(user: User, *, error: str | None = None) -> str:
         user=user,
         events=service.describe_events(overview.recent_events),
         now=utcnow(),
-        kinds=account_views.KIND_LABELS,
+        kinds=KIND_LABELS,
         enrolled_via=account_views.ENROLLED_VIA_LABELS,
         is_self=user.id == _admin().id,
         error=error,
@@ -625,9 +626,9 @@ def remove_device(sub: str, device_id: str) -> ResponseReturnValue:
             "admin/device_remove.html",
             user=found,
             device=device,
-            kind=account_views.KIND_LABELS.get(device.kind, device.kind),
+            kind=KIND_LABELS.get(device.kind, device.kind),
         )
-    remaining = service.remove_device(_actor(), found, device_id)
+    remaining = service.remove_device(_actor(), found, device_id, ip=request.remote_addr)
     flash(
         _(
             "The device %(name)s was removed; %(count)s device(s) left.",

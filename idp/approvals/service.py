@@ -343,7 +343,8 @@ def start(
         raise TooManyApprovals(retry_after=exc.retry_after) from None
 
     with attempt.given_back_on_error():
-        code = f"{secrets.randbelow(100):02d}"
+        digits = settings.approval_code_digits
+        code = f"{secrets.randbelow(10**digits):0{digits}d}"
         approval_id = new_token(16)
         approval = Approval(
             id=approval_id,

@@ -79,7 +79,7 @@ APP_MESSAGES: Mapping[str, Text] = {
     "approval_title": _l("Sign-in to %(client)s"),
     "approval_from": _l("from %(ip)s, %(time)s"),
     "unknown_ip": _l("an unknown address"),
-    "code_needed": _l("Type the two-digit number shown in the browser."),
+    "code_needed": _l("Type the number shown in the browser."),
     "unlock": _l("Confirm with your fingerprint, face or screen lock …"),
     "approved": _l("Sign-in to %(client)s confirmed. The browser continues by itself."),
     "denied": _l("Sign-in to %(client)s refused."),
@@ -229,6 +229,35 @@ APP_MESSAGES: Mapping[str, Text] = {
         "%(ip)s).",
         "Ein neues Gerät, „%(name)s“ (%(kind)s), wurde am %(time)s zu Ihrer ID hinzugefügt "
         "(IP-Adresse %(ip)s).",
+    ),
+    "notice_device_added": Bilingual(
+        "A new device, “%(name)s” (%(kind)s), was added to your ID on %(time)s (IP address "
+        "%(ip)s), %(how)s.",
+        "Ein neues Gerät, „%(name)s“ (%(kind)s), wurde am %(time)s zu Ihrer ID hinzugefügt "
+        "(IP-Adresse %(ip)s), %(how)s.",
+    ),
+    "notice_device_removed": Bilingual(
+        "The device “%(name)s” (%(kind)s) was removed from your ID on %(time)s (IP address "
+        "%(ip)s) %(by)s.",
+        "Das Gerät „%(name)s“ (%(kind)s) wurde am %(time)s (IP-Adresse %(ip)s) %(by)s aus "
+        "Ihrer ID entfernt.",
+    ),
+    "notice_device_refused": Bilingual(
+        "The device “%(name)s” (%(kind)s), waiting after a restoration, was refused on "
+        "%(time)s (IP address %(ip)s) %(by)s.",
+        "Das Gerät „%(name)s“ (%(kind)s), das nach einer Wiederherstellung wartete, wurde am "
+        "%(time)s (IP-Adresse %(ip)s) %(by)s abgelehnt.",
+    ),
+    "removed_by_this_device": Bilingual("by this device", "von diesem Gerät"),
+    "removed_by_itself": Bilingual("by the device itself", "vom Gerät selbst"),
+    "removed_by_device": Bilingual("by the device “%(name)s”", "vom Gerät „%(name)s“"),
+    "removed_on_account_page": Bilingual("on your account page", "auf der Seite „Ihr Zugang“"),
+    "removed_by_administrator": Bilingual("by an administrator", "von einem Administrator"),
+    "notice_removed_not_me": Bilingual(
+        "If this was not you, someone else can manage your devices: check the devices below "
+        "and remove any you do not know.",
+        "Wenn Sie das nicht waren, kann jemand anderes Ihre Geräte verwalten: Prüfen Sie die "
+        "Geräte unten und entfernen Sie alle, die Sie nicht kennen.",
     ),
     "notice_not_me": Bilingual(
         "If this was not you, remove this device.",
@@ -393,13 +422,14 @@ NOTIFICATION_MESSAGES: Mapping[str, Text] = {
 
 
 # A notice push (``{"type": "notice"}``): someone is restoring the ID, or a
-# device was added (docs/device-api.md "Notices").
+# device was added or removed (docs/device-api.md "Notices").
 NOTICE_MESSAGES: Mapping[str, Text] = {
     "title": Bilingual("Notice about your ID", "Hinweis zu Ihrer ID"),
     "body": Bilingual(
-        "A device is being added to your ID, or was added. Open the app to check it.",
-        "Ihrer ID wird ein Gerät hinzugefügt oder wurde hinzugefügt. Öffnen Sie die App, um "
-        "das zu prüfen.",
+        "A device is being added to your ID, or a device was added or removed. Open the app "
+        "to check it.",
+        "Ihrer ID wird ein Gerät hinzugefügt, oder ein Gerät wurde hinzugefügt oder entfernt. "
+        "Öffnen Sie die App, um das zu prüfen.",
     ),
 }
 

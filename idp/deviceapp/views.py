@@ -70,6 +70,7 @@ def page() -> ResponseReturnValue:
         config=config,
         t=localised(PAGE_TEXTS),
         binding_code=code if _BINDING_CODE.fullmatch(code) else "",
+        code_digits=idp().settings.approval_code_digits,
     )
 
 

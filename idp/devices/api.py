@@ -14,7 +14,7 @@ from .. import audit, idp
 from ..approvals import service as approvals
 from ..auth.first_factor import verify_password_login
 from ..extensions import csrf, db, utcnow
-from . import service
+from . import notices, service
 from .models import Device
 from .service import InvalidDeviceRequest
 
@@ -90,6 +90,7 @@ def complete_enrolment(enrolment_id: str) -> ResponseReturnValue:
         enrolment_id[:64],
         credential=data.get("credential"),
         confirmation_code=code if isinstance(code, str) else None,
+        ip=request.remote_addr,
     )
     device = enrolled.device
     return jsonify(
@@ -139,6 +140,7 @@ def delete_device(device_id: str) -> ResponseReturnValue:
         nonce=data.get("nonce"),
         assertion=data.get("assertion"),
         now=utcnow(),
+        ip=request.remote_addr,
     )
     return jsonify(
         status="deleted",
@@ -157,6 +159,13 @@ def rename_device(device_id: str) -> ResponseReturnValue:
         raise service.DeviceNotFound()
     renamed = service.rename_device(target, _body().get("name"), actor=f"device:{device.id}")
     return jsonify(device=service.describe(renamed, current=device))
+
+
+@bp.get("/notices")
+def list_notices() -> ResponseReturnValue:
+    """Notices about the account (a restoration started, a device added or
+    removed), newest first; docs/device-api.md "Notices"."""
+    return jsonify(notices=[n.public() for n in notices.for_device(current_device())])
 
 
 @bp.put("/push-subscription")

@@ -63,8 +63,15 @@ _signals = Namespace()
 # and never commit. Receivers (approvals, restore) are connected in
 # create_app: devices must not import the packages that depend on them.
 device_revoking = _signals.signal("device-revoking")
-# Sent after the revocation committed (same arguments): for side effects.
+# Sent after the revocation committed, with ``device``, ``now``, ``actor``
+# (as in the audit log: ``device:ID``, ``user:ID``, ``admin:ID``, ...), ``ip``
+# (None: not known) and ``refused`` (True: refused in a restoration's veto
+# window): for side effects (idp.devices.changes tells the user).
 device_revoked = _signals.signal("device-revoked")
+# Sent (sender: the app) after a new device was committed, with ``device`` and
+# ``ip`` (None: not known); for a restored device by idp.restore, once code 1
+# was rotated. The receiver (changes) tells the user.
+device_added = _signals.signal("device-added")
 
 
 class DeviceError(IdpError):
@@ -314,21 +321,27 @@ def start_with_binding_code(code: str, *, device_name: str, kind: str, ip: str) 
 
 
 def complete(
-    enrolment_id: str, *, credential: Any, confirmation_code: str | None
+    enrolment_id: str,
+    *,
+    credential: Any,
+    confirmation_code: str | None,
+    ip: str | None = None,
 ) -> EnrolledDevice:
     """ "Complete key registration": check the code, verify the registration,
-    and commit the new device."""
+    commit the new device, and send ``device_added``."""
     enrolled = add_device(enrolment_id, credential=credential, confirmation_code=confirmation_code)
     db.session.commit()
+    device_added.send(current_app._get_current_object(), device=enrolled.device, ip=ip)  # type: ignore[attr-defined]
     return enrolled
 
 
 def add_device(
     enrolment_id: str, *, credential: Any, confirmation_code: str | None
 ) -> EnrolledDevice:
-    """``complete`` without the commit: the device is added to the current
-    transaction, which the caller commits with whatever else it changes
-    (a restoration rotates code 1 in the same one)."""
+    """``complete`` without the commit and the signal: the device is added to
+    the current transaction, which the caller commits with whatever else it
+    changes (a restoration rotates code 1 in the same one, then sends
+    ``device_added`` itself)."""
     settings = idp().settings
     data = idp().store.get("enrol", enrolment_id) if enrolment_id else None
     if data is None:
@@ -500,7 +513,13 @@ def verify_signed_action(
 
 
 def delete_device(
-    *, actor: Device, target_id: Any, nonce: Any, assertion: Any, now: datetime
+    *,
+    actor: Device,
+    target_id: Any,
+    nonce: Any,
+    assertion: Any,
+    now: datetime,
+    ip: str | None = None,
 ) -> DeletedDevice:
     """Delete (revoke) one of the user's devices, on the word of another one
     or of itself (DESIGN §4).
@@ -536,6 +555,7 @@ def delete_device(
         target,
         now=now,
         actor=f"device:{actor.id}",
+        ip=ip,
         actor_device=actor.id,
     )
     return DeletedDevice(
@@ -552,6 +572,7 @@ def revoke_device(
     *,
     now: datetime,
     actor: str,
+    ip: str | None = None,
     event: str = "device_deleted",
     pending_only: bool = False,
     **details: Any,
@@ -559,7 +580,8 @@ def revoke_device(
     """Revoke ``target`` at once (DESIGN §4), on anyone's word that was checked
     already: a device's signed action, the account page after MFA, or an
     administrator. ``actor`` names them in the audit log (``device:ID``,
-    ``user:ID``, ``admin:ID``), ``event`` is the audit event (a refused
+    ``user:ID``, ``admin:ID``), ``ip`` is where the request came from (None: not
+    known, as for the idp command), ``event`` is the audit event (a refused
     restored device: ``restore_vetoed``, with ``pending_only``: only while it
     is pending). Returns how many active devices the user has left.
 
@@ -593,7 +615,7 @@ def revoke_device(
     device_revoking.send(app, device=target, now=now)
     db.session.commit()
     db.session.refresh(target)
-    device_revoked.send(app, device=target, now=now)
+    device_revoked.send(app, device=target, now=now, actor=actor, ip=ip, refused=pending_only)
     return len(active_devices(target.user_id))
 
 

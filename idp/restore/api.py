@@ -124,17 +124,13 @@ def refuse_device(device_id: str) -> ResponseReturnValue:
         nonce=data.get("nonce"),
         assertion=data.get("assertion"),
         now=utcnow(),
+        ip=_ip(),
     )
     return jsonify(
         status="refused",
         device=devices.describe(refused.device, current=device),
         restoration_active=refused.restoration_active,
     )
-
-
-@bp.get("/notices")
-def list_notices() -> ResponseReturnValue:
-    return jsonify(notices=service.notices_for(current_device()))
 
 
 # --- a new device: restoring the ID (no token yet) -------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
@@ -27,10 +25,6 @@ def _send(to: str, subject: str, text: str, *, after_commit: bool = False) -> No
 
 def _minutes() -> int:
     return max(1, idp().settings.restore_code_lifetime // 60)
-
-
-def _when(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _login_id(user: User) -> str:
@@ -74,38 +68,6 @@ def send_restore_code(user: User, code: str, *, device_name: str, ip: str) -> No
             device=device_name,
             ip=ip,
         )
-        _send(user.email, subject, text)
-
-
-def send_device_restored(
-    user: User, device: Device, *, ip: str, pending_until: datetime | None
-) -> None:
-    """The notice naming the new device, with the way to remove it."""
-    if not user.email:
-        return
-    account_url = idp().settings.issuer + "/account"
-    with force_locale(user_locale(user)):
-        subject = _("A new device was added to your Freigabe ID")
-        text = _(
-            'Your Freigabe ID %(login_id)s was restored on a new device, "%(device)s", on '
-            "%(time)s (UTC) from the IP address %(ip)s. Your ID now works on this device "
-            "too, and it was shown a new first restoration code; the old one is no longer "
-            "valid.\n\n"
-            "If this was you, there is nothing to do.\n\n"
-            "If this was not you, remove the device now: in the Freigabe app on one of your "
-            "other devices under Devices, or on your account page: %(account_url)s",
-            login_id=_login_id(user),
-            device=device.name,
-            time=_when(device.created_at),
-            ip=ip,
-            account_url=account_url,
-        )
-        if pending_until is not None:
-            text += "\n\n" + _(
-                "The new device can be used from %(time)s (UTC). Until then you can also "
-                "refuse it in the Freigabe app on one of your other devices.",
-                time=_when(pending_until),
-            )
         _send(user.email, subject, text)
 
 

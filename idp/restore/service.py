@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-import redis
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +43,7 @@ from .. import audit, idp
 from ..accounts.models import User
 from ..accounts.service import find_user, normalise_identifier
 from ..audit import AuditEvent
+from ..devices import notices
 from ..devices import service as devices
 from ..devices.models import Device, EnrolledVia
 from ..devices.service import (
@@ -58,7 +59,6 @@ from ..notify import DeliveryError
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve, reset
 from ..tokens import new_token
 from ..webauthn import WebAuthnError
-from . import notices
 from .models import RestorationSetup
 
 log = logging.getLogger(__name__)
@@ -705,28 +705,9 @@ def complete_restore(*, restore_id: Any, credential: Any, ip: str, now: datetime
     reset(idp().store, per_login, attempt.login_key)
     db.session.commit()
 
-    # The restoration stands from here on: telling about it is best effort.
-    try:
-        notices.post(
-            user_id=user.id,
-            notice_type=notices.DEVICE_RESTORED,
-            data={
-                "device": {"id": device.id, "name": device.name, "kind": device.kind},
-                "ip": ip,
-                "pending_until": _iso(pending_until) if pending_until else None,
-            },
-            devices=[d for d in active_devices(user.id) if d.id != device.id],
-            now=now,
-        )
-    except redis.RedisError:
-        log.warning("the notice of restored device %s was not kept for the devices", device.id)
-    from .messages import send_device_restored
-
-    try:
-        send_device_restored(user, device, ip=ip, pending_until=pending_until)
-    except DeliveryError:
-        # The device is there; the notice to the devices and the audit event stand.
-        log.warning("the notice of restored device %s was not mailed", device.id)
+    # The restoration stands from here on: the other devices and the e-mail
+    # address are told (idp.devices.changes, best effort).
+    devices.device_added.send(current_app._get_current_object(), device=device, ip=ip)  # type: ignore[attr-defined]
     return RestoredDevice(device=device, token=enrolled.token, code=code,
                           pending_until=pending_until)  # fmt: skip
 
@@ -735,7 +716,13 @@ def complete_restore(*, restore_id: Any, credential: Any, ip: str, now: datetime
 
 
 def refuse_device(
-    *, actor: Device, target_id: Any, nonce: Any, assertion: Any, now: datetime
+    *,
+    actor: Device,
+    target_id: Any,
+    nonce: Any,
+    assertion: Any,
+    now: datetime,
+    ip: str | None = None,
 ) -> RefusedDevice:
     """Refuse a restored device while it is pending (``restore_veto_window``).
 
@@ -772,6 +759,7 @@ def refuse_device(
             now=now,
             actor=f"device:{actor.id}",
             event="restore_vetoed",
+            ip=ip,
             pending_only=True,
             actor_device=actor.id,
         )
@@ -811,13 +799,6 @@ def on_device_revoked(sender: object, *, device: Device, now: datetime, **extra:
         from .messages import send_code_revoked
 
         send_code_revoked(user, device)
-
-
-# --- notices -----------------------------------------------------------------------
-
-
-def notices_for(device: Device) -> list[dict[str, Any]]:
-    return [n.public() for n in notices.for_device(device)]
 
 
 def _iso(value: datetime) -> str:

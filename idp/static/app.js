@@ -1112,8 +1112,9 @@
     }
   }
 
-  // --- notices (GET /notices): a restoration started, a device added ------------------
+  // --- notices (GET /notices): a restoration started, a device added or removed --------
 
+  const NOTICE_TYPES = ["restore_started", "device_added", "device_restored", "device_removed"];
   let notices = [];
   let noticesShown = 0;
 
@@ -1128,29 +1129,38 @@
     const ul = $("notices");
     ul.replaceChildren();
     const dismissed = (state && Array.isArray(state.dismissedNotices)) ? state.dismissedNotices : [];
-    const shown = notices.filter((n) => n && (n.type === "restore_started" || n.type === "device_restored")
-      && !dismissed.includes(n.id));
+    const shown = notices.filter((n) => n && NOTICE_TYPES.includes(n.type) && !dismissed.includes(n.id));
     for (const notice of shown) {
       const about = notice.device && typeof notice.device === "object" ? notice.device : {};
       const li = document.createElement("li");
       li.dataset.noticeId = notice.id;
       li.dataset.noticeType = notice.type;
       const text = document.createElement("p");
-      text.textContent = msg(notice.type === "restore_started" ? "notice_restore_started" : "notice_device_restored", {
+      const facts = {
         name: about.name || "", kind: kindLabel(about.kind), ip: notice.ip || msg("unknown_ip"),
         time: formatDate(notice.created_at, timeFormat),
-      });
+      };
       const advice = document.createElement("p");
       advice.className = "meta";
       const actions = document.createElement("div");
       actions.className = "actions";
       if (notice.type === "restore_started") {
+        text.textContent = msg("notice_restore_started", facts);
         // Someone knows code 1 (and asked for code 2): a new code 1 stops them.
         advice.textContent = msg("notice_restore_started_advice");
         if (restoration && restoration.active) {
           actions.append(button("notice-new-code", msg("new_code"), () => { closeApproval(); askRegenerate(); }));
         }
+      } else if (notice.type === "device_removed") {
+        // Gone already; whoever did it can manage the devices: check the list.
+        const by = notice.by_device && typeof notice.by_device === "object" ? notice.by_device : null;
+        text.textContent = msg(notice.refused ? "notice_device_refused" : "notice_device_removed",
+          { ...facts, by: removedBy(notice, about, by) });
+        advice.textContent = msg("notice_removed_not_me");
       } else {
+        text.textContent = notice.type === "device_added"
+          ? msg("notice_device_added", { ...facts, how: msg("via_" + notice.via) })
+          : msg("notice_device_restored", facts);
         const listed = devices.find((d) => d.id === about.id);
         const waiting = listed ? pendingDevice(listed.id) : null;
         if (waiting) {
@@ -1170,6 +1180,17 @@
     }
     noticesShown = shown.length;
     $("notices-section").hidden = !sectionsVisible || noticesShown === 0;
+  }
+
+  // Who removed the device of a device_removed notice (docs/device-api.md "Notices").
+  function removedBy(notice, about, by) {
+    if (notice.removed_by === "device" && by) {
+      if (by.id === about.id) { return msg("removed_by_itself"); }
+      if (state && by.id === state.deviceId) { return msg("removed_by_this_device"); }
+      return msg("removed_by_device", { name: by.name || "" });
+    }
+    if (notice.removed_by === "account_page") { return msg("removed_on_account_page"); }
+    return msg("removed_by_administrator");
   }
 
   // Read: not shown here again (the server keeps notices for a week).

@@ -49,7 +49,7 @@ def to_waiting_page(
 
 
 def match_code(page: requests.Response) -> str:
-    found = re.search(r'id="match-code"[^>]*>(\d\d)<', page.text)
+    found = re.search(r'id="match-code"[^>]*>(\d+)<', page.text)
     assert found, page.text
     return found.group(1)
 
@@ -151,6 +151,32 @@ def test_wrong_code_counts_and_locks_out_across_approvals(idp_factory: Any) -> N
     # Locked out: even the right number is refused now, and no new approval starts.
     assert device.answer(newer["id"], "approve", new_code).status_code in (410, 429)
     assert len(idp.events("approval_wrong_code")) == 3
+
+
+def test_the_match_code_has_the_configured_number_of_digits(idp_factory: Any) -> None:
+    idp = idp_factory(approval_code_digits=6)
+    user, device = enrolled(idp)
+    rp = mfa_client(idp)
+    browser, page, req = to_waiting_page(idp, rp, user)
+    code = match_code(page)
+    assert re.fullmatch(r"\d{6}", code), code
+    approval = device.approvals()[0]
+
+    # A wrong six-digit number counts as a wrong number, like a wrong two-digit one.
+    wrong = device.answer(approval["id"], "approve", f"{(int(code) + 1) % 10**6:06d}")
+    assert wrong.status_code == 400 and wrong.json()["error"] == "wrong_code"
+    (counted,) = idp.events("approval_wrong_code")
+    assert counted.detail["approval"] == approval["id"]
+    # So does its first two digits alone (what the default would have shown).
+    short = device.answer(approval["id"], "approve", code[:2])
+    assert short.status_code == 400 and short.json()["error"] == "wrong_code"
+
+    answered = device.answer(approval["id"], "approve", code)
+    assert answered.status_code == 200 and answered.json() == {"status": "approved"}
+    done = proceed(browser, page)
+    assert done.status_code == 302 and done.headers["Location"].startswith(rp.redirect_uri)
+    tokens = rp.redeem(query(done.headers["Location"])["code"], req["verifier"]).json()
+    assert rp.validate_id_token(tokens["id_token"], req["nonce"])["acr"] == ACR_MFA
 
 
 def send_again(browser: Browser, page: requests.Response) -> requests.Response:

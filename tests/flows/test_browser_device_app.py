@@ -195,3 +195,32 @@ def test_add_a_second_browser_with_a_binding_code_and_delete_the_first(
     expect(first.locator("body")).to_have_attribute("data-app-state", "enrol")
     expect(first.locator("#app-message")).to_be_visible()
     assert first.evaluate("localStorage.getItem('freigabe-device')") is None
+
+
+def test_the_app_tells_of_devices_added_and_removed(idp: Any, new_context: Any) -> None:
+    from .test_device_delete import binding_device, delete
+
+    user = idp.add_user(phone_number="+49 151 1234567")
+    app = phone(new_context, idp, locale="de-DE")
+    enrol_with_password(app, idp, user, "Erikas Laptop")
+    tablet = binding_device(idp, user, kind="ipad", device_name="Tablet")
+    assert tablet.device_id is not None
+
+    app.reload()  # the app reads the notices when it opens (or on a notice push)
+    added = app.locator("#notices li[data-notice-type='device_added']")
+    expect(added).to_contain_text("Ein neues Gerät, „Tablet“ (iPad), wurde am")
+    expect(added).to_contain_text("(IP-Adresse 127.0.0.1), eingerichtet mit einem Code von der")
+    expect(added.locator("button.remove-device")).to_be_visible()
+
+    # The tablet un-enrols itself.
+    assert delete(tablet, tablet.device_id).status_code == 200
+    app.reload()
+    removed = app.locator("#notices li[data-notice-type='device_removed']")
+    expect(removed).to_contain_text("Das Gerät „Tablet“ (iPad) wurde am")
+    expect(removed).to_contain_text(
+        "(IP-Adresse 127.0.0.1) vom Gerät selbst aus Ihrer ID entfernt."
+    )
+    expect(removed).to_contain_text("kann jemand anderes Ihre Geräte verwalten")
+    expect(added).to_contain_text("Dieses Gerät wurde bereits entfernt.")
+    expect(added.locator("button.remove-device")).to_have_count(0)
+    screenshot(app, "device-app-device-notices")

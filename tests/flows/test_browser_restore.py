@@ -25,6 +25,8 @@ from .conftest import LiveIdp, LiveRp
 from .test_browser_device_app import enrol_with_password, phone, start_sign_in
 from .test_restoration import (
     CODE1,
+    CODE2_MAIL,
+    CONFIRMATION_MAIL,
     EMAIL,
     RestoringDevice,
     mail_code,
@@ -98,7 +100,10 @@ def test_activate_restore_on_a_second_browser_and_remove_it_from_the_first(
     activate_backup(first)
     expect(first.locator("#restoration-email-code")).to_be_visible()
     expect(first.locator("#restoration-confirm-line")).to_contain_text("e•••@example.org")
-    first.fill("#restoration-email-code", mail_code(smtp_server.wait_for(EMAIL), 6))
+    first.fill(
+        "#restoration-email-code",
+        mail_code(smtp_server.wait_for(EMAIL, subject=CONFIRMATION_MAIL), 6),
+    )
     first.click("#restoration-confirm")
     # Code 1, shown once, with the advice to write it down.
     code1 = code1_on(first, "#restoration-code")
@@ -144,7 +149,7 @@ def test_activate_restore_on_a_second_browser_and_remove_it_from_the_first(
     expect(second.locator("#restore-code2")).to_be_visible()
     expect(second.locator("#restore-email-line")).to_contain_text("e•••@example.org")
     screenshot(second, "device-app-restore-code2-de")
-    code2 = mail_code(smtp_server.wait_for(EMAIL), 8)
+    code2 = mail_code(smtp_server.wait_for(EMAIL, subject=CODE2_MAIL), 8)
     second.fill("#restore-code2", code2)
     second.click("#restore-verify")
     # The key is registered; the new code 1 is shown once (the old one is void).
@@ -265,7 +270,7 @@ def test_refuse_a_restored_device_within_the_veto_window(
     intruder = RestoringDevice(idp.url)
     started = intruder.restore(user.access_number, code1, "Not mine")
     assert started.status_code == 201, started.text
-    code2 = mail_code(smtp_server.wait_for(EMAIL), 8)
+    code2 = mail_code(smtp_server.wait_for(EMAIL, subject=CODE2_MAIL), 8)
     verified = intruder.send_code2(started.json()["restoration_id"], code2)
     done = intruder.register(started.json()["restoration_id"], verified.json()["public_key"])
     assert done.json()["status"] == "pending", done.text

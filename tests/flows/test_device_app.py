@@ -155,6 +155,12 @@ def test_every_element_the_script_uses_is_on_the_page(idp: Any) -> None:
     assert "li.dataset.approvalId" in script and "li.dataset.deviceId" in script
 
 
+def test_the_number_field_takes_as_many_digits_as_the_browser_shows(idp_factory: Any) -> None:
+    six = idp_factory(approval_code_digits=6)
+    field = parse(get(six, SCOPE).text).find("approval-code")
+    assert field["maxlength"] == "6" and field["inputmode"] == "numeric"
+
+
 def test_a_binding_code_in_the_url_prefills_path_b(idp: Any) -> None:
     page = get(idp, "/app/?code=K7QH-2MZD-X9TA")
     assert parse(page.text).find("binding-code")["value"] == "K7QH-2MZD-X9TA"

@@ -246,7 +246,7 @@ def to_waiting_page(
 
 
 def match_code(page: requests.Response) -> str:
-    found = re.search(r'id="match-code"[^>]*>(\d\d)<', page.text)
+    found = re.search(r'id="match-code"[^>]*>(\d+)<', page.text)
     assert found, page.text
     return found.group(1)
 
@@ -312,6 +312,23 @@ def test_enrol_with_password_and_code_then_approve_a_sign_in(idp: Any, cli: Cli)
     assert "mfa" in claims["amr"] and "swk" in claims["amr"] and "pwd" in claims["amr"]
     assert claims["acr"] == ACR_MFA
     assert idp.events("approval_approved") and idp.events("login_mfa")
+
+
+def test_a_six_digit_number_is_typed_as_shown(idp_factory: Any, cli: Cli) -> None:
+    idp = idp_factory(approval_code_digits=6)
+    user = new_user(idp)
+    enrol(idp, cli, user)
+    rp = mfa_client(idp)
+    browser, page, req = to_waiting_page(idp, rp, user)
+    code = match_code(page)
+    assert len(code) == 6
+    (approval,) = cli.json("approvals")["approvals"]
+
+    wrong = cli.run("approve", approval["id"], "--code", f"{(int(code) + 1) % 10**6:06d}")
+    assert wrong.returncode != 0 and "does not match" in wrong.stderr
+    assert len(idp.events("approval_wrong_code")) == 1
+    assert "confirmed" in cli.ok("approve", approval["id"], "--code", code).stderr
+    assert "mfa" in signed_in(browser, page, rp, req)["amr"]
 
 
 def test_enrol_in_one_go_with_the_code_typed_on_stdin(

@@ -35,7 +35,16 @@ from .test_demo_rp import pre
 from .test_demo_rp import sign_in as sign_in_at_rp
 from .test_device_cli import match_code, mfa_client, new_user, sms_codes, to_waiting_page
 from .test_device_cli import wait_for_sms as sms_code
-from .test_restoration import CODE1, EMAIL, mail_code, smtp_idp, verify_email
+from .test_device_delete import binding_device, delete
+from .test_restoration import (
+    CODE1,
+    CODE2_MAIL,
+    CONFIRMATION_MAIL,
+    EMAIL,
+    mail_code,
+    smtp_idp,
+    verify_email,
+)
 
 PIN = "4711-phone"
 RESTORE_FAILED = "The identity could not be restored"
@@ -138,7 +147,8 @@ def mailed(smtp_server: Any, digits: int, *, wrong: bool = False) -> Callable[[]
     """The next mail's code (or, ``wrong``, another one), read when the CLI asks for it."""
 
     def code() -> str:
-        found = int(mail_code(smtp_server.wait_for(EMAIL), digits))
+        kind = CODE2_MAIL if digits == 8 else CONFIRMATION_MAIL
+        found = int(mail_code(smtp_server.wait_for(EMAIL, subject=kind), digits))
         return f"{(found + 1 if wrong else found) % 10**digits:0{digits}d}"
 
     return code
@@ -476,6 +486,40 @@ def test_a_pending_restored_device_is_shown_and_refused(
     assert "removed from your account" in gone.stderr and not tablet.store.exists()
     assert "no such device" in phone.fails("refuse", tablet_id, "--yes").stderr
     assert "It is no longer on your account" in phone.ok("notices").stdout
+
+
+def test_notices_of_devices_added_and_removed(idp: LiveIdp, phone: CliDevice) -> None:
+    user = new_user(idp)
+    enrol(idp, phone, user)
+    tablet = binding_device(idp, user, kind="ipad", device_name="Tablet")
+    laptop = binding_device(idp, user, kind="browser", device_name="Laptop")
+    phone.ok("delete", laptop.device_id or "", "--yes")
+
+    notices = phone.ok("notices").stdout
+    assert (
+        f"A new device 'Tablet' (ipad, {tablet.device_id}) was added with a binding code from "
+        "the account page from 127.0.0.1." in notices
+    )
+    assert f"Not you? Remove it: 'idp-device delete {tablet.device_id}'." in notices
+    assert (
+        "The device 'Laptop' (browser) was removed from your account by this device, from "
+        "127.0.0.1." in notices
+    )
+    assert "Not you? Then someone else can manage your devices" in notices
+
+    # The tablet un-enrols itself: the phone reads that, and that the tablet is gone.
+    assert delete(tablet, tablet.device_id or "").status_code == 200
+    notices = phone.ok("notices").stdout
+    assert (
+        "The device 'Tablet' (ipad) was removed from your account by the device itself" in notices
+    )
+    assert notices.count("It is no longer on your account.") == 2
+    assert [n["type"] for n in phone.json("notices")["notices"]] == [
+        "device_removed",
+        "device_removed",
+        "device_added",
+        "device_added",
+    ]
 
 
 def test_rename_this_and_another_device(

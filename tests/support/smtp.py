@@ -1,7 +1,8 @@
 """A real SMTP server for the tests: aiosmtpd on a free loopback port.
 
 Every message it accepts is parsed into an ``email.message.EmailMessage`` and
-kept; ``wait_for(address)`` hands out the next one for that recipient.
+kept; ``wait_for(address)`` hands out the next one for that recipient (and,
+with ``subject``, of that kind: other mails stay for their own ``wait_for``).
 """
 
 from __future__ import annotations
@@ -62,23 +63,24 @@ class SmtpServer:
             self._controller.stop()
             self._controller = None
 
-    def wait_for(self, to: str, timeout: float = 5.0) -> EmailMessage:
-        """The next message for ``to`` not handed out before; AssertionError on timeout."""
+    def wait_for(self, to: str, timeout: float = 5.0, *, subject: str = "") -> EmailMessage:
+        """The next message for ``to`` (whose Subject starts with ``subject``) not
+        handed out before; AssertionError on timeout."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
                 for index, mail in enumerate(self.received):
-                    if index not in self._taken and to.lower() in map(str.lower, mail.rcpt_tos):
+                    if index not in self._taken and _matches(mail, to, subject):
                         self._taken.add(index)
                         return mail.message
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"no mail for {to} within {timeout}s")
+                    raise AssertionError(f"no mail for {to} {subject!r} within {timeout}s")
                 self._changed.wait(remaining)
 
-    def mail_for(self, to: str) -> list[ReceivedMail]:
+    def mail_for(self, to: str, *, subject: str = "") -> list[ReceivedMail]:
         with self._changed:
-            return [m for m in self.received if to.lower() in map(str.lower, m.rcpt_tos)]
+            return [m for m in self.received if _matches(m, to, subject)]
 
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
@@ -93,6 +95,12 @@ class SmtpServer:
         with self._changed:
             self.received.append(mail)
             self._changed.notify_all()
+
+
+def _matches(mail: ReceivedMail, to: str, subject: str) -> bool:
+    return to.lower() in map(str.lower, mail.rcpt_tos) and str(
+        mail.message.get("Subject", "")
+    ).startswith(subject)
 
 
 class _Handler:

@@ -155,3 +155,13 @@ def test_trusted_proxies_refused_from_a_mapping(
     with pytest.raises(ConfigError) as raised:
         load_settings({"trusted_proxies": value})
     assert message in str(raised.value)
+
+
+def test_the_match_code_has_2_to_6_digits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IDP_CONFIG", raising=False)
+    assert load_settings().approval_code_digits == 2
+    assert load_settings({"approval_code_digits": 6}).approval_code_digits == 6
+    for digits, bound in ((1, "greater than or equal to 2"), (7, "less than or equal to 6")):
+        with pytest.raises(ConfigError) as raised:
+            load_settings({"approval_code_digits": digits})
+        assert "approval_code_digits" in str(raised.value) and bound in str(raised.value)

@@ -1,5 +1,8 @@
 """Notices to a user's devices: "someone is restoring your ID", "a device was added".
 
+Here in ``idp.devices`` so that every feature that tells the devices something
+(restoration, device changes) can post one without importing another feature.
+
 A notice is kept in Redis for ``NOTICE_LIFETIME`` (a list per user, newest
 first, at most ``MAX_NOTICES``) and announced by Web Push with the opaque
 payload ``{"type": "notice", "id": ...}``, as approvals are; the device then
@@ -17,11 +20,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import idp
-from ..devices.push import push_to_devices
 from ..tokens import new_token
+from .push import push_to_devices
 
 if TYPE_CHECKING:
-    from ..devices.models import Device
+    from .models import Device
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +33,12 @@ MAX_NOTICES = 50
 # A notice push waits this long for an offline device (RFC 8030 §5.2 TTL).
 PUSH_TTL = 86400
 
+# docs/device-api.md "Notices". A device added by restoration keeps the type it
+# had before the other ways of adding one were told too.
 RESTORE_STARTED = "restore_started"
+DEVICE_ADDED = "device_added"
 DEVICE_RESTORED = "device_restored"
+DEVICE_REMOVED = "device_removed"
 
 
 @dataclass(frozen=True)
