@@ -34,7 +34,7 @@ from .helpers import Browser, RelyingParty, query
 from .test_approvals import match_code, mfa_client, proceed, to_waiting_page
 from .test_device_delete import binding_device, delete, device_row
 from .test_protocol import login_through
-from .test_restoration import EMAIL, RestoringDevice, activated, mail_code, verify_email
+from .test_restoration import CODE2_MAIL, EMAIL, RestoringDevice, activated, mail_code, verify_email
 
 
 @pytest.fixture
@@ -183,7 +183,8 @@ def test_a_restoration_finished_during_an_outage_is_whole(
     started = tablet.restore(user.access_number, code1, "Tablet")
     assert started.status_code == 201, started.text
     restoration = started.json()["restoration_id"]
-    verified = tablet.send_code2(restoration, mail_code(smtp_server.wait_for(EMAIL), 8))
+    code2 = mail_code(smtp_server.wait_for(EMAIL, subject=CODE2_MAIL), 8)
+    verified = tablet.send_code2(restoration, code2)
     assert verified.status_code == 200, verified.text
 
     outage.kill_on(b"idp:notices:")  # telling the phone about the tablet
