@@ -3,48 +3,28 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from . import proxy
 from .accounts.passwords import PasswordService
-from .config import Settings, default_instance_path, load_settings
+from .config import default_instance_path, load_settings
 from .extensions import babel, csrf, db, migrate
-from .notify import EmailSender, SmsSender, email_sender, sms_sender
+from .notify import email_sender, sms_sender
 from .oidc.keys import KeyRing
 from .push import PushService
 from .secrets_store import decode_key, load_or_create_dev_secrets
+from .state import IDP, Idp
 from .store import Store, connect
 from .tokens import TokenDigester, derive_key
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # The session cookie's name; with an https issuer it is "__Host-idp_session".
 SESSION_COOKIE = "idp_session"
-
-
-@dataclass
-class Idp:
-    """Everything create_app() built, reachable as ``app.extensions["idp"]``."""
-
-    settings: Settings
-    store: Store
-    digester: TokenDigester
-    passwords: PasswordService
-    key_encryption_key: bytes
-    keyring: KeyRing
-    push: PushService
-    mailer: EmailSender
-    sms: SmsSender
-
-
-def idp() -> Idp:
-    """The Idp of the current app."""
-    return current_app.extensions["idp"]  # type: ignore[no-any-return]
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -98,7 +78,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     csrf.init_app(app)
 
-    app.extensions["idp"] = Idp(
+    app.extensions[IDP] = Idp(
         settings=settings,
         store=Store(connect(settings.redis_url, instance_path)),
         digester=TokenDigester(derive_key(master_key, "token-digest")),

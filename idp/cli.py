@@ -17,10 +17,11 @@ import click
 from flask import Flask
 from flask.cli import AppGroup, FlaskGroup
 
-from . import create_app, idp
+from . import create_app
 from .admin import service
 from .admin.service import Actor, AdminError
 from .config import ConfigError, load_settings
+from .state import idp
 
 # User subs, client ids and device ids are base64url and may begin with "-":
 # taken as the argument, not as an unknown option.

@@ -36,10 +36,10 @@ class DemoUrls:
 
 def seed(*, rp_base: str) -> None:
     """Create or update the demo user and clients (inside an app context)."""
-    from . import idp
     from .accounts.service import create_user, find_user
     from .extensions import db
     from .oidc.clients import create_client, get_client, set_secret
+    from .state import idp
 
     if find_user(DEMO_ACCESS_NUMBER).user is None:
         create_user(
@@ -140,7 +140,8 @@ def banner(urls: DemoUrls, outbox: Path) -> str:
 def run_demo(*, idp_port: int, rp_port: int) -> None:
     from flask_migrate import upgrade
 
-    from . import create_app, idp
+    from . import create_app
+    from .state import idp
 
     urls = DemoUrls(idp=f"http://localhost:{idp_port}", rp=f"http://localhost:{rp_port}")
     os.environ.setdefault("IDP_ISSUER", urls.idp)

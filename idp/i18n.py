@@ -7,7 +7,7 @@ from flask_babel import Babel
 
 
 def select_locale() -> str | None:
-    from . import idp
+    from .state import idp
 
     if not has_request_context():
         # The CLI and other work outside a request (an error built there).

@@ -28,7 +28,6 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from .. import idp
 from ..approvals import service as approvals
 from ..approvals import views as approval_views
 from ..auth import transactions
@@ -48,6 +47,7 @@ from ..errors import LoginTransactionExpired
 from ..extensions import db, utcnow
 from ..passkeys import service as passkeys
 from ..passkeys import views as passkey_views
+from ..state import idp
 
 bp = Blueprint("account", __name__)
 

@@ -17,15 +17,15 @@ from typing import Any
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import MissingAuthorizationError, UnsupportedTokenTypeError
 from authlib.oauth2.rfc6750 import InsufficientScopeError
-from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
+from flask import Blueprint, Response, g, jsonify, request, stream_with_context
 
-from .. import idp
 from ..accounts.models import User
 from ..errors import IdpError
 from ..extensions import csrf
 from ..oidc.clients import ClientError
 from ..oidc.models import ADMIN_SCOPE
 from ..oidc.server import AccessToken, query_client
+from ..state import idp, resource_protector
 from . import schemas, service
 from .openapi import Api, InvalidInput
 from .service import Actor
@@ -88,7 +88,7 @@ def caller() -> Caller:
 
 
 def _authenticate() -> Caller:
-    protector = current_app.extensions["authlib.oauth2.resource_protector"]
+    protector = resource_protector()
     try:
         token: AccessToken = protector.acquire_token([ADMIN_SCOPE])
     except (MissingAuthorizationError, UnsupportedTokenTypeError):

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, func, select
 
-from .. import audit, idp
+from .. import audit
 from ..accounts import service as accounts
 from ..accounts.models import User
 from ..accounts.passwords import PasswordService
@@ -32,6 +32,7 @@ from ..oidc.clients import ClientError, NewSecret
 from ..oidc.models import Client, SigningKey
 from ..passkeys.models import Passkey
 from ..restore.models import RestorationSetup
+from ..state import idp
 
 T = TypeVar("T")
 

@@ -42,7 +42,6 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
-from .. import idp
 from ..accounts import views as account_views
 from ..accounts.models import User
 from ..approvals import views as approval_views
@@ -58,6 +57,7 @@ from ..oidc.clients import AUTH_METHODS, GRANT_TYPES, MFA_FALLBACKS, SIGNING_ALG
 from ..oidc.models import ADMIN_SCOPE, SUPPORTED_SCOPES, Client
 from ..passkeys import service as passkeys
 from ..passkeys import views as passkey_views
+from ..state import idp
 from . import service
 from .service import Actor, AdminError
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
-from .. import idp
 from ..accounts.models import User
 from ..devices.messages import user_locale
+from ..state import idp
 
 if TYPE_CHECKING:
     from .service import Approval

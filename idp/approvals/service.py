@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from flask_babel import lazy_gettext as _l
 
-from .. import audit, idp
+from .. import audit
 from ..accounts.models import User
 from ..devices.models import Device
 from ..devices.push import push_to_devices
@@ -45,6 +45,7 @@ from ..devices.service import active_devices, record_use
 from ..errors import IdpError
 from ..extensions import db
 from ..notify import DeliveryError
+from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, reserve, reset, retry_after
 from ..tokens import new_token
 from ..webauthn import approval_challenge, verify_assertion

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from .. import audit, idp
+from .. import audit
 from ..accounts.models import User
 from ..accounts.service import find_user
 from ..errors import IdpError
 from ..extensions import db
+from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve
 
 

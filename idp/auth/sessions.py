@@ -21,9 +21,10 @@ from flask import current_app, g, has_app_context, request, session
 from sqlalchemy import ColumnElement, event, select, update
 from sqlalchemy.orm import Session
 
-from .. import audit, idp
+from .. import audit
 from ..accounts.models import User
 from ..extensions import db, insert_ignore, utcnow
+from ..state import idp
 from ..tokens import new_token
 from .models import LoginSession, SessionClient
 

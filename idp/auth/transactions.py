@@ -13,9 +13,9 @@ from typing import Any
 
 from flask import session, url_for
 
-from .. import idp
 from ..errors import LoginTransactionExpired
 from ..redirects import local_path
+from ..state import idp
 from ..tokens import new_token
 
 SESSION_KEY = "txs"

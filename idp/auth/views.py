@@ -18,7 +18,7 @@ from flask import Blueprint, g, redirect, render_template, request, session, url
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from .. import audit, idp
+from .. import audit
 from ..accounts.models import User
 from ..accounts.passwords import (
     MAX_PASSWORD_LENGTH,
@@ -30,6 +30,7 @@ from ..errors import LoginTransactionExpired
 from ..extensions import db
 from ..passkeys import views as passkey_views
 from ..redirects import local_path
+from ..state import idp
 from ..tokens import new_token
 from . import transactions
 from .amr import acr_for, amr_for

@@ -26,9 +26,9 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.exceptions import NotFound
 
-from .. import idp
 from ..devices.api import bp as device_api
 from ..devices.service import ACTION_NONCE_LIFETIME
+from ..state import idp
 from .icons import ICON_SVG, PNG_SIZES, icon_png
 from .messages import APP_MESSAGES, NOTICE_MESSAGES, NOTIFICATION_MESSAGES, PAGE_TEXTS, localised
 

@@ -10,10 +10,11 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request, stream_with_context
 from flask.typing import ResponseReturnValue
 
-from .. import audit, idp
+from .. import audit
 from ..approvals import service as approvals
 from ..auth.first_factor import verify_password_login
 from ..extensions import csrf, db, utcnow
+from ..state import idp
 from . import notices, service
 from .models import Device
 from .service import InvalidDeviceRequest

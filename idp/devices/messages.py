@@ -9,8 +9,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
-from .. import idp
 from ..accounts.models import User
+from ..state import idp
 from .models import Device, EnrolledVia
 
 # A device's kind in words (the account page, the admin pages, the e-mails;

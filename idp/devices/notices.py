@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .. import idp
+from ..state import idp
 from ..tokens import new_token
 from .push import push_to_devices
 

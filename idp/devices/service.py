@@ -24,10 +24,11 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
-from .. import audit, idp
+from .. import audit
 from ..accounts.models import User
 from ..errors import IdpError
 from ..extensions import db, utcnow
+from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve
 from ..tokens import new_token
 from ..webauthn import (

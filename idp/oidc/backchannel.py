@@ -29,10 +29,11 @@ from flask import Flask
 from joserfc import jwt
 from sqlalchemy import select
 
-from .. import audit, idp
+from .. import audit
 from ..accounts.models import User
 from ..auth.models import LoginSession, SessionClient
 from ..extensions import db
+from ..state import idp
 from ..tokens import new_token
 from .clients import get_client, is_loopback
 from .models import Client

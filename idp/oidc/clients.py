@@ -18,10 +18,11 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .. import idp, subjects
+from .. import subjects
 from ..auth.amr import ACR_SUPPORTED
 from ..auth.transactions import ACCOUNT_CLIENT_ID
 from ..extensions import db
+from ..state import idp
 from .models import ADMIN_SCOPE, SUPPORTED_SCOPES, Client
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")

@@ -10,8 +10,8 @@ from typing import Any
 
 from flask import current_app
 
-from .. import idp
 from ..auth.amr import ACR_SUPPORTED
+from ..state import idp
 from .keys import ALGORITHMS
 from .models import SUPPORTED_SCOPES
 from .server import ALL_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS

@@ -84,7 +84,7 @@ class Client(db.Model, ClientMixin):  # type: ignore[name-defined]
 
     def check_client_secret(self, client_secret: str) -> bool:
         # Keyed digest compared in constant time (idp.tokens).
-        from .. import idp
+        from ..state import idp
 
         if not self.client_secret_digest:
             return False

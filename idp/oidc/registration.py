@@ -33,8 +33,9 @@ from authlib.oauth2.rfc6750 import InvalidTokenError
 from authlib.oauth2.rfc7591 import InvalidClientMetadataError, InvalidRedirectURIError
 from sqlalchemy import select
 
-from .. import audit, idp
+from .. import audit
 from ..extensions import db, utcnow
+from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, reserve, retry_after
 from ..tokens import new_token
 from .clients import (

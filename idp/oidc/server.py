@@ -47,6 +47,8 @@ from .. import audit
 from ..accounts.models import User
 from ..auth.sessions import remember_client
 from ..extensions import db, insert_ignore, upsert, utcnow
+from ..state import AUTHORIZATION_SERVER, RESOURCE_PROTECTOR
+from ..state import idp as _idp
 from ..tokens import new_token
 from .models import ADMIN_SCOPE, Client, RefreshToken, TokenFamily
 
@@ -56,12 +58,6 @@ CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "priva
 ALL_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 # Replay markers outlive the code itself so a late replay still revokes.
 CODE_REPLAY_WINDOW = 24 * 3600
-
-
-def _idp() -> Any:
-    from .. import idp
-
-    return idp()
 
 
 def _epoch(value: datetime) -> int:
@@ -808,5 +804,5 @@ def init_app(app: Flask) -> None:
     protector = ResourceProtector()
     protector.register_token_validator(AccessTokenValidator())
 
-    app.extensions["authlib.oauth2.server"] = server
-    app.extensions["authlib.oauth2.resource_protector"] = protector
+    app.extensions[AUTHORIZATION_SERVER] = server
+    app.extensions[RESOURCE_PROTECTOR] = protector

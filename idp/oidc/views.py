@@ -18,7 +18,6 @@ from authlib.oidc.core.errors import (
 from flask import (
     Blueprint,
     Response,
-    current_app,
     g,
     redirect,
     render_template,
@@ -30,7 +29,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from .. import audit, idp
+from .. import audit
 from ..approvals import views as approval_views
 from ..auth import transactions
 from ..auth.policy import CONSENT, LOGIN, MFA, PolicyContext, evaluate
@@ -38,6 +37,7 @@ from ..auth.sessions import current_login_session
 from ..errors import InvalidAuthorizationRequest
 from ..extensions import csrf, db, insert_ignore, utcnow
 from ..passkeys import views as passkey_views
+from ..state import authorization_server, idp, resource_protector
 from . import registration
 from .discovery import discovery_bytes
 from .models import SUPPORTED_SCOPES, Client, Consent
@@ -65,7 +65,7 @@ AUTHORIZE_PARAMS = (
 
 
 def server() -> IdpAuthorizationServer:
-    return current_app.extensions["authlib.oauth2.server"]  # type: ignore[no-any-return]
+    return authorization_server()
 
 
 def _cacheable(body: bytes, content_type: str) -> Response:
@@ -363,7 +363,7 @@ def introspect() -> Response:
 @csrf.exempt
 def userinfo() -> Response:
     # OIDC Core §5.3: GET and POST with a bearer access token holding openid.
-    protector = current_app.extensions["authlib.oauth2.resource_protector"]
+    protector = resource_protector()
     try:
         access = protector.acquire_token(["openid"])
     except OAuth2Error as error:

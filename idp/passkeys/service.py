@@ -33,7 +33,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit, idp
+from .. import audit
 from ..accounts.models import User
 from ..auth.amr import ACR_MFA, acr_satisfies
 from ..auth.first_factor import AccountLocked, TooManyAttempts, ip_limit, reserve_attempt
@@ -42,6 +42,7 @@ from ..devices.models import Device
 from ..devices.service import active_devices
 from ..errors import IdpError
 from ..extensions import db
+from ..state import idp
 from ..store.ratelimit import retry_after
 from ..tokens import new_token
 from ..webauthn import (

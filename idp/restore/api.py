@@ -10,10 +10,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from .. import idp
 from ..devices import service as devices
 from ..devices.api import current_device
 from ..extensions import csrf, utcnow
+from ..state import idp
 from . import service
 from .service import Activation, InvalidRestoreRequest
 

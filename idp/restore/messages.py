@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
-from .. import idp
 from ..accounts.models import User
 from ..devices.messages import user_locale
 from ..devices.models import Device
+from ..state import idp
 
 
 def _send(to: str, subject: str, text: str, *, after_commit: bool = False) -> None:

@@ -39,7 +39,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit, idp
+from .. import audit
 from ..accounts.models import User
 from ..accounts.service import find_user, normalise_identifier
 from ..audit import AuditEvent
@@ -56,6 +56,7 @@ from ..devices.service import (
 from ..errors import IdpError
 from ..extensions import db
 from ..notify import DeliveryError
+from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve, reset
 from ..tokens import new_token
 from ..webauthn import WebAuthnError
