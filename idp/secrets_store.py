@@ -8,11 +8,12 @@ secrets (config.Settings).
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
 from pathlib import Path
+
+from .encoding import b64url_decode, b64url_encode
 
 
 def load_or_create_dev_secrets(instance_path: Path) -> dict[str, str]:
@@ -25,7 +26,7 @@ def load_or_create_dev_secrets(instance_path: Path) -> dict[str, str]:
         pass
     values = {
         "secret_key": secrets.token_urlsafe(48),
-        "key_encryption_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "key_encryption_key": b64url_encode(os.urandom(32)),
     }
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -38,8 +39,11 @@ def load_or_create_dev_secrets(instance_path: Path) -> dict[str, str]:
 
 
 def decode_key(value: str) -> bytes:
-    """A 32-byte key from its base64url form."""
-    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    """A 32-byte key from its base64url form (padded or not)."""
+    try:
+        raw = b64url_decode(value.rstrip("="))
+    except ValueError:
+        raw = b""
     if len(raw) != 32:
         raise ValueError("key_encryption_key must be 32 bytes, base64url encoded")
     return raw

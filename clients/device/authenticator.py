@@ -14,7 +14,6 @@ References: WebAuthn Level 2 (https://www.w3.org/TR/webauthn-2/) §5.8.1
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import secrets
@@ -27,6 +26,8 @@ from urllib.parse import urlsplit
 import cbor2
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from idp.encoding import b64url_decode, b64url_encode
 
 # The AAGUID of "Freigabe CLI device" (a random UUID chosen once; servers may
 # show it as the authenticator model). 24f89107-d861-4953-9a36-5c23ff032a3c
@@ -49,14 +50,6 @@ FLAG_AT = 0x40  # attested credential data included
 
 class AuthenticatorError(Exception):
     """The authenticator refuses the request (as a browser or platform would)."""
-
-
-def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass

@@ -25,7 +25,6 @@ offline; the file's permissions are the first line of defence.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
@@ -39,6 +38,8 @@ from argon2.exceptions import HashingError
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from idp.encoding import b64url_decode, b64url_encode
 
 FORMAT = "freigabe-device-keystore"
 VERSION = 1
@@ -60,18 +61,10 @@ class WrongPin(KeyStoreError):
     AES-GCM cannot tell the two apart)."""
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _derive_key(pin: str, kdf: Mapping[str, Any]) -> bytes:
     return hash_secret_raw(
         secret=unicodedata.normalize("NFC", pin).encode("utf-8"),
-        salt=_unb64(kdf["salt"]),
+        salt=b64url_decode(kdf["salt"]),
         time_cost=kdf["time_cost"],
         memory_cost=kdf["memory_cost"],
         parallelism=kdf["parallelism"],
@@ -129,7 +122,7 @@ class KeyStore:
             "version": VERSION,
             "kdf": {
                 "name": "argon2id",
-                "salt": _b64(secrets.token_bytes(16)),
+                "salt": b64url_encode(secrets.token_bytes(16)),
                 "time_cost": _ARGON2.time_cost,
                 "memory_cost": _ARGON2.memory_cost,
                 "parallelism": _ARGON2.parallelism,
@@ -140,7 +133,11 @@ class KeyStore:
         ciphertext = AESGCM(_derive_key(pin, header["kdf"])).encrypt(
             nonce, plaintext, _associated_data(header)
         )
-        document = {**header, "nonce": _b64(nonce), "ciphertext": _b64(ciphertext)}
+        document = {
+            **header,
+            "nonce": b64url_encode(nonce),
+            "ciphertext": b64url_encode(ciphertext),
+        }
         _write_private(Path(path), json.dumps(document, indent=2).encode("utf-8") + b"\n")
 
     @staticmethod
@@ -158,8 +155,8 @@ class KeyStore:
                 or not 1 <= kdf["parallelism"] <= _MAX_PARALLELISM
             ):
                 raise KeyStoreError("unsupported key derivation parameters")
-            nonce = _unb64(document["nonce"])
-            ciphertext = _unb64(document["ciphertext"])
+            nonce = b64url_decode(document["nonce"])
+            ciphertext = b64url_decode(document["ciphertext"])
             if len(nonce) != 12:
                 raise KeyStoreError("the nonce is not 96 bits")
             key = _derive_key(pin, kdf)

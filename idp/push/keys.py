@@ -9,7 +9,6 @@ it live. The key sits in SQL, its private part AES-256-GCM encrypted under
 
 from __future__ import annotations
 
-import base64
 import os
 import threading
 import time
@@ -24,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..encoding import b64url_encode
 from ..extensions import db
 from .models import VapidKey
 
@@ -35,13 +35,9 @@ FIRST_KEY_ID = 1
 _AAD_PREFIX = b"freigabe vapid-key v1:"
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def public_point(key: ec.EllipticCurvePrivateKey) -> str:
     """base64url of the uncompressed P-256 point (the ``applicationServerKey``)."""
-    return b64url(
+    return b64url_encode(
         key.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )

@@ -6,6 +6,7 @@ exceptions come out as ``WebAuthnError`` with a ``reason`` code.
 
 from __future__ import annotations
 
+from ..encoding import b64url_decode, b64url_encode, canonical_json
 from .ceremonies import (
     ALGORITHMS,
     PublicKeyOptions,
@@ -25,7 +26,6 @@ from .challenges import (
     approval_challenge,
     context_digest,
 )
-from .encoding import b64url_decode, b64url_encode, canonical_json
 from .errors import REASONS, Reason, WebAuthnError
 
 __all__ = [

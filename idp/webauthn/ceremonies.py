@@ -52,7 +52,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from .encoding import b64url_decode
+from ..encoding import b64url_decode
 from .errors import Reason, WebAuthnError
 
 log = logging.getLogger(__name__)

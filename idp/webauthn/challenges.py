@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from .encoding import canonical_json
+from ..encoding import canonical_json
 
 # Bumped if the statement's shape ever changes; part of every signed statement.
 CHALLENGE_VERSION = 1

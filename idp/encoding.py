@@ -1,4 +1,4 @@
-"""base64url and canonical JSON: the encodings device messages are built from."""
+"""base64url (RFC 4648 §5, unpadded) and canonical JSON: the one copy of each."""
 
 from __future__ import annotations
 
