@@ -8,18 +8,15 @@ has expired, then it drops out of the JWKS.
 from __future__ import annotations
 
 import json
-import os
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import select
 
 from ..extensions import db, utcnow
+from ..sealed import Cached, Sealer
 from .models import KeyState, SigningKey
 
 ALGORITHMS = ("ES256", "RS256")
@@ -37,47 +34,42 @@ class ActiveKey:
     key: JoseKey
 
 
+@dataclass(frozen=True)
+class _Published:
+    active: dict[str, ActiveKey]
+    jwks: bytes  # serialised once per load
+
+
 class KeyRing:
     def __init__(self, *, encryption_key: bytes, token_lifetime: int) -> None:
-        self._aead = AESGCM(encryption_key)
+        # The kid is the associated data (no context: keys sealed so far stay readable).
+        self._sealer = Sealer(encryption_key)
         self._token_lifetime = token_lifetime
-        self._lock = threading.Lock()
-        self._loaded_at = 0.0
-        self._active: dict[str, ActiveKey] = {}
-        self._jwks = b""
+        self._cache: Cached[_Published] = Cached(CACHE_SECONDS)
 
     # --- reading ------------------------------------------------------------
     def signing_key(self, alg: str) -> ActiveKey:
-        self._refresh()
-        return self._active[alg]
+        return self._cache.get(self._load).active[alg]
 
     def jwks_bytes(self) -> bytes:
-        """The published key set, serialised once per refresh."""
-        self._refresh()
-        return self._jwks
+        """The published key set."""
+        return self._cache.get(self._load).jwks
 
-    def _refresh(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self._loaded_at < CACHE_SECONDS and self._active:
-            return
-        with self._lock:
-            if not force and time.monotonic() - self._loaded_at < CACHE_SECONDS and self._active:
-                return
-            self.ensure_keys()
-            now = utcnow()
-            rows = db.session.scalars(select(SigningKey).order_by(SigningKey.created_at)).all()
-            active: dict[str, ActiveKey] = {}
-            published = []
-            for row in rows:
-                if row.state == KeyState.ACTIVE:
-                    active[row.alg] = ActiveKey(row.kid, row.alg, self._decrypt(row))
-                if is_published(row, now):
-                    published.append(row.public_jwk)
-            self._active = active
-            self._jwks = json.dumps({"keys": published}, separators=(",", ":")).encode()
-            self._loaded_at = time.monotonic()
+    def _load(self) -> _Published:
+        self.ensure_keys()
+        now = utcnow()
+        rows = db.session.scalars(select(SigningKey).order_by(SigningKey.created_at)).all()
+        active: dict[str, ActiveKey] = {}
+        published = []
+        for row in rows:
+            if row.state == KeyState.ACTIVE:
+                active[row.alg] = ActiveKey(row.kid, row.alg, self._decrypt(row))
+            if is_published(row, now):
+                published.append(row.public_jwk)
+        return _Published(active, json.dumps({"keys": published}, separators=(",", ":")).encode())
 
     def invalidate(self) -> None:
-        self._loaded_at = 0.0
+        self._cache.invalidate()
 
     # --- changing -----------------------------------------------------------
     def ensure_keys(self) -> None:
@@ -153,17 +145,12 @@ class KeyRing:
             kid=key.kid,
             alg=alg,
             public_jwk=public,
-            private_key_encrypted=self._encrypt(key.kid or "", key.as_pem(private=True)),
+            private_key_encrypted=self._sealer.seal(key.as_pem(private=True), name=key.kid or ""),
             state=KeyState.ACTIVE,
         )
 
-    def _encrypt(self, kid: str, pem: bytes) -> bytes:
-        nonce = os.urandom(12)
-        return nonce + self._aead.encrypt(nonce, pem, kid.encode())
-
     def _decrypt(self, row: SigningKey) -> JoseKey:
-        blob = row.private_key_encrypted
-        pem = self._aead.decrypt(blob[:12], blob[12:], row.kid.encode())
+        pem = self._sealer.open(row.private_key_encrypted, name=row.kid)
         key: JoseKey
         key = ECKey.import_key(pem) if row.alg == "ES256" else RSAKey.import_key(pem)
         key.ensure_kid()

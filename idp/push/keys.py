@@ -9,22 +9,18 @@ it live. The key sits in SQL, its private part AES-256-GCM encrypted under
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..encoding import b64url_encode
 from ..extensions import db
+from ..sealed import Cached, Sealer, SealError
 from .models import VapidKey
 
 # How long a process trusts the key it read before reading it again (a key
@@ -62,33 +58,17 @@ class VapidKeyStore:
     """The deployment's VAPID key, from SQL. Needs an app context."""
 
     def __init__(self, *, encryption_key: bytes, cache_seconds: float = CACHE_SECONDS) -> None:
-        self._aead = AESGCM(encryption_key)
-        self._cache_seconds = cache_seconds
-        self._lock = threading.Lock()
-        self._cached: VapidKeyPair | None = None
-        self._loaded_at = 0.0
+        # The public point is the associated data, after a purpose and version.
+        self._sealer = Sealer(encryption_key, context=_AAD_PREFIX)
+        self._cache: Cached[VapidKeyPair] = Cached(cache_seconds)
 
     def current(self) -> VapidKeyPair:
         """The key in use, generating it on first use."""
-        cached = self._fresh()
-        if cached is not None:
-            return cached
-        with self._lock:
-            cached = self._fresh()
-            if cached is not None:
-                return cached
-            pair = self._load()
-            self._cached, self._loaded_at = pair, time.monotonic()
-            return pair
+        return self._cache.get(self._load)
 
     def invalidate(self) -> None:
         """Read the key from the database again on next use."""
-        self._loaded_at = 0.0
-
-    def _fresh(self) -> VapidKeyPair | None:
-        if self._cached is not None and time.monotonic() - self._loaded_at < self._cache_seconds:
-            return self._cached
-        return None
+        self._cache.invalidate()
 
     def _load(self) -> VapidKeyPair:
         # A session of its own: generating the key must not commit whatever
@@ -123,15 +103,13 @@ class VapidKeyStore:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        nonce = os.urandom(12)
-        sealed = nonce + self._aead.encrypt(nonce, der, _AAD_PREFIX + public.encode())
+        sealed = self._sealer.seal(der, name=public)
         return VapidKey(id=key_id, public_key=public, private_key_encrypted=sealed)
 
     def _decrypt(self, row: VapidKey) -> VapidKeyPair:
-        blob = row.private_key_encrypted
         try:
-            der = self._aead.decrypt(blob[:12], blob[12:], _AAD_PREFIX + row.public_key.encode())
-        except (InvalidTag, ValueError):
+            der = self._sealer.open(row.private_key_encrypted, name=row.public_key)
+        except SealError:
             raise VapidKeyError(
                 "the stored VAPID key does not decrypt: was key_encryption_key changed?"
             ) from None
