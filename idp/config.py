@@ -20,6 +20,7 @@ from pydantic_settings import (
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    TomlConfigSettingsSource,
 )
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -270,7 +271,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _TomlSource(settings_cls))
+        return (init_settings, env_settings, _toml_file(settings_cls))
 
 
 def parse_trusted_proxies(value: object) -> int | tuple[str, ...]:
@@ -305,29 +306,22 @@ def parse_trusted_proxies(value: object) -> int | tuple[str, ...]:
     return tuple(networks)
 
 
-class _TomlSource(PydanticBaseSettingsSource):
-    """The TOML file named by ``IDP_CONFIG``, flat keys as in example.toml."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        path = os.environ.get("IDP_CONFIG")
-        if not path:
-            return {}
-        try:
-            with open(path, "rb") as handle:
-                return tomllib.load(handle)
-        except FileNotFoundError:
-            raise ConfigError(f"IDP_CONFIG names {path}, which does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"IDP_CONFIG file {path} is not valid TOML: {exc}") from None
+def _toml_file(settings_cls: type[BaseSettings]) -> PydanticBaseSettingsSource:
+    """pydantic-settings' own TOML source for the file named by ``IDP_CONFIG``
+    (flat keys, as in example.toml); a named file must exist."""
+    path = os.environ.get("IDP_CONFIG")
+    if path and not os.path.isfile(path):
+        raise ConfigError(f"IDP_CONFIG names {path}, which does not exist")
+    return TomlConfigSettingsSource(settings_cls, toml_file=path or ())
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """Build the settings from all sources or raise ConfigError naming the problem."""
     try:
         return Settings(**(overrides or {}))
+    except tomllib.TOMLDecodeError as exc:
+        path = os.environ.get("IDP_CONFIG")
+        raise ConfigError(f"IDP_CONFIG file {path} is not valid TOML: {exc}") from None
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
