@@ -1,7 +1,12 @@
 """Our error tree and the one handler that renders it.
 
-Browsers get a friendly page, API callers a JSON object with the ``error``
-code. Internal detail goes to the log, never into the response.
+Browsers get a friendly page, API callers one JSON shape:
+``{"error": code, "error_description": text, "fields": {name: problem}}``
+(``fields`` only where input fields were at fault), the shape of OAuth 2.0
+errors (RFC 6749 §5.2). Which requests are API calls is declared per
+blueprint (``ApiBlueprint``); elsewhere a client that asks for JSON (Accept,
+or a JSON body) gets JSON. Internal detail goes to the log, never into the
+response.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import logging
 
 import redis
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -30,6 +35,7 @@ class IdpError(Exception):
         *,
         detail: str | None = None,
         retry_after: int | None = None,
+        fields: dict[str, str] | None = None,
     ) -> None:
         super().__init__(str(message or self.message))
         if message is not None:
@@ -38,6 +44,29 @@ class IdpError(Exception):
         self.detail = detail
         # Seconds until a throttled request may succeed (RFC 9110 §10.2.3).
         self.retry_after = retry_after
+        # The input fields at fault, each with what is wrong with it.
+        self.fields = fields
+
+
+class InvalidRequest(IdpError):
+    """The request is malformed or a field is not acceptable (400
+    ``invalid_request``); ``fields`` names the fields at fault."""
+
+    error = "invalid_request"
+    status = 400
+    message = _l("The request is not valid.")
+
+
+class Throttled(IdpError):
+    """Too many attempts (429 ``too_many_attempts``, with Retry-After)."""
+
+    error = "too_many_attempts"
+    status = 429
+    message = _l("Too many attempts. Please wait before trying again.")
+
+
+class ApiBlueprint(Blueprint):
+    """A blueprint of an API: every answer, errors included, is JSON."""
 
 
 class InvalidAuthorizationRequest(IdpError):
@@ -69,17 +98,35 @@ HTTP_MESSAGES = {
 
 
 def wants_json() -> bool:
-    if request.path.startswith(
-        ("/device/", "/admin/api/", "/token", "/userinfo", "/revoke", "/introspect")
+    """An API's request (its blueprint, or for a path no rule matched, its
+    URL prefix), or a client that sends or asks for JSON."""
+    blueprints = current_app.blueprints
+    if request.blueprint is not None:
+        if isinstance(blueprints.get(request.blueprint), ApiBlueprint):
+            return True
+    elif any(
+        isinstance(bp, ApiBlueprint) and bp.url_prefix and request.path.startswith(bp.url_prefix)
+        for bp in blueprints.values()
     ):
+        return True
+    if request.is_json:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
 
 
-def render_error(error: str, message: object, status: int, detail: str | None = None) -> Response:
+def render_error(
+    error: str,
+    message: object,
+    status: int,
+    detail: str | None = None,
+    fields: dict[str, str] | None = None,
+) -> Response:
     if wants_json():
-        response = jsonify(error=error, error_description=str(message))
+        body: dict[str, object] = {"error": error, "error_description": str(message)}
+        if fields:
+            body["fields"] = fields
+        response = jsonify(body)
     else:
         response = Response(
             render_template("error.html", error=error, message=message, detail=detail),
@@ -93,7 +140,7 @@ def render_error(error: str, message: object, status: int, detail: str | None = 
 def init_app(app: Flask) -> None:
     @app.errorhandler(IdpError)
     def _idp_error(exc: IdpError) -> Response:
-        response = render_error(exc.error, exc.message, exc.status, exc.detail)
+        response = render_error(exc.error, exc.message, exc.status, exc.detail, exc.fields)
         if exc.retry_after:
             response.headers["Retry-After"] = str(exc.retry_after)
         return response

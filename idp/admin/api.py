@@ -17,10 +17,10 @@ from typing import Any
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import MissingAuthorizationError, UnsupportedTokenTypeError
 from authlib.oauth2.rfc6750 import InsufficientScopeError
-from flask import Blueprint, Response, g, jsonify, request, stream_with_context
+from flask import Response, g, jsonify, request, stream_with_context
 
 from ..accounts.models import User
-from ..errors import IdpError
+from ..errors import ApiBlueprint, IdpError, render_error
 from ..extensions import csrf
 from ..oidc.clients import ClientError
 from ..oidc.models import ADMIN_SCOPE
@@ -30,7 +30,7 @@ from . import schemas, service
 from .openapi import Api, InvalidInput
 from .service import Actor
 
-bp = Blueprint("admin_api", __name__, url_prefix="/admin/api/v1")
+bp = ApiBlueprint("admin_api", __name__, url_prefix="/admin/api/v1")
 csrf.exempt(bp)  # bearer tokens, no cookies
 
 api = Api(
@@ -126,28 +126,16 @@ def _no_store(response: Response) -> Response:
     return response
 
 
-def _error(status: int, error: str, description: str, **extra: Any) -> Response:
-    response = jsonify(error=error, error_description=description, **extra)
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 @bp.errorhandler(BearerError)
 def _bearer_error(exc: BearerError) -> Response:
-    response = _error(exc.status, exc.error, str(exc.message))
+    response = render_error(exc.error, exc.message, exc.status)
     response.headers["WWW-Authenticate"] = exc.challenge()
     return response
 
 
-@bp.errorhandler(InvalidInput)
-def _invalid_input(exc: InvalidInput) -> Response:
-    return _error(400, "invalid_request", "Some fields are not valid.", fields=exc.fields)
-
-
 @bp.errorhandler(ClientError)
 def _client_error(exc: ClientError) -> Response:
-    return _error(400, "invalid_request", str(exc), fields={exc.field: exc.message})
+    return render_error("invalid_request", str(exc), 400, fields={exc.field: exc.message})
 
 
 def _page(page: service.Page[Any], items: list[dict[str, Any]]) -> dict[str, Any]:

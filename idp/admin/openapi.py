@@ -21,6 +21,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from ..errors import InvalidRequest
 from .schemas import Error
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,12 +36,13 @@ BEARER_CHALLENGE = {
 }
 
 
-class InvalidInput(Exception):
+class InvalidInput(InvalidRequest):
     """A request's query or body does not fit its model; ``fields`` says why."""
 
+    message = "Some fields are not valid."
+
     def __init__(self, fields: dict[str, str]) -> None:
-        super().__init__("invalid request")
-        self.fields = fields
+        super().__init__(fields=fields)
 
 
 @dataclass(frozen=True)

@@ -506,7 +506,7 @@ def registration_tokens() -> ResponseReturnValue:
         )
     except registration.InitialTokenError as exc:
         return _token_page(values, {"hours": str(exc)}), 400
-    register_url = idp().settings.issuer + url_for("oidc.register")
+    register_url = idp().settings.issuer + url_for("oidc_api.register")
     return _no_store(
         render_template("admin/registration_token.html", issued=issued, register_url=register_url)
     )

@@ -42,7 +42,7 @@ from ..accounts.models import User
 from ..devices.models import Device
 from ..devices.push import push_to_devices
 from ..devices.service import active_devices, record_use
-from ..errors import IdpError
+from ..errors import IdpError, InvalidRequest, Throttled
 from ..extensions import db
 from ..notify import DeliveryError
 from ..state import idp
@@ -92,29 +92,24 @@ class WrongMatchCode(ApprovalError):
     message = _l("The number does not match the one shown in the browser.")
 
 
-class TooManyWrongCodes(ApprovalError):
-    error = "too_many_attempts"
-    status = 429
+class TooManyWrongCodes(Throttled, ApprovalError):
     message = _l("Too many wrong numbers. Please wait before trying again.")
 
 
-class PushesBlocked(ApprovalError):
+class PushesBlocked(Throttled, ApprovalError):
     error = "approvals_blocked"
-    status = 429
     message = _l(
         "Sign-in confirmations for this account are paused for a while after a report "
         "of a sign-in attempt that was not made by you."
     )
 
 
-class TooManyApprovals(ApprovalError):
+class TooManyApprovals(Throttled, ApprovalError):
     error = "too_many_approvals"
-    status = 429
     message = _l("Too many sign-in confirmations were requested. Please wait a few minutes.")
 
 
-class InvalidAnswer(ApprovalError):
-    error = "invalid_request"
+class InvalidAnswer(InvalidRequest, ApprovalError):
     message = _l("The answer is not valid.")
 
 

@@ -8,7 +8,7 @@ from flask_babel import lazy_gettext as _l
 from .. import audit
 from ..accounts.models import User
 from ..accounts.service import find_user
-from ..errors import IdpError
+from ..errors import IdpError, InvalidRequest, Throttled
 from ..extensions import db
 from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve
@@ -18,15 +18,11 @@ class FirstFactorError(IdpError):
     status = 401
 
 
-class MissingCredentials(FirstFactorError):
-    error = "invalid_request"
-    status = 400
+class MissingCredentials(InvalidRequest, FirstFactorError):
     message = _l("Please enter your access number, user name or e-mail and your password.")
 
 
-class TooManyAttempts(FirstFactorError):
-    error = "too_many_attempts"
-    status = 429
+class TooManyAttempts(Throttled, FirstFactorError):
     message = _l("Too many failed sign-in attempts. Please wait a few minutes.")
 
 

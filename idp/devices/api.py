@@ -7,19 +7,20 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request, stream_with_context
+from flask import Response, g, jsonify, request, stream_with_context
 from flask.typing import ResponseReturnValue
 
 from .. import audit
 from ..approvals import service as approvals
 from ..auth.first_factor import verify_password_login
+from ..errors import ApiBlueprint
 from ..extensions import csrf, db, utcnow
 from ..state import idp
 from . import notices, service
 from .models import Device
 from .service import InvalidDeviceRequest
 
-bp = Blueprint("device_api", __name__, url_prefix="/device/v1")
+bp = ApiBlueprint("device_api", __name__, url_prefix="/device/v1")
 csrf.exempt(bp)  # bearer tokens and WebAuthn assertions, no cookies
 
 EVENT_STREAM_SECONDS = 300

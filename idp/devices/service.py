@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 
 from .. import audit
 from ..accounts.models import User
-from ..errors import IdpError
+from ..errors import IdpError, InvalidRequest, Throttled
 from ..extensions import db, utcnow
 from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve
@@ -112,9 +112,7 @@ class WrongCode(DeviceError):
     message = _l("The code is not correct.")
 
 
-class TooManyCodeAttempts(DeviceError):
-    error = "too_many_attempts"
-    status = 429
+class TooManyCodeAttempts(Throttled, DeviceError):
     message = _l("Too many wrong codes. Please start again later.")
 
 
@@ -123,9 +121,8 @@ class InvalidBindingCode(DeviceError):
     message = _l("The binding code is not valid or has expired.")
 
 
-class InvalidDeviceRequest(DeviceError):
-    error = "invalid_request"
-    message = _l("The request is not valid.")
+class InvalidDeviceRequest(InvalidRequest, DeviceError):
+    """Malformed input (400 invalid_request)."""
 
 
 class DeviceNotFound(DeviceError):

@@ -10,3 +10,4 @@ def init_app(app: Flask) -> None:
 
     server.init_app(app)
     app.register_blueprint(views.bp)
+    app.register_blueprint(views.api)

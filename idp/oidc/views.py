@@ -34,7 +34,7 @@ from ..approvals import views as approval_views
 from ..auth import transactions
 from ..auth.policy import CONSENT, LOGIN, MFA, PolicyContext, evaluate
 from ..auth.sessions import current_login_session
-from ..errors import InvalidAuthorizationRequest
+from ..errors import ApiBlueprint, InvalidAuthorizationRequest
 from ..extensions import csrf, db, insert_ignore, utcnow
 from ..passkeys import views as passkey_views
 from ..state import authorization_server, idp, resource_protector
@@ -43,7 +43,11 @@ from .discovery import discovery_bytes
 from .models import SUPPORTED_SCOPES, Client, Consent
 from .server import IdpAuthorizationServer, user_info
 
+# The pages of the authorization flow and of RP-initiated logout.
 bp = Blueprint("oidc", __name__)
+# The protocol endpoints: discovery, JWKS, token, revocation, introspection,
+# userinfo and client registration (every answer JSON).
+api = ApiBlueprint("oidc_api", __name__)
 
 # Parameters of an authorization request kept in the login transaction.
 AUTHORIZE_PARAMS = (
@@ -75,13 +79,13 @@ def _cacheable(body: bytes, content_type: str) -> Response:
     return response
 
 
-@bp.get("/.well-known/openid-configuration")
-@bp.get("/.well-known/oauth-authorization-server")
+@api.get("/.well-known/openid-configuration")
+@api.get("/.well-known/oauth-authorization-server")
 def discovery() -> Response:
     return _cacheable(discovery_bytes(), "application/json")
 
 
-@bp.get("/jwks.json")
+@api.get("/jwks.json")
 def jwks() -> Response:
     return _cacheable(idp().keyring.jwks_bytes(), "application/jwk-set+json")
 
@@ -341,25 +345,25 @@ def _no_store(response: Response) -> Response:
     return response
 
 
-@bp.post("/token")
+@api.post("/token")
 @csrf.exempt
 def token() -> Response:
     return _no_store(server().create_token_response())
 
 
-@bp.post("/revoke")
+@api.post("/revoke")
 @csrf.exempt
 def revoke() -> Response:
     return _no_store(server().create_endpoint_response("revocation"))
 
 
-@bp.post("/introspect")
+@api.post("/introspect")
 @csrf.exempt
 def introspect() -> Response:
     return _no_store(server().create_endpoint_response("introspection"))
 
 
-@bp.route("/userinfo", methods=["GET", "POST"])
+@api.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo() -> Response:
     # OIDC Core §5.3: GET and POST with a bearer access token holding openid.
@@ -429,7 +433,7 @@ def _json_body() -> Any:
     return data
 
 
-@bp.post("/register")
+@api.post("/register")
 @csrf.exempt
 def register() -> Response:
     """RFC 7591 §3: register a client."""
@@ -443,7 +447,7 @@ def register() -> Response:
     return _registration_json(body, 201)
 
 
-@bp.route("/register/<client_id>", methods=["GET", "PUT", "DELETE"])
+@api.route("/register/<client_id>", methods=["GET", "PUT", "DELETE"])
 @csrf.exempt
 def client_configuration(client_id: str) -> Response:
     """RFC 7592 §2: read, replace or delete the client's own registration."""

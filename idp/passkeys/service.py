@@ -40,7 +40,7 @@ from ..auth.first_factor import AccountLocked, TooManyAttempts, ip_limit, reserv
 from ..auth.models import LoginSession
 from ..devices.models import Device
 from ..devices.service import active_devices
-from ..errors import IdpError
+from ..errors import IdpError, InvalidRequest
 from ..extensions import db
 from ..state import idp
 from ..store.ratelimit import retry_after
@@ -77,10 +77,8 @@ class PasskeyError(IdpError):
     message = _l("Your passkey could not be verified. Please try again.")
 
 
-class InvalidPasskeyRequest(PasskeyError):
-    error = "invalid_request"
-    status = 400
-    message = _l("The request is not valid.")
+class InvalidPasskeyRequest(InvalidRequest, PasskeyError):
+    """Malformed input (400 invalid_request)."""
 
 
 class PasskeyRequestExpired(PasskeyError):

@@ -5,7 +5,7 @@ The ceremonies run in the browser (static/passkeys.js): it fetches options
 with a POST (CSRF token in the ``X-CSRFToken`` header), calls
 ``navigator.credentials``, and posts the response back as
 ``{"credential": ...}``. Answers are JSON: ``{"redirect": url}`` to follow,
-or ``{"error": code, "message": text}`` to show.
+or ``{"error": code, "error_description": text}`` to show (idp.errors).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ..auth.amr import ACR_MFA, acr_for, amr_for
 from ..auth.models import LoginSession
 from ..auth.sessions import current_login_session, start_login_session
 from ..devices.service import active_devices
-from ..errors import IdpError, LoginTransactionExpired, render_error
+from ..errors import IdpError, LoginTransactionExpired
 from ..extensions import utcnow
 from ..tokens import new_token
 from . import service
@@ -51,20 +51,6 @@ class LoginRequired(IdpError):
     error = "login_required"
     status = 401
     message = _l("Please sign in first.")
-
-
-@bp.errorhandler(IdpError)
-def _error(exc: IdpError) -> Response:
-    """JSON for the script's requests, the error page for everything else."""
-    if request.is_json:
-        response = jsonify(error=exc.error, message=str(exc.message))
-        response.status_code = exc.status
-        response.headers["Cache-Control"] = "no-store"
-    else:
-        response = render_error(exc.error, exc.message, exc.status, exc.detail)
-    if exc.retry_after:
-        response.headers["Retry-After"] = str(exc.retry_after)
-    return response
 
 
 def _body() -> dict[str, Any]:

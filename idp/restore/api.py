@@ -7,17 +7,18 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..devices import service as devices
 from ..devices.api import current_device
+from ..errors import ApiBlueprint
 from ..extensions import csrf, utcnow
 from ..state import idp
 from . import service
 from .service import Activation, InvalidRestoreRequest
 
-bp = Blueprint("restore_api", __name__, url_prefix="/device/v1")
+bp = ApiBlueprint("restore_api", __name__, url_prefix="/device/v1")
 csrf.exempt(bp)  # bearer tokens, WebAuthn assertions and codes; no cookies
 
 

@@ -53,7 +53,7 @@ from ..devices.service import (
     active_devices,
     mask_destination,
 )
-from ..errors import IdpError
+from ..errors import IdpError, InvalidRequest, Throttled
 from ..extensions import db
 from ..notify import DeliveryError
 from ..state import idp
@@ -97,15 +97,12 @@ class RestoreFailed(RestoreError):
     )
 
 
-class TooManyRestoreAttempts(RestoreError):
-    error = "too_many_attempts"
-    status = 429
+class TooManyRestoreAttempts(Throttled, RestoreError):
     message = _l("Too many failed attempts. Please wait before trying again.")
 
 
-class InvalidRestoreRequest(RestoreError):
-    error = "invalid_request"
-    message = _l("The request is not valid.")
+class InvalidRestoreRequest(InvalidRequest, RestoreError):
+    """Malformed input (400 invalid_request)."""
 
 
 class RestorationNotActive(RestoreError):

@@ -90,7 +90,7 @@
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (data) {
         if (!response.ok) {
-          var error = new Error(data.message || data.error_description || "");
+          var error = new Error(data.error_description || "");
           error.server = true;
           error.code = data.error;
           throw error;

@@ -443,7 +443,7 @@ def test_assertion_without_user_verification_is_refused(idp: Any) -> None:
         browser, login_page(browser, f"{idp.url}/login"), key, user_verified=False
     )
     assert answer.status_code == 401 and answer.json()["error"] == "passkey_not_verified"
-    assert answer.json()["message"]
+    assert answer.json()["error_description"]
     assert refusals(idp) == ["user_not_verified"]
     assert not signed_in(browser) and idp.events("passkey_login") == []
     assert stored(idp, key).sign_count == 0 and stored(idp, key).last_used_at is None
