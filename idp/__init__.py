@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from . import proxy
 from .accounts.passwords import PasswordService
 from .config import default_instance_path, load_settings
-from .extensions import babel, csrf, db, migrate
+from .extensions import babel, csrf, db, init_unit_of_work, migrate
 from .notify import email_sender, sms_sender
 from .oidc.keys import KeyRing
 from .push import PushService
@@ -100,6 +100,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from .auth import views as auth_views
     from .oidc import init_app as init_oidc
 
+    init_unit_of_work(app)
+    _make_keys_before_requests(app)
     i18n.init_app(app, babel)
     errors.init_app(app)
     http.init_app(app, settings)
@@ -172,3 +174,20 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
+
+
+def _make_keys_before_requests(app: Flask) -> None:
+    """The signing keys and the VAPID key are generated on first use, each
+    in a transaction of its own. That must happen before a request has
+    written anything: on SQLite, whose one writer would be the request
+    itself, the key's transaction would wait for the request's forever. So
+    each process makes sure they exist before its first request."""
+    ready: list[bool] = []
+
+    @app.before_request
+    def _keys() -> None:
+        if not ready:
+            state = app.extensions[IDP]
+            state.keyring.ensure_keys()
+            state.push.ensure_key()
+            ready.append(True)

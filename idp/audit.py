@@ -39,7 +39,6 @@ def record(
     user_id: int | None = None,
     client_id: str | None = None,
     actor: str | None = None,
-    commit: bool = True,
     **detail: Any,
 ) -> AuditEvent:
     ip = request.remote_addr if has_request_context() else None
@@ -51,8 +50,7 @@ def record(
         ip=ip,
         detail=detail,
     )
+    # Part of the unit of work: committed with what it records (or not at all).
     db.session.add(event)
-    if commit:
-        db.session.commit()
     log.info("%s user=%s client=%s ip=%s %s", event_type, user_id, client_id, ip, detail or "")
     return event

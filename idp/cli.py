@@ -8,8 +8,10 @@ for people go to stderr.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,17 +23,45 @@ from . import create_app
 from .admin import service
 from .admin.service import Actor, AdminError
 from .config import ConfigError, load_settings
+from .extensions import commit, rollback
 from .state import idp
 
 # User subs, client ids and device ids are base64url and may begin with "-":
 # taken as the argument, not as an unknown option.
 ID_ARGUMENT = {"ignore_unknown_options": True}
 
-users = AppGroup("users", help="Manage user accounts.")
-clients = AppGroup("clients", help="Manage client registrations.")
-keys = AppGroup("keys", help="Manage the token signing keys.")
-devices = AppGroup("devices", help="List and remove users' devices.")
-audit_log = AppGroup("audit", help="Read and export the audit log.")
+
+class Commands(AppGroup):
+    """A group whose every command is one unit of work (DESIGN §7): what it
+    changed is committed when it has run, and rolled back when it failed."""
+
+    # (Only the decorator-factory form, @group.command("name"), is used here.)
+    def command(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], click.Command]:
+        register = super().command
+
+        def decorator(function: Callable[..., Any]) -> click.Command:
+            @functools.wraps(function)
+            def run(*call_args: Any, **call_kwargs: Any) -> Any:
+                try:
+                    result = function(*call_args, **call_kwargs)
+                except BaseException:
+                    rollback()
+                    raise
+                commit()
+                return result
+
+            return register(*args, **kwargs)(run)
+
+        return decorator
+
+
+users = Commands("users", help="Manage user accounts.")
+clients = Commands("clients", help="Manage client registrations.")
+keys = Commands("keys", help="Manage the token signing keys.")
+devices = Commands("devices", help="List and remove users' devices.")
+audit_log = Commands("audit", help="Read and export the audit log.")
 # Every change made here is recorded in the audit log with the actor "cli".
 CLI = Actor.cli()
 

@@ -37,7 +37,7 @@ class DemoUrls:
 def seed(*, rp_base: str) -> None:
     """Create or update the demo user and clients (inside an app context)."""
     from .accounts.service import create_user, find_user
-    from .extensions import db
+    from .extensions import commit
     from .oidc.clients import create_client, get_client, set_secret
     from .state import idp
 
@@ -87,7 +87,7 @@ def seed(*, rp_base: str) -> None:
             client.disabled = False
         if method != "none":
             set_secret(client, DEMO_CLIENT_SECRET)
-    db.session.commit()
+    commit()
 
 
 def _wait_until_up(url: str, processes: list[subprocess.Popen[bytes]], timeout: float) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import Flask, Response
 from flask_babel import Babel
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -95,27 +96,54 @@ def _insert(model: type[Base]) -> Any:
     raise NotImplementedError(f"upserts on {dialect}")
 
 
+# --- the unit of work -----------------------------------------------------------
+# One transaction per request or command (DESIGN §7): services add to the
+# session and never commit; the request commits at its end (commit_request),
+# a command when it has run (idp.cli). What must happen only once the change
+# is durable (a mail, a push, a signal whose receivers tell the user) waits
+# in after_commit.
+
 # Session.info key: what to do once the current transaction has committed.
 _AFTER_COMMIT = "idp.after_commit"
 
 
-def after_commit(callback: Callable[[], None]) -> None:
-    """Run ``callback`` once the current transaction commits, and never if
-    it rolls back: side effects about a change (a mail, a push, a notice)
-    never go out for a change that did not happen. A callback that fails is
-    logged; the change it was about stands."""
+def after_commit(callback: Callable[[], object]) -> None:
+    """Run ``callback`` once the unit of work has committed (``commit``),
+    and never if it rolls back: side effects about a change (a mail, a push,
+    a notice) never go out for a change that did not happen. A callback that
+    fails is logged; the change it was about stands."""
     db.session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
-@event.listens_for(db.session, "after_commit")
-def _run_after_commit(sql_session: Session) -> None:
-    if sql_session.in_nested_transaction():
-        return  # a SAVEPOINT: the outer transaction may still roll back
-    for callback in sql_session.info.pop(_AFTER_COMMIT, []):
+def commit() -> None:
+    """End the unit of work: commit it, then run what waited for it (each
+    callback may read the database; what it writes is its own business)."""
+    callbacks = db.session.info.pop(_AFTER_COMMIT, [])
+    db.session.commit()
+    for callback in callbacks:
         try:
             callback()
         except Exception:
             log.exception("a side effect after the commit failed")
+
+
+def rollback() -> None:
+    db.session.rollback()
+
+
+def init_unit_of_work(app: Flask) -> None:
+    """A request's changes are committed when it ends with an answer below
+    500 (a success, a redirect, or a deliberate refusal with its audit
+    events and counters), and rolled back when the server failed (an
+    outage, a bug): a failed request leaves durable state as it found it."""
+
+    @app.after_request
+    def _end_of_request(response: Response) -> Response:
+        if response.status_code < 500:
+            commit()
+        else:
+            rollback()
+        return response
 
 
 @event.listens_for(db.session, "after_rollback")

@@ -171,8 +171,7 @@ def find_user(identifier: str) -> User:
 def create_user(actor: Actor, passwords: PasswordService, *, password: str, **fields: Any) -> User:
     """A new active account (``accounts.AccountError`` says what is wrong)."""
     user = accounts.create_user(passwords, password=password, **fields)
-    audit.record("user_created", user_id=user.id, actor=actor.label, commit=False)
-    db.session.commit()
+    audit.record("user_created", user_id=user.id, actor=actor.label)
     return user
 
 
@@ -259,14 +258,12 @@ def lock_user(actor: Actor, user: User) -> None:
     if actor.user_id == user.id:
         raise NotOnYourself()
     accounts.lock_user(user)
-    audit.record("user_locked", user_id=user.id, actor=actor.label, commit=False)
-    db.session.commit()
+    audit.record("user_locked", user_id=user.id, actor=actor.label)
 
 
 def unlock_user(actor: Actor, user: User) -> None:
     accounts.unlock_user(user)
-    audit.record("user_unlocked", user_id=user.id, actor=actor.label, commit=False)
-    db.session.commit()
+    audit.record("user_unlocked", user_id=user.id, actor=actor.label)
 
 
 def force_password_reset(actor: Actor, user: User) -> None:
@@ -275,8 +272,7 @@ def force_password_reset(actor: Actor, user: User) -> None:
     (and the clients they signed in to are told, Back-Channel Logout)."""
     user.password_reset_required = True
     end_user_sessions(user.id, reason="password_reset")
-    audit.record("password_reset_forced", user_id=user.id, actor=actor.label, commit=False)
-    db.session.commit()
+    audit.record("password_reset_forced", user_id=user.id, actor=actor.label)
 
 
 def set_admin(actor: Actor, user: User, *, admin: bool) -> None:
@@ -289,9 +285,7 @@ def set_admin(actor: Actor, user: User, *, admin: bool) -> None:
         "admin_granted" if admin else "admin_revoked",
         user_id=user.id,
         actor=actor.label,
-        commit=False,
     )
-    db.session.commit()
 
 
 def remove_device(actor: Actor, user: User, device_id: str, *, ip: str | None = None) -> int:
@@ -341,8 +335,7 @@ def create_client(actor: Actor, **fields: Any) -> tuple[Client, str | None]:
     except ClientError:
         db.session.rollback()
         raise
-    audit.record("client_created", client_id=client.client_id, actor=actor.label, commit=False)
-    db.session.commit()
+    audit.record("client_created", client_id=client.client_id, actor=actor.label)
     return client, secret
 
 
@@ -362,10 +355,8 @@ def update_client(actor: Actor, client: Client, **fields: Any) -> str | None:
             "client_updated",
             client_id=client.client_id,
             actor=actor.label,
-            commit=False,
             fields=changed,
         )
-    db.session.commit()
     return secret
 
 
@@ -378,26 +369,20 @@ def set_client_disabled(actor: Actor, client: Client, *, disabled: bool) -> None
         "client_disabled" if disabled else "client_enabled",
         client_id=client.client_id,
         actor=actor.label,
-        commit=False,
     )
-    db.session.commit()
 
 
 def delete_client(actor: Actor, client: Client) -> None:
     """Remove the registration with its refresh tokens and consents."""
     client_id = client.client_id
     clients.delete_client(client)
-    audit.record("client_deleted", client_id=client_id, actor=actor.label, commit=False)
-    db.session.commit()
+    audit.record("client_deleted", client_id=client_id, actor=actor.label)
 
 
 def rotate_client_secret(actor: Actor, client: Client) -> NewSecret:
     """A new secret, shown once; the old one stops working at once."""
     new = clients.rotate_secret(client)
-    audit.record(
-        "client_secret_rotated", client_id=client.client_id, actor=actor.label, commit=False
-    )
-    db.session.commit()
+    audit.record("client_secret_rotated", client_id=client.client_id, actor=actor.label)
     return new
 
 

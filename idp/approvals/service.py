@@ -19,7 +19,7 @@ Keys (all with TTLs):
 
 Order of writes: an answer's SQL changes (the device's signature counter,
 the audit event) are flushed first, then the one atomic Redis step closes the
-approval, then the transaction commits; if Redis fails, the transaction rolls
+approval, then the request's transaction commits; if Redis fails, it rolls
 back and nothing has changed (the device may answer again).
 """
 
@@ -43,7 +43,7 @@ from ..devices.models import Device
 from ..devices.push import push_to_devices
 from ..devices.service import active_devices, record_use
 from ..errors import IdpError, InvalidRequest, Throttled
-from ..extensions import db
+from ..extensions import after_commit, db
 from ..notify import DeliveryError
 from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, reserve, reset, retry_after
@@ -390,17 +390,15 @@ def start(
     return StartedApproval(approval=approval, match_code=code, devices=len(devices))
 
 
-def cancel(approval_id: str, *, reason: str, commit: bool = True) -> None:
-    """Close a pending approval as cancelled (its waiting page is woken); its
-    audit event is committed unless ``commit`` is false (then it joins the
-    caller's transaction)."""
+def cancel(approval_id: str, *, reason: str) -> None:
+    """Close a pending approval as cancelled (its waiting page is woken)."""
     approval = load(approval_id)
     if approval is None or approval.status != PENDING:
         return
     approval.status = CANCELLED
     if _close(approval):
         audit.record("approval_cancelled", user_id=approval.user_id, approval=approval_id,
-                     reason=reason, commit=commit)  # fmt: skip
+                     reason=reason)  # fmt: skip
 
 
 def pending_for(user_id: int, now: datetime, *, device: Device | None = None) -> list[Approval]:
@@ -436,7 +434,7 @@ def cancel_unanswerable(user_id: int, *, now: datetime, reason: str) -> list[str
     for approval in pending_for(user_id, now):
         aimed = set(approval.device_ids) if approval.device_ids is not None else active
         if not aimed & active:
-            cancel(approval.id, reason=reason, commit=False)
+            cancel(approval.id, reason=reason)
             cancelled.append(approval.id)
     return cancelled
 
@@ -527,25 +525,24 @@ def answer(
     audit.record(
         "approval_approved" if decision == "approve" else "approval_denied",
         user_id=device.user_id, client_id=approval.client_id, approval=approval.id,
-        device=device.id, commit=False,
+        device=device.id,
     )  # fmt: skip
     if fraud:
         # Paused before the denial is written: a report is never lost.
         store.put("push-block", subject, 1, ttl=settings.fraud_block_duration)
         audit.record("approval_fraud_reported", user_id=approval.user_id,
                      client_id=approval.client_id, approval=approval.id, device=device.id,
-                     ip=approval.ip, commit=False)  # fmt: skip
+                     ip=approval.ip)  # fmt: skip
     db.session.flush()
     # Single use: exactly one answer closes the approval (and wakes the page).
     grant_ttl = settings.login_transaction_lifetime if decision == "approve" else None
     if not _close(approval, grant_ttl=grant_ttl):
         db.session.rollback()
         raise ApprovalAlreadyAnswered()
-    db.session.commit()
     if decision == "approve":
         reset(store, wrong_codes, subject)
     if fraud and settings.fraud_report_email:
-        _mail_fraud_notice(approval, device)
+        after_commit(lambda: _mail_fraud_notice(approval, device))
     return VerifiedAnswer(
         approval=approval,
         decision=decision,
@@ -564,7 +561,7 @@ def _check_code(approval: Approval, device: Device, code: str) -> None:
     try:
         attempt = reserve(idp().store, (wrong_codes, subject))
     except LimitReached as exc:
-        db.session.commit()  # the assertion was used: its counter stays
+        # (A refusal: the request's changes, the used counter among them, stand.)
         raise TooManyWrongCodes(retry_after=exc.retry_after) from None
     with attempt.given_back_on_error(WrongMatchCode, TooManyWrongCodes):
         typed = _code_digest(approval.id, code.strip())
@@ -572,8 +569,7 @@ def _check_code(approval: Approval, device: Device, code: str) -> None:
             return
         failures = attempt.number(wrong_codes)
         audit.record("approval_wrong_code", user_id=device.user_id, approval=approval.id,
-                     device=device.id, failures=failures, commit=False)  # fmt: skip
-        db.session.commit()
+                     device=device.id, failures=failures)  # fmt: skip
         if attempt.last_allowed(wrong_codes):
             cancel(approval.id, reason="too many wrong numbers")
             raise TooManyWrongCodes(retry_after=attempt.retry_after(wrong_codes))
@@ -581,7 +577,7 @@ def _check_code(approval: Approval, device: Device, code: str) -> None:
 
 
 def _mail_fraud_notice(approval: Approval, device: Device) -> None:
-    """Tell the user by e-mail (after the report is committed; a mail that
+    """Tell the user by e-mail (once the report is committed; a mail that
     cannot be sent does not undo it)."""
     from .messages import send_fraud_notice
 

@@ -9,7 +9,6 @@ from .. import audit
 from ..accounts.models import User
 from ..accounts.service import find_user
 from ..errors import IdpError, InvalidRequest, Throttled
-from ..extensions import db
 from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve
 
@@ -116,5 +115,4 @@ def verify_password_login(
     attempt.reset(per_account)
     if user.password_hash and idp().passwords.needs_rehash(user.password_hash):
         user.password_hash = idp().passwords.hash(password)
-        db.session.commit()
     return user

@@ -94,7 +94,6 @@ def start_login_session(
                 .values(session_id=row.id)
             )
             _pending(db.session()).pop(previous.id, None)
-    db.session.commit()
     session[COOKIE_KEY] = secret
     session.permanent = True
     g.login_session = row
@@ -104,8 +103,7 @@ def start_login_session(
 def end_login_session(*, reason: str) -> None:
     row = current_login_session()
     if row is not None and _end_sessions(LoginSession.id == row.id, reason=reason):
-        audit.record("logout", user_id=row.user_id, commit=False, reason=reason, sid=row.id)
-        db.session.commit()
+        audit.record("logout", user_id=row.user_id, reason=reason, sid=row.id)
     keep = {k: session[k] for k in ("lang",) if k in session}
     session.clear()
     session.update(keep)

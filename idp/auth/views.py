@@ -197,10 +197,8 @@ def new_password() -> ResponseReturnValue:
         user_id=user.id,
         client_id=tx.client_id if tx else None,
         actor=f"user:{user.id}",
-        commit=False,
         reason="reset_required",
     )
-    db.session.commit()
     return _signed_in(user, tx, transactions.return_path(pending.get("next")))
 
 

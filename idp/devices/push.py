@@ -43,7 +43,7 @@ def _send(
     app: Flask, device_id: str, subscription: dict[str, Any], payload: dict[str, str], ttl: int
 ) -> None:
     from .. import audit
-    from ..extensions import db
+    from ..extensions import commit, db
 
     kind = payload.get("type")
     with app.app_context():
@@ -55,6 +55,7 @@ def _send(
                     device.push_subscription = None
                     audit.record("push_subscription_dropped", user_id=device.user_id,
                                  device=device_id, status=result.status)  # fmt: skip
+                    commit()  # this push is a unit of work of its own
             elif not result.delivered:
                 log.warning("%s push for device %s not delivered (%s)", kind, device_id,
                             result.status)  # fmt: skip

@@ -27,7 +27,7 @@ from sqlalchemy import select, update
 from .. import audit
 from ..accounts.models import User
 from ..errors import IdpError, InvalidRequest, Throttled
-from ..extensions import db, utcnow
+from ..extensions import after_commit, db, utcnow
 from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve
 from ..tokens import new_token
@@ -326,11 +326,16 @@ def complete(
     ip: str | None = None,
 ) -> EnrolledDevice:
     """ "Complete key registration": check the code, verify the registration,
-    commit the new device, and send ``device_added``."""
+    add the new device, and send ``device_added`` once it is committed."""
     enrolled = add_device(enrolment_id, credential=credential, confirmation_code=confirmation_code)
-    db.session.commit()
-    device_added.send(current_app._get_current_object(), device=enrolled.device, ip=ip)  # type: ignore[attr-defined]
+    announce_added(enrolled.device, ip=ip)
     return enrolled
+
+
+def announce_added(device: Device, *, ip: str | None) -> None:
+    """``device_added`` for ``device``, once the unit of work has committed."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    after_commit(lambda: device_added.send(app, device=device, ip=ip))
 
 
 def add_device(
@@ -409,7 +414,6 @@ def add_device(
     audit.record(
         "device_enrolled",
         user_id=user.id,
-        commit=False,
         device=device.id,
         kind=device.kind,
         via=device.enrolled_via,
@@ -589,7 +593,8 @@ def revoke_device(
     commits, ``device_revoking`` is sent: approvals no active device can
     answer any more are cancelled, and a code 1 the device was shown is void;
     if any of that fails (Redis down), nothing is revoked and the request
-    fails as a whole. After the commit, ``device_revoked`` is sent.
+    fails as a whole. Once the unit of work has committed, ``device_revoked``
+    is sent.
     """
     condition = [Device.id == target.id, Device.revoked_at.is_(None)]
     if pending_only:
@@ -603,7 +608,6 @@ def revoke_device(
     audit.record(
         event,
         user_id=target.user_id,
-        commit=False,
         actor=actor,
         device=target.id,
         kind=target.kind,
@@ -611,9 +615,13 @@ def revoke_device(
     )
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     device_revoking.send(app, device=target, now=now)
-    db.session.commit()
+    db.session.flush()
     db.session.refresh(target)
-    device_revoked.send(app, device=target, now=now, actor=actor, ip=ip, refused=pending_only)
+    after_commit(
+        lambda: device_revoked.send(
+            app, device=target, now=now, actor=actor, ip=ip, refused=pending_only
+        )
+    )
     return len(active_devices(target.user_id))
 
 
@@ -627,19 +635,16 @@ def rename_device(target: Device, name: Any, *, actor: str) -> Device:
     audit.record(
         "device_renamed",
         user_id=target.user_id,
-        commit=False,
         actor=actor,
         device=target.id,
         old_name=old_name,
         name=new_name,
     )
-    db.session.commit()
     return target
 
 
 def set_push_subscription(device: Device, subscription: dict[str, Any] | None) -> None:
     device.push_subscription = subscription
-    db.session.commit()
 
 
 def describe(device: Device, *, current: Device | None = None) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from sqlalchemy import select
 from .. import audit
 from ..accounts.models import User
 from ..auth.models import LoginSession, SessionClient
-from ..extensions import db
+from ..extensions import commit, db
 from ..state import idp
 from ..tokens import new_token
 from .clients import get_client, is_loopback
@@ -229,6 +229,7 @@ def _deliver(app: Flask, notice: LogoutNotice) -> None:
     with app.app_context():
         try:
             deliver(notice)
+            commit()  # this delivery is a unit of work of its own
         except Exception:
             log.exception("back-channel logout to client %s failed", notice.client_id)
         finally:

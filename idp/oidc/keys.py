@@ -14,8 +14,9 @@ from typing import Any
 
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from ..extensions import db, utcnow
+from ..extensions import after_commit, db, utcnow
 from ..sealed import Cached, Sealer
 from .models import KeyState, SigningKey
 
@@ -56,43 +57,50 @@ class KeyRing:
         return self._cache.get(self._load).jwks
 
     def _load(self) -> _Published:
-        self.ensure_keys()
-        now = utcnow()
-        rows = db.session.scalars(select(SigningKey).order_by(SigningKey.created_at)).all()
-        active: dict[str, ActiveKey] = {}
-        published = []
-        for row in rows:
-            if row.state == KeyState.ACTIVE:
-                active[row.alg] = ActiveKey(row.kid, row.alg, self._decrypt(row))
-            if is_published(row, now):
-                published.append(row.public_jwk)
-        return _Published(active, json.dumps({"keys": published}, separators=(",", ":")).encode())
+        # A session of its own: reading (and on first use generating) the
+        # keys is not part of the caller's unit of work.
+        with Session(db.engine, expire_on_commit=False) as session:
+            self._ensure_keys(session)
+            now = utcnow()
+            rows = session.scalars(select(SigningKey).order_by(SigningKey.created_at)).all()
+            active: dict[str, ActiveKey] = {}
+            published = []
+            for row in rows:
+                if row.state == KeyState.ACTIVE:
+                    active[row.alg] = ActiveKey(row.kid, row.alg, self._decrypt(row))
+                if is_published(row, now):
+                    published.append(row.public_jwk)
+        jwks = json.dumps({"keys": published}, separators=(",", ":")).encode()
+        return _Published(active, jwks)
 
     def invalidate(self) -> None:
         self._cache.invalidate()
 
     # --- changing -----------------------------------------------------------
     def ensure_keys(self) -> None:
-        """Generate an active key for every algorithm that has none."""
+        """Generate an active key for every algorithm that has none (in a
+        transaction of its own, committed at once)."""
+        with Session(db.engine, expire_on_commit=False) as session:
+            self._ensure_keys(session)
+
+    def _ensure_keys(self, session: Session) -> None:
         have = set(
-            db.session.scalars(
-                select(SigningKey.alg).where(SigningKey.state == KeyState.ACTIVE)
-            ).all()
+            session.scalars(select(SigningKey.alg).where(SigningKey.state == KeyState.ACTIVE)).all()
         )
         missing = [alg for alg in ALGORITHMS if alg not in have]
         for alg in missing:
-            db.session.add(self._generate(alg))
+            session.add(self._generate(alg))
         if missing:
-            db.session.commit()
-            self._settle_concurrent_generation(missing)
+            session.commit()
+            self._settle_concurrent_generation(session, missing)
 
-    def _settle_concurrent_generation(self, algs: list[str]) -> None:
+    def _settle_concurrent_generation(self, session: Session, algs: list[str]) -> None:
         """Instances starting together may each have generated a key: keep
         the oldest active and retire the others (still published, in case
         one of them has signed something already)."""
         retire_after = utcnow() + timedelta(seconds=self._token_lifetime + 60)
         for alg in algs:
-            rows = db.session.scalars(
+            rows = session.scalars(
                 select(SigningKey)
                 .where(SigningKey.alg == alg, SigningKey.state == KeyState.ACTIVE)
                 .order_by(SigningKey.created_at, SigningKey.kid)
@@ -100,7 +108,7 @@ class KeyRing:
             for extra in rows[1:]:
                 extra.state = KeyState.RETIRING
                 extra.retire_after = retire_after
-        db.session.commit()
+        session.commit()
 
     def rotate(self, alg: str, *, now: datetime | None = None) -> SigningKey:
         """A new active key for ``alg``; the old one retires after the longest
@@ -116,8 +124,7 @@ class KeyRing:
             old.retire_after = retire_after
         new = self._generate(alg)
         db.session.add(new)
-        db.session.commit()
-        self.invalidate()
+        after_commit(self.invalidate)
         return new
 
     def retire_expired(self, *, now: datetime | None = None) -> int:
@@ -129,8 +136,7 @@ class KeyRing:
             if row.retire_after is not None and row.retire_after <= now:
                 row.state = KeyState.RETIRED
                 count += 1
-        db.session.commit()
-        self.invalidate()
+        after_commit(self.invalidate)
         return count
 
     def _generate(self, alg: str) -> SigningKey:

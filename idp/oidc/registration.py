@@ -137,7 +137,7 @@ def issue_initial_token(
     *, actor: str, expires_in: int = DEFAULT_INITIAL_TOKEN_LIFETIME, uses: int = 1
 ) -> IssuedInitialToken:
     """A bearer token good for ``uses`` registrations within ``expires_in``
-    seconds. Records the audit event naming ``actor`` and commits."""
+    seconds, with the audit event naming ``actor`` (in the caller's unit of work)."""
     if not MIN_INITIAL_TOKEN_LIFETIME <= expires_in <= MAX_INITIAL_TOKEN_LIFETIME:
         raise InitialTokenError(
             f"expires_in must be between {MIN_INITIAL_TOKEN_LIFETIME} and "
@@ -158,12 +158,10 @@ def issue_initial_token(
     audit.record(
         "initial_access_token_issued",
         actor=actor,
-        commit=False,
         token_id=row.id,
         uses=uses,
         expires_at=row.expires_at.isoformat(),
     )
-    db.session.commit()
     return IssuedInitialToken(id=row.id, token=token, uses=uses, expires_at=row.expires_at)
 
 
@@ -185,8 +183,7 @@ def revoke_initial_token(*, actor: str, token_id: int) -> bool:
     if row is None:
         return False
     db.session.delete(row)
-    audit.record("initial_access_token_revoked", actor=actor, commit=False, token_id=token_id)
-    db.session.commit()
+    audit.record("initial_access_token_revoked", actor=actor, token_id=token_id)
     return True
 
 
@@ -445,10 +442,8 @@ def _register(data: Any, *, grant: RegistrationGrant) -> tuple[Client, str | Non
         "client_registered",
         client_id=client.client_id,
         actor=ACTOR,
-        commit=False,
         initial_token=grant.initial_token.id if grant.initial_token else None,
     )
-    db.session.commit()
     return client, secret, token
 
 
@@ -520,11 +515,9 @@ def update(access: RegistrationAccess, data: Any) -> dict[str, Any]:
         "client_updated",
         client_id=client.client_id,
         actor=ACTOR,
-        commit=False,
         changed=sorted(k for k in after if after[k] != before[k]),
         secret_issued=secret is not None,
     )
-    db.session.commit()
     body = client_information(client)
     if secret is not None:
         body["client_secret"] = secret
@@ -538,5 +531,4 @@ def delete(access: RegistrationAccess) -> None:
     tokens stop working at once (idp.oidc.server checks the client)."""
     client_id = access.client.client_id
     delete_client(access.client)
-    audit.record("client_deleted", client_id=client_id, actor=ACTOR, commit=False)
-    db.session.commit()
+    audit.record("client_deleted", client_id=client_id, actor=ACTOR)

@@ -186,15 +186,15 @@ def revoke_family(
     client_id: str | None = None,
     user_id: int | None = None,
 ) -> None:
-    """Revoke every token issued from one authorization (code + refreshes),
-    and commit.
+    """Revoke every token issued from one authorization (code + refreshes).
 
     The family row is written first, so a token being issued from the family
     at this moment is either committed before (and revoked here with the
     others) or finds the family revoked. When a code's family has no row yet
     (a replay racing the code's redemption), it is made revoked: the
-    redemption then finds it so. Redis goes before the commit: if it is down,
-    nothing is revoked and the request fails (the next reuse revokes)."""
+    redemption then finds it so. Redis goes before the commit (the
+    request's, which a refusal commits too): if it is down, nothing is
+    revoked and the request fails (the next reuse revokes)."""
     idp = _idp()
     now = utcnow()
     if client_id is not None and user_id is not None:
@@ -219,7 +219,6 @@ def revoke_family(
     idp.store.script(_REVOKE_ACCESS_TOKENS)(
         keys=[idp.store.key("family-at", family_id)], args=[idp.store.key("at", "")]
     )
-    db.session.commit()
     log.warning("token family revoked: %s", reason)
 
 
@@ -415,7 +414,6 @@ def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
         db.session.rollback()
         _code_replayed(code.digest, client.client_id)
         raise InvalidGrantError()
-    db.session.commit()
 
 
 # --- grants --------------------------------------------------------------------------
@@ -536,7 +534,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         """Rotation and reuse detection as one step: under the family's lock
         (``lock_family``) the old token is consumed, the new one written and
-        the transaction committed in ``save_token``; a concurrent refresh
+        and the request's transaction commits (``save_token`` stores the
+        access token before); a concurrent refresh
         with the same token waits for the lock, then finds it consumed and
         revokes the family, the new token with it."""
         row: RefreshToken = self.request.refresh_token

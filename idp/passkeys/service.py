@@ -313,12 +313,12 @@ def finish_registration(
     )
     db.session.add(passkey)
     audit.record(
-        "passkey_registered", user_id=login.user_id, commit=False, passkey=passkey.id,
+        "passkey_registered", user_id=login.user_id, passkey=passkey.id,
         aaguid=passkey.aaguid, fmt=passkey.attestation_fmt,
         backup_eligible=passkey.backup_eligible,
     )  # fmt: skip
     try:
-        db.session.commit()
+        db.session.flush()
     except IntegrityError:
         # The same credential registered concurrently.
         db.session.rollback()
@@ -334,8 +334,7 @@ def delete(login: LoginSession, passkey_id: str, *, now: datetime) -> None:
     if passkey is None:
         raise PasskeyNotFound()
     db.session.delete(passkey)
-    audit.record("passkey_deleted", user_id=login.user_id, commit=False, passkey=passkey_id)
-    db.session.commit()
+    audit.record("passkey_deleted", user_id=login.user_id, passkey=passkey_id)
 
 
 # --- signing in -----------------------------------------------------------------------
@@ -490,7 +489,6 @@ def _verify_passkey_login(
         .where(Passkey.id == passkey.id, Passkey.sign_count == old_count)
         .values(sign_count=new_count, backed_up=verified.backed_up, last_used_at=now)
     )
-    db.session.commit()
     if not result.rowcount:  # type: ignore[attr-defined]
         raise refuse(PasskeyRequestExpired(), "concurrent_use", user_id=owner.id)
     return VerifiedPasskey(

@@ -49,6 +49,8 @@ class VapidKeyPair:
 class VapidKeySource(Protocol):
     def current(self) -> VapidKeyPair: ...
 
+    def ensure(self) -> None: ...
+
 
 class VapidKeyError(Exception):
     """The stored VAPID key cannot be used (wrong key encryption key?)."""
@@ -69,6 +71,12 @@ class VapidKeyStore:
     def invalidate(self) -> None:
         """Read the key from the database again on next use."""
         self._cache.invalidate()
+
+    def ensure(self) -> None:
+        """Generate the key if there is none yet (without opening it)."""
+        with Session(db.engine, expire_on_commit=False) as session:
+            if _oldest(session) is None:
+                self._settle_concurrent_generation(session)
 
     def _load(self) -> VapidKeyPair:
         # A session of its own: generating the key must not commit whatever

@@ -92,6 +92,10 @@ class PushService:
             allow_loopback=settings.is_local,
         )
 
+    def ensure_key(self) -> None:
+        """Make the VAPID key if the deployment has none yet."""
+        self._keys.ensure()
+
     def public_key(self) -> str:
         """The ``applicationServerKey`` for ``PushManager.subscribe()`` (RFC 8292 §3.2)."""
         return self._keys.current().public_key

@@ -34,10 +34,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..accounts.models import User
@@ -54,7 +52,7 @@ from ..devices.service import (
     mask_destination,
 )
 from ..errors import IdpError, InvalidRequest, Throttled
-from ..extensions import db
+from ..extensions import db, insert_ignore, utcnow
 from ..notify import DeliveryError
 from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve, reset
@@ -256,10 +254,13 @@ def _valid_id(value: Any) -> bool:
 
 
 def _setup(user_id: int, *, create: bool = False) -> RestorationSetup | None:
+    """The user's restoration row; with ``create``, made first if missing (an
+    upsert: two requests making it at once both get the one row)."""
     setup: RestorationSetup | None = db.session.get(RestorationSetup, user_id)
     if setup is None and create:
-        setup = RestorationSetup(user_id=user_id)
-        db.session.add(setup)
+        insert_ignore(RestorationSetup, {"user_id": user_id, "created_at": utcnow()},
+                      key=["user_id"])  # fmt: skip
+        setup = db.session.get(RestorationSetup, user_id)
     return setup
 
 
@@ -293,20 +294,17 @@ def status(device: Device, now: datetime) -> RestorationStatus:
 
 def dismiss_prompt(device: Device, now: datetime) -> None:
     """ "Not now": remembered for good; activation stays possible."""
-    for _attempt in range(2):
-        setup = _setup(device.user_id, create=True)
-        assert setup is not None
-        if setup.prompt_dismissed_at is None:
-            setup.prompt_dismissed_at = now
-            audit.record("restoration_prompt_dismissed", user_id=device.user_id, commit=False,
-                         device=device.id)  # fmt: skip
-        try:
-            db.session.commit()
-            return
-        except IntegrityError:
-            # Two first-time dismissals at once: the other one created the
-            # row; set the flag on it.
-            db.session.rollback()
+    _setup(device.user_id, create=True)
+    dismissed = db.session.execute(
+        update(RestorationSetup)
+        .where(
+            RestorationSetup.user_id == device.user_id,
+            RestorationSetup.prompt_dismissed_at.is_(None),
+        )
+        .values(prompt_dismissed_at=now)
+    )
+    if dismissed.rowcount:  # type: ignore[attr-defined]
+        audit.record("restoration_prompt_dismissed", user_id=device.user_id, device=device.id)
 
 
 # --- signed actions of an enrolled device ------------------------------------------
@@ -367,9 +365,8 @@ def activate(
         assert setup is not None
         code = _issue_code1(setup, device, now)
         setup.activated_at = now
-        audit.record("restoration_activated", user_id=user.id, commit=False, device=device.id,
+        audit.record("restoration_activated", user_id=user.id, device=device.id,
                      email_confirmation=False)  # fmt: skip
-        db.session.commit()
         return Activation(email_masked=_masked(user.email), code=code)
 
     to = user.email or address
@@ -443,10 +440,9 @@ def confirm_activation(
     setup.email_confirmed_at = now
     code_1 = _issue_code1(setup, device, now)
     setup.activated_at = now
-    audit.record("restoration_email_confirmed", user_id=user.id, commit=False, device=device.id)
-    audit.record("restoration_activated", user_id=user.id, commit=False, device=device.id,
+    audit.record("restoration_email_confirmed", user_id=user.id, device=device.id)
+    audit.record("restoration_activated", user_id=user.id, device=device.id,
                  email_confirmation=True)  # fmt: skip
-    db.session.commit()
     return Activation(email_masked=_masked(address), code=code_1)
 
 
@@ -466,9 +462,8 @@ def regenerate(*, device: Device, nonce: Any, assertion: Any, now: datetime) -> 
     if setup is None or not setup.is_active:
         raise RestorationNotActive()
     code = _issue_code1(setup, device, now)
-    audit.record("restoration_code_regenerated", user_id=device.user_id, commit=False,
+    audit.record("restoration_code_regenerated", user_id=device.user_id,
                  device=device.id)  # fmt: skip
-    db.session.commit()
     email = device.user.email
     return Activation(email_masked=_masked(email) if email else "", code=code)
 
@@ -664,7 +659,7 @@ def complete_restore(*, restore_id: Any, credential: Any, ip: str, now: datetime
     if _current_code1(attempt.user_id) != attempt.code1_digest:
         _fail("code1_replaced", user_id=attempt.user_id)
     try:
-        # Added to this transaction, committed below with code 1's rotation:
+        # Added to this transaction, committed with code 1's rotation:
         # either both happen or neither.
         enrolled = devices.add_device(attempt.enrolment_id, credential=credential,
                                       confirmation_code=None)  # fmt: skip
@@ -694,18 +689,17 @@ def complete_restore(*, restore_id: Any, credential: Any, ip: str, now: datetime
     if pending_until is not None:
         device.pending_until = pending_until
     audit.record(
-        "restore_completed", user_id=user.id, commit=False, restoration=attempt.id,
+        "restore_completed", user_id=user.id, restoration=attempt.id,
         device=device.id, kind=device.kind,
         pending_until=_iso(pending_until) if pending_until else None,
     )  # fmt: skip
     db.session.flush()
     per_login, _ = _limits()
     reset(idp().store, per_login, attempt.login_key)
-    db.session.commit()
 
-    # The restoration stands from here on: the other devices and the e-mail
+    # Once the restoration is committed, the other devices and the e-mail
     # address are told (idp.devices.changes, best effort).
-    devices.device_added.send(current_app._get_current_object(), device=device, ip=ip)  # type: ignore[attr-defined]
+    devices.announce_added(device, ip=ip)
     return RestoredDevice(device=device, token=enrolled.token, code=code,
                           pending_until=pending_until)  # fmt: skip
 
@@ -790,7 +784,7 @@ def on_device_revoked(sender: object, *, device: Device, now: datetime, **extra:
     )
     if not voided.rowcount:  # type: ignore[attr-defined]
         return
-    audit.record("restoration_code_revoked", user_id=device.user_id, commit=False,
+    audit.record("restoration_code_revoked", user_id=device.user_id,
                  device=device.id, reason="device_removed")  # fmt: skip
     user = db.session.get(User, device.user_id)
     if user is not None:

@@ -199,6 +199,7 @@ def test_back_up_your_identity_at_the_sixth_sign_in_not_now_is_kept_and_rename(
     idp: LiveIdp, rp_factory: Callable[..., LiveRp], new_context: Any
 ) -> None:
     from idp import audit
+    from idp.extensions import commit
 
     user = idp.add_user(phone_number="+49 151 1234567", email=EMAIL)
     rp = rp_factory(require_mfa=True, first_party=True)
@@ -210,6 +211,7 @@ def test_back_up_your_identity_at_the_sixth_sign_in_not_now_is_kept_and_rename(
     with idp.app.app_context():
         for _ in range(5):
             audit.record("approval_approved", user_id=user.id)
+        commit()
 
     # ... and the sixth, confirmed in the app.
     desktop = new_context().new_page()

@@ -37,10 +37,13 @@ METADATA: dict[str, Any] = {
 
 def initial_token(idp: Any, *, uses: int = 1, expires_in: int = 3600) -> str:
     """An initial access token from the service the CLI and admin pages use."""
+    from idp.extensions import commit
     from idp.oidc.registration import issue_initial_token
 
     with idp.app.app_context():
-        return issue_initial_token(actor="test", uses=uses, expires_in=expires_in).token
+        issued = issue_initial_token(actor="test", uses=uses, expires_in=expires_in)
+        commit()
+        return issued.token
 
 
 def bearer(token: str | None) -> dict[str, str]:
@@ -354,6 +357,7 @@ def test_initial_token_cli_and_service(idp: Any) -> None:
         [listed] = registration.initial_tokens()
         assert listed.id == token_id and listed.uses_left == 2
         assert registration.revoke_initial_token(actor="test", token_id=token_id)
+        db.session.commit()
         assert registration.initial_tokens(include_spent=True) == []
     # A withdrawn token no longer registers anything.
     assert_invalid_token(register(idp, METADATA, token))

@@ -745,8 +745,11 @@ def test_rotated_key_stays_published_until_its_tokens_expire(idp: Any) -> None:
     old_kid = jwt.decode(old_token, _jwks(idp), algorithms=["ES256"]).header["kid"]
 
     keyring = idp.app.extensions["idp"].keyring
+    from idp.extensions import commit
+
     with idp.app.app_context():
         keyring.rotate("ES256")
+        commit()
     idp.app.extensions["idp"].keyring.invalidate()
     kids = {k["kid"] for k in _jwks_json(idp)["keys"]}
     assert old_kid in kids and len(kids) == 3  # new ES256, retiring ES256, RS256
@@ -762,6 +765,7 @@ def test_rotated_key_stays_published_until_its_tokens_expire(idp: Any) -> None:
 
     with idp.app.app_context():
         keyring.retire_expired(now=utcnow() + timedelta(days=1))
+        commit()
     assert old_kid not in {k["kid"] for k in _jwks_json(idp)["keys"]}
 
 

@@ -177,10 +177,12 @@ def restore(
 def seed_confirmed_logins(idp: LiveIdp, user: Any, count: int) -> None:
     """``count`` logins confirmed on a device, as the audit log counts them."""
     from idp import audit
+    from idp.extensions import commit
 
     with idp.app.app_context():
         for _ in range(count):
             audit.record("approval_approved", user_id=user.id)
+        commit()
 
 
 def approve_a_sign_in(idp: LiveIdp, device: CliDevice, user: Any, *answers: str) -> Result:

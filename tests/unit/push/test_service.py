@@ -27,6 +27,9 @@ class FixedKey:
     def current(self) -> VapidKeyPair:
         return self.pair
 
+    def ensure(self) -> None:
+        """Always there."""
+
 
 @pytest.fixture
 def push() -> PushService:
