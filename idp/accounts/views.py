@@ -32,6 +32,7 @@ from ..approvals import service as approvals
 from ..approvals import views as approval_views
 from ..auth import transactions
 from ..auth.amr import ACR_MFA, acr_satisfies
+from ..auth.factors import second_factors
 from ..auth.models import LoginSession
 from ..auth.sessions import current_login_session, end_login_session
 from ..devices.messages import KIND_LABELS
@@ -74,21 +75,13 @@ def confirmed_recently(login: LoginSession, now: datetime) -> bool:
     )
 
 
-def _confirming_devices(user_id: int, now: datetime) -> list[Device]:
-    """Devices that can answer an approval now (not waiting after a restoration)."""
-    return [d for d in active_devices(user_id) if not d.is_pending(now)]
-
-
 def _step_up(login: LoginSession, now: datetime) -> dict[str, bool] | None:
     """The ways this session can confirm it is the user, or None when it need
     not (confirmed recently) or cannot (no device that can answer, no passkey)."""
     if confirmed_recently(login, now):
         return None
-    ways = {
-        "app": bool(_confirming_devices(login.user_id, now)),
-        "passkey": passkeys.has_passkeys(login.user_id),
-    }
-    return ways if any(ways.values()) else None
+    factors = second_factors(login.user_id, now)
+    return {"app": factors.app, "passkey": factors.passkey} if factors.any else None
 
 
 def _return_path(value: object) -> str:
@@ -234,7 +227,7 @@ def rename(device_id: str) -> ResponseReturnValue:
 
 def _last_one(device: Device, now: datetime) -> bool:
     """Deleting ``device`` leaves no device that can confirm sign-ins."""
-    return not [d for d in _confirming_devices(device.user_id, now) if d.id != device.id]
+    return not [d for d in second_factors(device.user_id, now).devices if d != device.id]
 
 
 def _delete_page(

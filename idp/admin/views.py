@@ -47,15 +47,14 @@ from ..accounts.models import User
 from ..approvals import views as approval_views
 from ..auth import transactions
 from ..auth.amr import ACR_MFA, ACR_SUPPORTED, acr_satisfies
+from ..auth.factors import second_factors
 from ..auth.models import LoginSession
 from ..auth.sessions import current_login_session
 from ..devices.messages import KIND_LABELS
-from ..devices.service import active_devices
 from ..extensions import utcnow
 from ..oidc import registration
 from ..oidc.clients import AUTH_METHODS, GRANT_TYPES, MFA_FALLBACKS, SIGNING_ALGS, ClientError
 from ..oidc.models import ADMIN_SCOPE, SUPPORTED_SCOPES, Client
-from ..passkeys import service as passkeys
 from ..passkeys import views as passkey_views
 from ..state import idp
 from . import service
@@ -90,10 +89,8 @@ def _actor() -> Actor:
 def _confirming_ways(user_id: int, now: datetime) -> dict[str, bool]:
     """How this administrator can confirm it is them: a device that can answer
     an approval now (not one waiting after a restoration), or a passkey."""
-    return {
-        "app": any(not d.is_pending(now) for d in active_devices(user_id)),
-        "passkey": passkeys.has_passkeys(user_id),
-    }
+    factors = second_factors(user_id, now)
+    return {"app": factors.app, "passkey": factors.passkey}
 
 
 def _in_use(login: LoginSession, now: datetime) -> bool:

@@ -1,25 +1,35 @@
-"""The login policy: one table of named checks.
+"""The login decision: one table of named checks, and the step it leads to.
 
 Each check looks at the authorization request, the browser's login session and
 the client, and says which interaction it needs (``login``, ``mfa`` or
-``consent``). ``evaluate`` runs the table and reports every check that fired,
-so the decision can be explained and tested. Later factors add rows here.
-(Shape after panva/node-oidc-provider's interaction policy.)
+``consent``). ``evaluate`` runs the table, reports every check that fired (so
+the decision can be explained and tested), and decides the one next step:
+sign in (``login``), confirm on a device (``device``), confirm with a passkey
+(``passkey``), refuse because the client requires a second factor the user
+cannot give (``refuse``), ask for consent (``consent``), or nothing more
+(``None``: the code can be issued). The authorize endpoint only dispatches
+it. Later factors add rows here. (Shape after panva/node-oidc-provider's
+interaction policy.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ..accounts.models import User
 from .amr import ACR_MFA, acr_satisfies
+from .factors import SecondFactors
 from .models import LoginSession
 
 LOGIN = "login"
 MFA = "mfa"
 CONSENT = "consent"
+# The steps an MFA need becomes (idp.auth.factors says which the user has).
+DEVICE = "device"
+PASSKEY = "passkey"
+REFUSE = "refuse"
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,11 @@ class PolicyContext:
     user: User | None
     client_first_party: bool
     client_requires_mfa: bool
+    # Without a second factor: "refuse", or "password" (the password alone
+    # does, and the ID token's acr says so).
+    client_mfa_fallback: str
+    # The second factors the user can use now (none without a user).
+    factors: SecondFactors
     prompt: frozenset[str]
     max_age: int | None
     acr_values: tuple[str, ...]
@@ -104,13 +119,15 @@ CHECKS: tuple[Check, ...] = (
 class Decision:
     fired: tuple[str, ...] = field(default=())
     needs: tuple[str, ...] = field(default=())
+    # LOGIN, DEVICE, PASSKEY, REFUSE, CONSENT, or None: nothing more to do.
+    step: str | None = None
 
     @property
     def next(self) -> str | None:
-        """The first interaction to run; login before mfa before consent."""
-        for step in (LOGIN, MFA, CONSENT):
-            if step in self.needs:
-                return step
+        """The first interaction needed; login before mfa before consent."""
+        for need in (LOGIN, MFA, CONSENT):
+            if need in self.needs:
+                return need
         return None
 
 
@@ -120,4 +137,25 @@ def evaluate(ctx: PolicyContext, checks: tuple[Check, ...] = CHECKS) -> Decision
     for check in fired:
         if check.needs not in needs:
             needs.append(check.needs)
-    return Decision(fired=tuple(c.name for c in fired), needs=tuple(needs))
+    names = tuple(c.name for c in fired)
+    decision = Decision(fired=names, needs=tuple(needs))
+    return replace(decision, step=_step(ctx, decision))
+
+
+def _step(ctx: PolicyContext, decision: Decision) -> str | None:
+    need = decision.next
+    if need != MFA:
+        return need
+    # A push to a device that can answer it; else the passkey.
+    if ctx.factors.app:
+        return DEVICE
+    if ctx.factors.passkey:
+        return PASSKEY
+    if "client_policy" in decision.fired and ctx.client_mfa_fallback == "refuse":
+        # The client requires a second factor this user cannot give: a page
+        # that explains how to set one up.
+        return REFUSE
+    # No second factor: the client allows the password alone, or only
+    # acr_values asked (voluntary, OIDC Core §3.1.2.1); the ID token's acr
+    # tells the client what was achieved.
+    return CONSENT if CONSENT in decision.needs else None

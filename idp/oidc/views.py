@@ -32,7 +32,9 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from .. import audit
 from ..approvals import views as approval_views
 from ..auth import transactions
-from ..auth.policy import CONSENT, LOGIN, MFA, PolicyContext, evaluate
+from ..auth.factors import NONE as NO_FACTORS
+from ..auth.factors import second_factors
+from ..auth.policy import CONSENT, DEVICE, LOGIN, PASSKEY, REFUSE, PolicyContext, evaluate
 from ..auth.sessions import current_login_session
 from ..errors import ApiBlueprint, InvalidAuthorizationRequest
 from ..extensions import csrf, db, insert_ignore, utcnow
@@ -218,53 +220,25 @@ def _authorize(req: OAuth2Request, tx: transactions.LoginTransaction | None) -> 
     if tx is not None and tx.user_id is not None and (user is None or user.id != tx.user_id):
         # The browser's user changed since this transaction began; start over.
         tx.done = []
+    now = utcnow()
     decision = evaluate(
         PolicyContext(
             session=login,
             user=user,
             client_first_party=client.first_party,
             client_requires_mfa=client.require_mfa,
+            client_mfa_fallback=client.mfa_fallback,
+            factors=second_factors(user.id, now) if user is not None else NO_FACTORS,
             prompt=prompt,
             max_age=int(data["max_age"]) if data.get("max_age") else None,
             acr_values=tuple((data.get("acr_values") or "").split()),
             requested_scopes=frozenset((req.scope or "").split()),
             consented_scopes=consented,
             done=frozenset(tx.done if tx else ()),
-            now=utcnow(),
+            now=now,
         )
     )
-    step = decision.next
-    if step == MFA:
-        assert user is not None
-        from ..devices.service import active_devices
-        from ..passkeys.service import has_passkeys
-
-        has_devices = bool(active_devices(user.id))
-        if has_devices or has_passkeys(user.id):
-            if "none" not in prompt:
-                if tx is None:
-                    params = {k: data[k] for k in AUTHORIZE_PARAMS if data.get(k)}
-                    tx = transactions.begin(client.client_id, params)
-                tx.user_id = user.id
-                # A push approval when there is a device (its page offers a
-                # passkey instead, if the user has one); else the passkey.
-                if has_devices:
-                    return approval_views.begin(tx)
-                return passkey_views.begin_second_factor(tx)
-        elif "client_policy" in decision.fired and client.mfa_fallback == "refuse":
-            # The client requires a second factor and this user has neither a
-            # device nor a passkey: a clear page, and enrolment is offered there.
-            if "none" not in prompt:
-                if tx is None:
-                    params = {k: data[k] for k in AUTHORIZE_PARAMS if data.get(k)}
-                    tx = transactions.begin(client.client_id, params)
-                audit.record("login_refused_no_device", user_id=user.id, client_id=client.client_id)
-                return render_template("no_device.html", client=client, tx=tx, user=user), 403
-        else:
-            # No second factor: the client allows the password alone, or only
-            # acr_values asked (voluntary, OIDC Core §3.1.2.1); the ID token's
-            # acr tells the client what was achieved.
-            step = CONSENT if CONSENT in decision.needs else None
+    step = decision.step
 
     if step is not None and "none" in prompt:
         # OIDC Core §3.1.2.6: prompt=none never shows a page.
@@ -275,17 +249,31 @@ def _authorize(req: OAuth2Request, tx: transactions.LoginTransaction | None) -> 
         )
         return _redirect_error(error_cls(redirect_uri=redirect_uri), state)
 
+    if step is not None and tx is None:
+        params = {k: data[k] for k in AUTHORIZE_PARAMS if data.get(k)}
+        tx = transactions.begin(client.client_id, params)
+
     if step == LOGIN:
-        if tx is None:
-            params = {k: data[k] for k in AUTHORIZE_PARAMS if data.get(k)}
-            tx = transactions.begin(client.client_id, params)
+        assert tx is not None
         return redirect(url_for("auth.login", tx=tx.id))
 
-    if step == CONSENT:
+    if step in (DEVICE, PASSKEY):
+        assert tx is not None and user is not None
+        tx.user_id = user.id
+        # A push approval when a device can answer it (its page offers a
+        # passkey instead, if the user has one); else the passkey.
+        if step == DEVICE:
+            return approval_views.begin(tx)
+        return passkey_views.begin_second_factor(tx)
+
+    if step == REFUSE:
         assert user is not None
-        if tx is None:
-            params = {k: data[k] for k in AUTHORIZE_PARAMS if data.get(k)}
-            tx = transactions.begin(client.client_id, params)
+        # A clear page, and the ways to set up a second factor are offered there.
+        audit.record("login_refused_no_device", user_id=user.id, client_id=client.client_id)
+        return render_template("no_device.html", client=client, tx=tx, user=user), 403
+
+    if step == CONSENT:
+        assert tx is not None and user is not None
         tx.user_id = user.id
         tx.save()
         scopes = [s for s in (req.scope or "").split() if s in SUPPORTED_SCOPES]

@@ -36,10 +36,10 @@ from sqlalchemy.exc import IntegrityError
 from .. import audit
 from ..accounts.models import User
 from ..auth.amr import ACR_MFA, acr_satisfies
+from ..auth.factors import second_factors
 from ..auth.first_factor import AccountLocked, TooManyAttempts, ip_limit, reserve_attempt
 from ..auth.models import LoginSession
 from ..devices.models import Device
-from ..devices.service import active_devices
 from ..errors import IdpError, InvalidRequest
 from ..extensions import db
 from ..state import idp
@@ -177,10 +177,6 @@ def has_passkeys(user_id: int) -> bool:
     )
 
 
-def has_second_factor(user_id: int) -> bool:
-    return has_passkeys(user_id) or bool(active_devices(user_id))
-
-
 def describe(passkey: Passkey) -> dict[str, Any]:
     return {
         "id": passkey.id,
@@ -208,7 +204,7 @@ def may_manage(login: LoginSession, *, now: datetime) -> PasskeyError | None:
       session, or a cookie copied from it, must sign in again first. Signing
       in again with a passkey gives MFA at once; the page links to the login.
     """
-    if not acr_satisfies(login.acr, ACR_MFA) and has_second_factor(login.user_id):
+    if not acr_satisfies(login.acr, ACR_MFA) and second_factors(login.user_id, now).enrolled:
         return MfaRequired()
     if (now - login.auth_time).total_seconds() > RECENT_AUTHENTICATION:
         return ReauthenticationRequired()

@@ -22,7 +22,7 @@ from idp.webauthn import action_challenge
 
 from .conftest import PASSWORD, LiveIdp
 from .devices import SoftDevice
-from .helpers import query
+from .helpers import Browser, query
 from .test_approvals import match_code, mfa_client, proceed, to_waiting_page
 
 EMAIL = "erika@example.org"
@@ -559,6 +559,33 @@ def test_a_pending_restored_device_can_be_refused(
     # The login is still there for the old device.
     (approval,) = phone.approvals()
     assert phone.answer(approval["id"], "approve", match_code(page)).status_code == 200
+
+
+def test_a_device_in_its_veto_window_is_no_second_factor_yet(
+    idp_factory: Callable[..., LiveIdp], smtp_server: Any
+) -> None:
+    """The login, the account page and the admin pages ask one definition of
+    the second factors a user can use now: a restored device still in its
+    veto window cannot answer an approval, so a sign-in that needs one is
+    refused (with the ways to set one up) instead of waiting for nobody."""
+    idp = smtp_idp(idp_factory, smtp_server, restore_veto_window=3600)
+    user, phone = enrolled(idp, email=EMAIL)
+    verify_email(idp, user)
+    tablet = RestoringDevice(idp.url)
+    done = restored(tablet, user, activated(idp, phone), smtp_server, name="Tablet")
+    assert done.status_code == 201 and done.json()["status"] == "pending", done.text
+    # The phone is lost: only the pending tablet is left.
+    from .test_device_delete import delete
+
+    assert delete(phone, phone.device_id or "").status_code == 200
+
+    rp = mfa_client(idp)
+    browser = Browser(idp.url)
+    url, _req = rp.authorize_url()
+    page = browser.sign_in(browser.go(url), user.access_number, PASSWORD)
+    assert page.status_code == 403, page.text[:300]
+    assert "/login/approval" not in (browser.last.url if browser.last else "")
+    assert idp.events("login_refused_no_device") and not idp.events("approval_requested")
 
 
 def test_after_the_veto_window_the_restored_device_works(

@@ -8,7 +8,17 @@ from types import SimpleNamespace
 from typing import Any
 
 from idp.auth.amr import ACR_MFA, ACR_PASSWORD, acr_for, acr_satisfies, amr_for
-from idp.auth.policy import CONSENT, LOGIN, MFA, PolicyContext, evaluate
+from idp.auth.factors import NONE, SecondFactors
+from idp.auth.policy import (
+    CONSENT,
+    DEVICE,
+    LOGIN,
+    MFA,
+    PASSKEY,
+    REFUSE,
+    PolicyContext,
+    evaluate,
+)
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -23,6 +33,8 @@ def ctx(**changes: Any) -> PolicyContext:
         user=SimpleNamespace(is_active=True),  # type: ignore[arg-type]
         client_first_party=False,
         client_requires_mfa=False,
+        client_mfa_fallback="refuse",
+        factors=NONE,
         prompt=frozenset(),
         max_age=None,
         acr_values=(),
@@ -108,3 +120,37 @@ def test_amr_and_acr_table() -> None:
     assert acr_satisfies(ACR_MFA, ACR_PASSWORD)
     assert not acr_satisfies(ACR_PASSWORD, ACR_MFA)
     assert not acr_satisfies(None, ACR_PASSWORD)
+
+
+PHONE = SecondFactors(devices=("d1",), passkey=False)
+PASSKEY_ONLY = SecondFactors(devices=(), passkey=True)
+BOTH = SecondFactors(devices=("d1",), passkey=True)
+ONLY_PENDING = SecondFactors(devices=(), passkey=False, pending=("d2",))
+
+
+def test_the_decision_carries_the_second_factor_step() -> None:
+    mfa = {"client_requires_mfa": True}
+    assert evaluate(ctx(**mfa, factors=PHONE)).step == DEVICE
+    assert evaluate(ctx(**mfa, factors=BOTH)).step == DEVICE  # its page offers the passkey
+    assert evaluate(ctx(**mfa, factors=PASSKEY_ONLY)).step == PASSKEY
+    # A restored device in its veto window cannot answer: as if there were none.
+    assert evaluate(ctx(**mfa, factors=ONLY_PENDING)).step == REFUSE
+    assert evaluate(ctx(**mfa, factors=NONE)).step == REFUSE
+    # The client lets the password alone do: the code is issued (acr says so).
+    password_ok = evaluate(ctx(**mfa, client_mfa_fallback="password"))
+    assert password_ok.next == MFA and password_ok.step is None
+
+
+def test_voluntary_acr_values_never_refuse() -> None:
+    # OIDC Core §3.1.2.1: acr_values is voluntary; without a factor, no refusal.
+    asked = ctx(acr_values=(ACR_MFA,))
+    assert evaluate(replace(asked, factors=PHONE)).step == DEVICE
+    assert evaluate(asked).step is None
+    missing = replace(asked, consented_scopes=frozenset())
+    assert evaluate(missing).step == CONSENT
+
+
+def test_login_and_consent_steps_are_the_needs() -> None:
+    assert evaluate(ctx(session=None)).step == LOGIN
+    assert evaluate(ctx(consented_scopes=frozenset())).step == CONSENT
+    assert evaluate(ctx()).step is None
