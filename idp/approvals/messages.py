@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from ..accounts.models import User
 from ..devices.messages import user_locale
 from ..state import idp
-
-if TYPE_CHECKING:
-    from .service import Approval
+from .model import Approval
 
 
 def send_fraud_notice(user: User, approval: Approval) -> None:

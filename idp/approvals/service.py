@@ -6,16 +6,7 @@ answered once by a device with a WebAuthn assertion over the canonical
 challenge (DESIGN §3.6), and the answer wakes the waiting browser through
 Redis pub/sub, whichever instance it is connected to.
 
-Keys (all with TTLs):
-  approval:<id>         the record (kept a while after the answer for the page)
-  approval-open:<id>    present while it may be answered; deleted by the one
-                        answer or cancellation that wins (the same script
-                        writes the outcome, so none is half-written)
-  approval-grant:<id>   set on approval; consumed once by the browser to sign in
-  approval-tx:<tx>      the live approval of one login transaction: a new one
-                        takes the place (and the old one is cancelled)
-  approvals-user:<user> the user's approvals, for the device's list
-  push-block:<user>     set by "deny and report fraud"
+Where it is kept: ``idp.approvals.store``; what it is: ``idp.approvals.model``.
 
 Order of writes: an answer's SQL changes (the device's signature counter,
 the audit event) are flushed first, then the one atomic Redis step closes the
@@ -30,159 +21,65 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal
-
-from flask_babel import lazy_gettext as _l
+from datetime import datetime
+from typing import Any
 
 from .. import audit
 from ..accounts.models import User
 from ..devices.models import Device
 from ..devices.push import push_to_devices
 from ..devices.service import active_devices, record_use
-from ..errors import IdpError, InvalidRequest, Throttled
 from ..extensions import after_commit, db
 from ..notify import DeliveryError
 from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, reserve, reset, retry_after
 from ..tokens import new_token
 from ..webauthn import approval_challenge, verify_assertion
+from .model import (
+    APPROVED,
+    CANCELLED,
+    DENIED,
+    EXPIRED,
+    FINAL,
+    PENDING,
+    Approval,
+    ApprovalAlreadyAnswered,
+    ApprovalError,
+    ApprovalExpired,
+    ApprovalNotFound,
+    InvalidAnswer,
+    PushesBlocked,
+    StartedApproval,
+    TooManyApprovals,
+    TooManyWrongCodes,
+    VerifiedAnswer,
+    WrongMatchCode,
+    iso,
+)
+from .store import (
+    GRANTS,
+    OPEN,
+    PUSH_BLOCKS,
+    close,
+    free_place,
+    live_for,
+    load,
+    open_approval,
+    pending_for,
+    user_channel,
+    wait,
+)
+
+__all__ = [
+    "APPROVED", "CANCELLED", "DENIED", "EXPIRED", "FINAL", "PENDING", "Approval",
+    "ApprovalAlreadyAnswered", "ApprovalError", "ApprovalExpired", "ApprovalNotFound",
+    "InvalidAnswer", "PushesBlocked", "StartedApproval", "TooManyApprovals",
+    "TooManyWrongCodes", "VerifiedAnswer", "WrongMatchCode", "answer", "cancel",
+    "cancel_unanswerable", "for_device", "live_for", "load", "on_device_revoked",
+    "pending_for", "release", "start", "take_grant", "user_channel", "wait", "withdraw",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
-
-PENDING, APPROVED, DENIED, EXPIRED, CANCELLED = (
-    "pending",
-    "approved",
-    "denied",
-    "expired",
-    "cancelled",
-)
-FINAL = frozenset({APPROVED, DENIED, EXPIRED, CANCELLED})
-KEEP_AFTER_EXPIRY = 300  # the waiting page may still ask for a while
-
-
-class ApprovalError(IdpError):
-    error = "approval_error"
-    status = 400
-
-
-class ApprovalNotFound(ApprovalError):
-    # Also for another user's approval: ids are not confirmed to strangers.
-    error = "approval_not_found"
-    status = 404
-    message = _l("This approval request does not exist.")
-
-
-class ApprovalExpired(ApprovalError):
-    error = "approval_expired"
-    status = 410
-    message = _l("This approval request has expired.")
-
-
-class ApprovalAlreadyAnswered(ApprovalError):
-    error = "approval_already_answered"
-    status = 409
-    message = _l("This approval request has already been answered.")
-
-
-class WrongMatchCode(ApprovalError):
-    error = "wrong_code"
-    message = _l("The number does not match the one shown in the browser.")
-
-
-class TooManyWrongCodes(Throttled, ApprovalError):
-    message = _l("Too many wrong numbers. Please wait before trying again.")
-
-
-class PushesBlocked(Throttled, ApprovalError):
-    error = "approvals_blocked"
-    message = _l(
-        "Sign-in confirmations for this account are paused for a while after a report "
-        "of a sign-in attempt that was not made by you."
-    )
-
-
-class TooManyApprovals(Throttled, ApprovalError):
-    error = "too_many_approvals"
-    message = _l("Too many sign-in confirmations were requested. Please wait a few minutes.")
-
-
-class InvalidAnswer(InvalidRequest, ApprovalError):
-    message = _l("The answer is not valid.")
-
-
-@dataclass
-class Approval:
-    id: str
-    user_id: int
-    tx_id: str | None
-    client_id: str
-    client_name: str
-    ip: str | None
-    user_agent: str | None
-    created_at: str
-    expires_at: int  # epoch seconds
-    code_digest: str
-    status: str = PENDING
-    device_id: str | None = None
-    device_amr: str | None = None
-    # The devices it was aimed at (the user's active devices when it was made):
-    # only these may answer it. None in records made before this member existed.
-    device_ids: list[str] | None = None
-
-    def aimed_at(self, device: Device) -> bool:
-        return device.user_id == self.user_id and (
-            self.device_ids is None or device.id in self.device_ids
-        )
-
-    @property
-    def context(self) -> dict[str, Any]:
-        """What the device shows and signs (hashed into the challenge)."""
-        return {
-            "approval": self.id,
-            "client_id": self.client_id,
-            "client_name": self.client_name,
-            "ip": self.ip,
-            "user_agent": self.user_agent,
-            "created_at": self.created_at,
-        }
-
-    def expired(self, now: datetime) -> bool:
-        return now.timestamp() >= self.expires_at
-
-    def public(self, now: datetime) -> dict[str, Any]:
-        status = EXPIRED if self.status == PENDING and self.expired(now) else self.status
-        return {
-            "id": self.id,
-            "status": status,
-            "client_name": self.client_name,
-            "ip": self.ip,
-            "user_agent": self.user_agent,
-            "created_at": self.created_at,
-            "expires_at": _iso(datetime.fromtimestamp(self.expires_at, UTC)),
-            "context": self.context,
-        }
-
-
-@dataclass(frozen=True)
-class StartedApproval:
-    approval: Approval
-    match_code: str
-    devices: int
-
-
-@dataclass(frozen=True)
-class VerifiedAnswer:
-    approval: Approval
-    decision: Literal["approve", "deny"]
-    fraud: bool
-    sign_count_regressed: bool
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _code_digest(approval_id: str, code: str) -> str:
@@ -199,96 +96,6 @@ def _limits() -> tuple[Limit, Limit]:
     )
 
 
-# Opens an approval: its record, its open marker, the user's index and, for a
-# login, the transaction's live approval, whose previous value is returned.
-# KEYS: record, open, user index[, tx slot]
-# ARGV: record JSON, record TTL, open TTL, approval id, tx slot TTL
-_OPEN = """
-redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
-redis.call('SET', KEYS[2], '1', 'EX', tonumber(ARGV[3]))
-redis.call('SADD', KEYS[3], ARGV[4])
-if redis.call('TTL', KEYS[3]) < tonumber(ARGV[3]) then
-  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3]))
-end
-if #KEYS >= 4 then
-  local previous = redis.call('GET', KEYS[4])
-  redis.call('SET', KEYS[4], ARGV[4], 'EX', tonumber(ARGV[5]))
-  return previous
-end
-return false
-"""
-
-# Frees a transaction's place if it still holds the given approval.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# Closes an approval once: only the caller that removes the open marker
-# writes the outcome (and, on approval, the browser's grant) and wakes the
-# waiting page. KEYS: open, record, grant; ARGV: record JSON, record TTL,
-# channel, message, grant TTL ("" for none). Returns 1 for the winner, else 0.
-_CLOSE = """
-if redis.call('DEL', KEYS[1]) == 0 then
-  return 0
-end
-redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[2]))
-if ARGV[5] ~= '' then
-  redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[5]))
-end
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return 1
-"""
-
-
-def channel(approval_id: str) -> str:
-    return idp().store.channel("approval", approval_id)
-
-
-def user_channel(user_id: int) -> str:
-    return idp().store.channel("user-approvals", str(user_id))
-
-
-def _record_ttl(approval: Approval) -> int:
-    return max(1, approval.expires_at - int(datetime.now(UTC).timestamp())) + KEEP_AFTER_EXPIRY
-
-
-def _close(approval: Approval, *, grant_ttl: int | None = None) -> bool:
-    """Write the approval's final status, once: True for the one caller that
-    closed it, False if it was closed already (answered, cancelled, expired)."""
-    store = idp().store
-    closed = store.script(_CLOSE)(
-        keys=[
-            store.key("approval-open", approval.id),
-            store.key("approval", approval.id),
-            store.key("approval-grant", approval.id),
-        ],
-        args=[
-            json.dumps(asdict(approval)),
-            _record_ttl(approval),
-            channel(approval.id),
-            json.dumps({"id": approval.id, "status": approval.status}),
-            grant_ttl or "",
-        ],
-    )
-    return bool(closed)
-
-
-def load(approval_id: str | None) -> Approval | None:
-    if not approval_id or not isinstance(approval_id, str) or len(approval_id) > 64:
-        return None
-    data = idp().store.get("approval", approval_id)
-    return Approval(**data) if data else None
-
-
-def live_for(tx_id: str) -> Approval | None:
-    """The live approval of a login transaction (the last one started)."""
-    approval_id = idp().store.redis.get(idp().store.key("approval-tx", tx_id))
-    return load(approval_id.decode() if isinstance(approval_id, bytes) else approval_id)
-
-
 def release(tx_id: str, *, reason: str) -> None:
     """Cancel the login transaction's live approval and free its place, so
     that the waiting page starts a new one (unless a newer one took the
@@ -297,8 +104,7 @@ def release(tx_id: str, *, reason: str) -> None:
     if approval is None:
         return
     cancel(approval.id, reason=reason)
-    store = idp().store
-    store.script(_RELEASE)(keys=[store.key("approval-tx", tx_id)], args=[approval.id])
+    free_place(tx_id, approval.id)
 
 
 def withdraw(tx_id: str, *, reason: str) -> None:
@@ -324,13 +130,13 @@ def start(
     settings = idp().settings
     store = idp().store
     subject = str(user.id)
-    if store.exists("push-block", subject):
+    if PUSH_BLOCKS.exists(subject):
         audit.record("approval_blocked", user_id=user.id, client_id=client_id)
-        raise PushesBlocked(retry_after=max(1, store.ttl("push-block", subject)))
+        raise PushesBlocked(retry_after=max(1, PUSH_BLOCKS.seconds_left(subject)))
     wrong_codes, pushes = _limits()
-    wait = retry_after(store, wrong_codes, subject)
-    if wait is not None:
-        raise TooManyWrongCodes(retry_after=wait)
+    blocked_for = retry_after(store, wrong_codes, subject)
+    if blocked_for is not None:
+        raise TooManyWrongCodes(retry_after=blocked_for)
     try:
         # Counted before it is made: concurrent requests cannot get past it.
         attempt = reserve(store, (pushes, subject))
@@ -350,31 +156,14 @@ def start(
             client_name=client_name,
             ip=ip,
             user_agent=(user_agent or "")[:256] or None,
-            created_at=_iso(now),
+            created_at=iso(now),
             expires_at=int(now.timestamp()) + settings.approval_lifetime,
             code_digest=_code_digest(approval_id, code),
         )
         devices = active_devices(user.id)
         approval.device_ids = [d.id for d in devices]
-        keys = [
-            store.key("approval", approval.id),
-            store.key("approval-open", approval.id),
-            store.key("approvals-user", subject),
-        ]
-        if tx_id is not None:
-            keys.append(store.key("approval-tx", tx_id))
-        previous = store.script(_OPEN)(
-            keys=keys,
-            args=[
-                json.dumps(asdict(approval)),
-                _record_ttl(approval),
-                settings.approval_lifetime,
-                approval.id,
-                settings.login_transaction_lifetime,
-            ],
-        )
-        if previous:
-            replaced = previous.decode() if isinstance(previous, bytes) else str(previous)
+        replaced = open_approval(approval, tx_id=tx_id)
+        if replaced:
             cancel(replaced, reason="replaced")
         audit.record(
             "approval_requested", user_id=user.id, client_id=client_id, approval=approval.id,
@@ -396,23 +185,9 @@ def cancel(approval_id: str, *, reason: str) -> None:
     if approval is None or approval.status != PENDING:
         return
     approval.status = CANCELLED
-    if _close(approval):
+    if close(approval):
         audit.record("approval_cancelled", user_id=approval.user_id, approval=approval_id,
                      reason=reason)  # fmt: skip
-
-
-def pending_for(user_id: int, now: datetime, *, device: Device | None = None) -> list[Approval]:
-    """The user's pending approvals, newest first; with ``device``, only those
-    aimed at it."""
-    ids = idp().store.redis.smembers(idp().store.key("approvals-user", str(user_id)))
-    found = []
-    for raw in ids:
-        approval = load(raw.decode() if isinstance(raw, bytes) else raw)
-        if approval is None or approval.status != PENDING or approval.expired(now):
-            continue
-        if device is None or approval.aimed_at(device):
-            found.append(approval)
-    return sorted(found, key=lambda a: a.created_at, reverse=True)
 
 
 def for_device(approval_id: str, device: Device, now: datetime) -> Approval:
@@ -481,14 +256,14 @@ def answer(
     if approval.status != PENDING:
         raise ApprovalAlreadyAnswered()
     store = idp().store
-    if approval.expired(now) or not store.exists("approval-open", approval.id):
+    if approval.expired(now) or not OPEN.exists(approval.id):
         raise ApprovalExpired()
     wrong_codes, _ = _limits()
     subject = str(device.user_id)
     if decision == "approve":
-        wait = retry_after(store, wrong_codes, subject)
-        if wait is not None:
-            raise TooManyWrongCodes(retry_after=wait)
+        blocked_for = retry_after(store, wrong_codes, subject)
+        if blocked_for is not None:
+            raise TooManyWrongCodes(retry_after=blocked_for)
 
     challenge = approval_challenge(
         approval_id=approval.id,
@@ -529,14 +304,14 @@ def answer(
     )  # fmt: skip
     if fraud:
         # Paused before the denial is written: a report is never lost.
-        store.put("push-block", subject, 1, ttl=settings.fraud_block_duration)
+        PUSH_BLOCKS.put(subject, 1)
         audit.record("approval_fraud_reported", user_id=approval.user_id,
                      client_id=approval.client_id, approval=approval.id, device=device.id,
                      ip=approval.ip)  # fmt: skip
     db.session.flush()
     # Single use: exactly one answer closes the approval (and wakes the page).
     grant_ttl = settings.login_transaction_lifetime if decision == "approve" else None
-    if not _close(approval, grant_ttl=grant_ttl):
+    if not close(approval, grant_ttl=grant_ttl):
         db.session.rollback()
         raise ApprovalAlreadyAnswered()
     if decision == "approve":
@@ -589,19 +364,4 @@ def _mail_fraud_notice(approval: Approval, device: Device) -> None:
 
 def take_grant(approval: Approval) -> bool:
     """The browser's single use of an approved approval."""
-    return idp().store.consume("approval-grant", approval.id) is not None
-
-
-def wait(approval_id: str, *, timeout: float) -> Iterator[Approval | None]:
-    """Yield the approval now and whenever it may have changed (an answer was
-    published, or every 15 s as a heartbeat) until ``timeout``; the caller
-    stops once it is final or expired. Listens before the first read, so no
-    answer is missed between the two."""
-    with idp().store.fanout.listen(channel(approval_id)) as waiter:
-        deadline = time.monotonic() + timeout
-        while True:
-            yield load(approval_id)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            waiter.wait(min(15.0, remaining))
+    return GRANTS.consume(approval.id) is not None

@@ -233,10 +233,11 @@ def test_expired_approval_cannot_be_answered(idp: Any) -> None:
     rp = mfa_client(idp)
     _, page, _ = to_waiting_page(idp, rp, user)
     approval = device.approvals()[0]
-    # Redis expires the approval's open marker when its lifetime is over.
+    from idp.approvals.store import OPEN
+
+    # Its lifetime is over: the open marker expires.
     with idp.app.app_context():
-        store = idp.app.extensions["idp"].store
-        store.delete("approval-open", approval["id"])
+        OPEN.expire(approval["id"])
     answer = device.answer(approval["id"], "approve", match_code(page))
     assert answer.status_code == 410 and answer.json()["error"] == "approval_expired"
 
