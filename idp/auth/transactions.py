@@ -8,14 +8,14 @@ a URL cannot be resumed from another browser.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 from flask import session, url_for
 
 from ..errors import LoginTransactionExpired
 from ..redirects import local_path
 from ..state import idp
+from ..store.kinds import Kind
 from ..tokens import new_token
 
 SESSION_KEY = "txs"
@@ -70,11 +70,11 @@ class LoginTransaction:
         return frozenset((self.params.get("prompt") or "").split())
 
     def save(self) -> None:
-        settings = idp().settings
-        idp().store.put("tx", self.id, asdict(self), ttl=settings.login_transaction_lifetime)
+        TRANSACTIONS.put(self.id, self)
 
 
-_FIELDS = frozenset(f.name for f in fields(LoginTransaction))
+# Open login transactions, for as long as a login may take.
+TRANSACTIONS = Kind("tx", LoginTransaction, ttl=lambda s: s.login_transaction_lifetime)
 
 
 def begin(client_id: str, params: dict[str, str]) -> LoginTransaction:
@@ -98,19 +98,19 @@ def load(tx_id: str | None) -> LoginTransaction:
     """The browser's own open transaction, or LoginTransactionExpired."""
     if not tx_id or tx_id not in session.get(SESSION_KEY, []):
         raise LoginTransactionExpired()
-    data: dict[str, Any] | None = idp().store.get("tx", tx_id)
-    if data is None:
+    # (A record stored by another release may have members this one lacks:
+    # the kind ignores them, so a sign-in under way survives an upgrade.)
+    tx = TRANSACTIONS.get(tx_id)
+    if tx is None:
         raise LoginTransactionExpired()
-    # Members a record stored by another release may have (or lack) do not
-    # break a sign-in that is under way while instances are upgraded.
-    return LoginTransaction(**{k: v for k, v in data.items() if k in _FIELDS})
+    return tx
 
 
 def finish(tx: LoginTransaction) -> None:
     """Single use: the transaction produces one response. Consumed atomically,
     so a second tab racing on the same transaction gets LoginTransactionExpired."""
     session[SESSION_KEY] = [t for t in session.get(SESSION_KEY, []) if t != tx.id]
-    if idp().store.consume("tx", tx.id) is None:
+    if TRANSACTIONS.consume(tx.id) is None:
         raise LoginTransactionExpired()
 
 

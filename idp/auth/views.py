@@ -31,6 +31,7 @@ from ..extensions import db
 from ..passkeys import views as passkey_views
 from ..redirects import local_path
 from ..state import idp
+from ..store.kinds import Kind
 from ..tokens import new_token
 from . import transactions
 from .amr import acr_for, amr_for
@@ -43,7 +44,7 @@ bp = Blueprint("auth", __name__)
 # session cookie for a Redis entry (user, login transaction, next) that lives
 # as long as a login transaction.
 PASSWORD_CHANGE_KEY = "password_change"
-PASSWORD_CHANGE_NAMESPACE = "password-change"
+PASSWORD_CHANGES = Kind("password-change", dict, ttl=lambda s: s.login_transaction_lifetime)
 
 
 def _load_tx() -> transactions.LoginTransaction | None:
@@ -135,8 +136,7 @@ def _begin_password_change(
 ) -> ResponseReturnValue:
     name = new_token(16)
     pending = {"user_id": user.id, "tx": tx.id if tx else None, "next": next_path}
-    ttl = idp().settings.login_transaction_lifetime
-    idp().store.put(PASSWORD_CHANGE_NAMESPACE, name, pending, ttl=ttl)
+    PASSWORD_CHANGES.put(name, pending)
     session[PASSWORD_CHANGE_KEY] = name
     return redirect(url_for("auth.new_password"))
 
@@ -169,7 +169,7 @@ def _new_password_page(client: Any, *, error: str | None = None) -> str:
 @bp.route("/login/new-password", methods=["GET", "POST"])
 def new_password() -> ResponseReturnValue:
     name = session.get(PASSWORD_CHANGE_KEY)
-    pending = idp().store.get(PASSWORD_CHANGE_NAMESPACE, name) if isinstance(name, str) else None
+    pending = PASSWORD_CHANGES.get(name) if isinstance(name, str) else None
     if not isinstance(pending, dict):
         raise LoginTransactionExpired()
     user = db.session.get(User, pending["user_id"])
@@ -187,7 +187,7 @@ def new_password() -> ResponseReturnValue:
     problem = _password_problem(user, password, again)
     if problem is not None:
         return _new_password_page(client, error=problem), 400
-    if idp().store.consume(PASSWORD_CHANGE_NAMESPACE, str(name)) is None:
+    if PASSWORD_CHANGES.consume(str(name)) is None:
         raise LoginTransactionExpired()  # used by a concurrent request
     session.pop(PASSWORD_CHANGE_KEY, None)
     user.password_hash = idp().passwords.hash(password)
