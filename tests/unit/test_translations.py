@@ -69,7 +69,7 @@ def as_list(value: str | tuple[str, ...]) -> list[str]:
 def test_babel_cfg_covers_python_and_templates() -> None:
     methods, _ = method_map()
     assert ("idp/**.py", "python") in methods
-    assert ("idp/templates/**.html", "jinja2") in methods
+    assert ("templates/**.html", "jinja2") in methods
 
 
 def test_extraction_finds_the_ui_strings() -> None:
