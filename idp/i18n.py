@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel
 
+from .state import idp
+
 
 def select_locale() -> str | None:
-    from .state import idp
-
     if not has_request_context():
         # The CLI and other work outside a request (an error built there).
         return idp().settings.default_language

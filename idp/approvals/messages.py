@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 
 from ..accounts.models import User
 from ..devices.messages import user_locale
+from ..notify import compose
 from ..state import idp
 from .model import Approval
 
@@ -14,8 +15,6 @@ from .model import Approval
 def send_fraud_notice(user: User, approval: Approval) -> None:
     if not user.email:
         return
-    from ..notify import compose
-
     with force_locale(user_locale(user)):
         subject = _("A sign-in attempt to your account was reported")
         text = _(

@@ -35,6 +35,7 @@ from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, reserve, reset, retry_after
 from ..tokens import new_token
 from ..webauthn import approval_challenge, verify_assertion
+from .messages import send_fraud_notice
 from .model import (
     APPROVED,
     CANCELLED,
@@ -354,8 +355,6 @@ def _check_code(approval: Approval, device: Device, code: str) -> None:
 def _mail_fraud_notice(approval: Approval, device: Device) -> None:
     """Tell the user by e-mail (once the report is committed; a mail that
     cannot be sent does not undo it)."""
-    from .messages import send_fraud_notice
-
     try:
         send_fraud_notice(device.user, approval)
     except DeliveryError:

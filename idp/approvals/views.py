@@ -32,6 +32,7 @@ from ..auth.amr import ACR_MFA, amr_for
 from ..auth.sessions import current_login_session, start_login_session
 from ..errors import LoginTransactionExpired
 from ..extensions import db, utcnow
+from ..oidc.server import query_client
 from ..passkeys.service import has_passkeys
 from . import service
 from .service import APPROVED, FINAL, PENDING, ApprovalError
@@ -55,8 +56,6 @@ def _client_name(tx: transactions.LoginTransaction) -> str:
     if tx.for_account:
         # The account page's own step-up (idp.accounts.views): no client.
         return str(transactions.ACCOUNT_CLIENT_NAME)
-    from ..oidc.server import query_client
-
     client = query_client(tx.client_id)
     if client is None:
         raise LoginTransactionExpired()

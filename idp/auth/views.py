@@ -28,6 +28,7 @@ from ..accounts.passwords import (
 from ..accounts.service import normalise_identifier
 from ..errors import LoginTransactionExpired
 from ..extensions import db
+from ..oidc.server import query_client
 from ..passkeys import views as passkey_views
 from ..redirects import local_path
 from ..state import idp
@@ -58,8 +59,6 @@ def _load_tx() -> transactions.LoginTransaction | None:
 def _client_of(tx: transactions.LoginTransaction | None) -> Any:
     if tx is None:
         return None
-    from ..oidc.server import query_client
-
     return query_client(tx.client_id)
 
 
