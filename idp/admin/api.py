@@ -22,9 +22,10 @@ from flask import Response, g, jsonify, request, stream_with_context
 from ..accounts.models import User
 from ..errors import ApiBlueprint, IdpError, render_error
 from ..extensions import csrf
+from ..oidc.client_auth import query_client
 from ..oidc.clients import ClientError
 from ..oidc.models import ADMIN_SCOPE
-from ..oidc.server import AccessToken, query_client
+from ..oidc.tokens import AccessToken
 from ..state import idp, resource_protector
 from . import schemas, service
 from .openapi import Api, InvalidInput

@@ -528,7 +528,7 @@ def update(access: RegistrationAccess, data: Any) -> dict[str, Any]:
 def delete(access: RegistrationAccess) -> None:
     """RFC 7592 §2.3: the registration goes with its refresh tokens and
     consents; its secret, its registration access token and its access
-    tokens stop working at once (idp.oidc.server checks the client)."""
+    tokens stop working at once (idp.oidc.endpoints checks the client)."""
     client_id = access.client.client_id
     delete_client(access.client)
     audit.record("client_deleted", client_id=client_id, actor=ACTOR)

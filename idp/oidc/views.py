@@ -41,9 +41,11 @@ from ..extensions import csrf, db, insert_ignore, utcnow
 from ..passkeys import views as passkey_views
 from ..state import authorization_server, idp, resource_protector
 from . import registration
+from .claims import user_info
+from .client_auth import query_client
 from .discovery import discovery_bytes
 from .models import SUPPORTED_SCOPES, Client, Consent
-from .server import IdpAuthorizationServer, user_info
+from .server import IdpAuthorizationServer
 
 # The pages of the authorization flow and of RP-initiated logout.
 bp = Blueprint("oidc", __name__)
@@ -123,8 +125,6 @@ def _request_from_transaction(tx: transactions.LoginTransaction) -> OAuth2Reques
 
 
 def _client_of(client_id: str) -> Client | None:
-    from .server import query_client
-
     return query_client(client_id)
 
 

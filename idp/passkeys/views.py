@@ -172,7 +172,7 @@ def begin_second_factor(tx: transactions.LoginTransaction) -> ResponseReturnValu
 @bp.get("/login/passkey/confirm")
 def confirm_page() -> ResponseReturnValue:
     tx, login = _second_factor()
-    from ..oidc.server import query_client
+    from ..oidc.client_auth import query_client
 
     if tx.for_account:
         # The account page's own step-up (idp.accounts.views): no client.
