@@ -40,7 +40,7 @@ from ..errors import ApiBlueprint, InvalidAuthorizationRequest
 from ..extensions import csrf, db, insert_ignore, utcnow
 from ..passkeys import views as passkey_views
 from ..state import authorization_server, idp, resource_protector
-from . import registration
+from . import metadata, registration
 from .claims import user_info
 from .client_auth import query_client
 from .discovery import discovery_bytes
@@ -429,7 +429,7 @@ def register() -> Response:
         grant = registration.verify_registration_request(
             authorization=request.headers.get("Authorization"), ip=request.remote_addr
         )
-        body = registration.register(_json_body(), grant=grant)
+        body = registration.register(metadata.parse_metadata(_json_body()), grant=grant)
     except OAuth2Error as error:
         return _oauth_error(error)
     return _registration_json(body, 201)
@@ -446,7 +446,8 @@ def client_configuration(client_id: str) -> Response:
         if request.method == "GET":
             return _registration_json(registration.read(access), 200)
         if request.method == "PUT":
-            return _registration_json(registration.update(access, _json_body()), 200)
+            envelope, sent = metadata.parse_update(_json_body(), client_id=client_id)
+            return _registration_json(registration.update(access, envelope, sent), 200)
         registration.delete(access)
     except OAuth2Error as error:
         return _oauth_error(error)
