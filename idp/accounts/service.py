@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from .. import subjects
 from ..extensions import db
@@ -104,27 +104,6 @@ def create_user(
     db.session.add(user)
     db.session.flush()
     return user
-
-
-def lock_user(user: User) -> None:
-    """Lock an account: no new logins, its login sessions end (and the clients
-    they signed in to are told) and its refresh tokens die at once (access
-    tokens are refused at userinfo and introspection because the user is no
-    longer active). Flushes; the caller commits."""
-    from ..auth.sessions import end_user_sessions
-    from ..extensions import utcnow
-    from ..oidc.models import RefreshToken
-
-    now = utcnow()
-    user.status = UserStatus.LOCKED
-    # Its clients are told once the caller commits (Back-Channel Logout).
-    end_user_sessions(user.id, reason="locked")
-    db.session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    db.session.flush()
 
 
 def unlock_user(user: User) -> None:

@@ -23,20 +23,19 @@ from contextlib import suppress
 from datetime import datetime
 from urllib.parse import urlencode
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 
 from ..approvals import service as approvals
-from ..approvals import views as approval_views
 from ..auth import transactions
 from ..auth.amr import ACR_MFA, acr_satisfies
 from ..auth.factors import second_factors
 from ..auth.models import LoginSession
 from ..auth.sessions import current_login_session, end_login_session
-from ..devices.messages import KIND_LABELS
-from ..devices.models import Device, EnrolledVia
+from ..auth.step_up import withdraw_earlier_step_ups
+from ..devices.messages import ENROLLED_VIA_LABELS, KIND_LABELS
+from ..devices.models import Device
 from ..devices.service import (
     DeviceNotFound,
     active_devices,
@@ -47,19 +46,12 @@ from ..devices.service import (
 from ..errors import LoginTransactionExpired
 from ..extensions import db, utcnow
 from ..passkeys import service as passkeys
-from ..passkeys import views as passkey_views
 from ..state import idp
 
 bp = Blueprint("account", __name__)
 
 MAX_DEVICE_NAME = 100
 
-ENROLLED_VIA_LABELS = {
-    EnrolledVia.PASSWORD_SMS: _l("set up with password and text message"),
-    EnrolledVia.PASSWORD_EMAIL: _l("set up with password and e-mail"),
-    EnrolledVia.BINDING_CODE: _l("set up with a code from the account page"),
-    EnrolledVia.RESTORATION: _l("set up by restoring your ID"),
-}
 
 # --- who may change what ---------------------------------------------------------------
 
@@ -137,24 +129,7 @@ def confirm() -> ResponseReturnValue:
         return redirect(target)
     withdraw_earlier_step_ups()
     tx = transactions.begin_for_account(login.user_id, next_path=target)
-    if method == "app":
-        return approval_views.begin(tx)
-    return passkey_views.begin_second_factor(tx)
-
-
-def withdraw_earlier_step_ups() -> None:
-    """This browser's earlier step-ups (left with the back button, say) end
-    when it starts a new one: one push waits on the device, not several.
-    (Also used by the admin pages' step-up, idp.admin.views.)"""
-    for tx_id in list(session.get(transactions.SESSION_KEY, [])):
-        try:
-            tx = transactions.load(tx_id)
-        except LoginTransactionExpired:
-            continue
-        if tx.for_account:
-            approvals.withdraw(tx.id, reason="replaced")
-            with suppress(LoginTransactionExpired):
-                transactions.finish(tx)
+    return redirect(transactions.second_factor_page(tx, passkey=method != "app"))
 
 
 @bp.post("/account/confirm/cancel")

@@ -15,11 +15,11 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
 
 from .. import audit
 from ..accounts import service as accounts
-from ..accounts.models import User
+from ..accounts.models import User, UserStatus
 from ..accounts.passwords import PasswordService
 from ..audit import AuditEvent
 from ..auth.sessions import end_user_sessions
@@ -29,7 +29,7 @@ from ..errors import IdpError
 from ..extensions import db, utcnow
 from ..oidc import clients
 from ..oidc.clients import ClientError, NewSecret
-from ..oidc.models import Client, SigningKey
+from ..oidc.models import Client, RefreshToken, SigningKey
 from ..passkeys.models import Passkey
 from ..restore.models import RestorationSetup
 from ..state import idp
@@ -254,10 +254,19 @@ def describe_device(device: Device) -> dict[str, Any]:
 
 
 def lock_user(actor: Actor, user: User) -> None:
-    """No new logins; sessions and refresh tokens end at once."""
+    """No new logins; login sessions and refresh tokens end at once."""
     if actor.user_id == user.id:
         raise NotOnYourself()
-    accounts.lock_user(user)
+    user.status = UserStatus.LOCKED
+    # Its clients are told once the unit of work commits (Back-Channel Logout);
+    # access tokens are refused at userinfo and introspection from now on,
+    # because the user is no longer active.
+    end_user_sessions(user.id, reason="locked")
+    db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
     audit.record("user_locked", user_id=user.id, actor=actor.label)
 
 

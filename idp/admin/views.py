@@ -42,20 +42,18 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
-from ..accounts import views as account_views
 from ..accounts.models import User
-from ..approvals import views as approval_views
 from ..auth import transactions
 from ..auth.amr import ACR_MFA, ACR_SUPPORTED, acr_satisfies
 from ..auth.factors import second_factors
 from ..auth.models import LoginSession
 from ..auth.sessions import current_login_session
-from ..devices.messages import KIND_LABELS
+from ..auth.step_up import withdraw_earlier_step_ups
+from ..devices.messages import ENROLLED_VIA_LABELS, KIND_LABELS
 from ..extensions import utcnow
 from ..oidc import registration
 from ..oidc.clients import AUTH_METHODS, GRANT_TYPES, MFA_FALLBACKS, SIGNING_ALGS, ClientError
 from ..oidc.models import ADMIN_SCOPE, SUPPORTED_SCOPES, Client
-from ..passkeys import views as passkey_views
 from ..state import idp
 from . import service
 from .service import Actor, AdminError
@@ -165,11 +163,9 @@ def confirm() -> ResponseReturnValue:
     if _in_use(login, now) or not _confirming_ways(login.user_id, now).get(method):
         # Confirmed already (another tab), or nothing to confirm with.
         return redirect(target)
-    account_views.withdraw_earlier_step_ups()
+    withdraw_earlier_step_ups()
     tx = transactions.begin_for_account(login.user_id, next_path=target)
-    if method == "app":
-        return approval_views.begin(tx)
-    return passkey_views.begin_second_factor(tx)
+    return redirect(transactions.second_factor_page(tx, passkey=method != "app"))
 
 
 # --- helpers for the pages ------------------------------------------------------------
@@ -546,7 +542,7 @@ def _user_page(user: User, *, error: str | None = None) -> str:
         events=service.describe_events(overview.recent_events),
         now=utcnow(),
         kinds=KIND_LABELS,
-        enrolled_via=account_views.ENROLLED_VIA_LABELS,
+        enrolled_via=ENROLLED_VIA_LABELS,
         is_self=user.id == _admin().id,
         error=error,
     )

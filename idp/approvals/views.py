@@ -215,11 +215,13 @@ def proceed() -> ResponseReturnValue:
     return redirect(transactions.after_second_factor(tx))
 
 
-def begin(tx: transactions.LoginTransaction) -> ResponseReturnValue:
-    """Called by the authorization flow when the policy asks for MFA: the
-    waiting page, with the login's approval if it is still waiting for the
-    device (asking again sends no second push), else a new one."""
-    tx.save()
+@bp.get("/login/approval/begin")
+def begin() -> ResponseReturnValue:
+    """Where the login decision sends the browser for the device
+    (``transactions.second_factor_page``): the waiting page, with the login's
+    approval if it is still waiting for the device (asking again sends no
+    second push), else a new one."""
+    tx, _login = _context()
     if not _usable(service.live_for(tx.id)):
         service.release(tx.id, reason="replaced")
     return redirect(url_for("approvals.wait_page", tx=tx.id))

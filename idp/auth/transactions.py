@@ -122,3 +122,12 @@ def after_second_factor(tx: LoginTransaction) -> str:
         finish(tx)
         return tx.params.get("next") or url_for("account.home")
     return url_for("oidc.resume", tx=tx.id)
+
+
+def second_factor_page(tx: LoginTransaction, *, passkey: bool) -> str:
+    """Where the browser gives the second factor the login decision asked for:
+    the passkey page, or the approval's waiting page by way of its ``begin``
+    route (which keeps an approval still waiting for the device, else starts a
+    new one). Saves ``tx``."""
+    tx.save()
+    return url_for("passkeys.confirm_page" if passkey else "approvals.begin", tx=tx.id)

@@ -29,7 +29,7 @@ from ..accounts.service import normalise_identifier
 from ..errors import LoginTransactionExpired
 from ..extensions import db
 from ..oidc.client_auth import query_client
-from ..passkeys import views as passkey_views
+from ..passkeys.binding import browser_binding
 from ..redirects import local_path
 from ..state import idp
 from ..store.kinds import Kind
@@ -74,7 +74,7 @@ def login() -> ResponseReturnValue:
         if tx is None:
             # Made with the page (whose CSRF token writes the session anyway), so
             # the passkey autofill request running beside the form need not.
-            passkey_views.browser_binding(create=True)
+            browser_binding(create=True)
         return render_template(
             "login.html", tx=tx, client=client, identifier=identifier, next_path=next_path
         )

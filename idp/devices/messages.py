@@ -23,6 +23,14 @@ KIND_LABELS: dict[str, str | LazyString] = {
     "cli": _l("Command line"),
 }
 
+# How a device was added, in a few words (the account and admin pages).
+ENROLLED_VIA_LABELS = {
+    EnrolledVia.PASSWORD_SMS: _l("set up with password and text message"),
+    EnrolledVia.PASSWORD_EMAIL: _l("set up with password and e-mail"),
+    EnrolledVia.BINDING_CODE: _l("set up with a code from the account page"),
+    EnrolledVia.RESTORATION: _l("set up by restoring your ID"),
+}
+
 # Who removed a device (idp.devices.changes): the user on the account page, a
 # device of the user (this one or another), or an administrator (admin pages,
 # admin API, the idp command).

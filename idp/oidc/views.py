@@ -30,7 +30,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import audit
-from ..approvals import views as approval_views
 from ..auth import transactions
 from ..auth.factors import NONE as NO_FACTORS
 from ..auth.factors import second_factors
@@ -38,7 +37,6 @@ from ..auth.policy import CONSENT, DEVICE, LOGIN, PASSKEY, REFUSE, PolicyContext
 from ..auth.sessions import current_login_session
 from ..errors import ApiBlueprint, InvalidAuthorizationRequest
 from ..extensions import csrf, db, insert_ignore, utcnow
-from ..passkeys import views as passkey_views
 from ..state import authorization_server, idp, resource_protector
 from . import metadata, registration
 from .claims import user_info
@@ -262,9 +260,7 @@ def _authorize(req: OAuth2Request, tx: transactions.LoginTransaction | None) -> 
         tx.user_id = user.id
         # A push approval when a device can answer it (its page offers a
         # passkey instead, if the user has one); else the passkey.
-        if step == DEVICE:
-            return approval_views.begin(tx)
-        return passkey_views.begin_second_factor(tx)
+        return redirect(transactions.second_factor_page(tx, passkey=step == PASSKEY))
 
     if step == REFUSE:
         assert user is not None

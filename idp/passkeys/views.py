@@ -20,7 +20,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask.typing import ResponseReturnValue
@@ -36,15 +35,12 @@ from ..auth.sessions import current_login_session, start_login_session
 from ..devices.service import active_devices
 from ..errors import IdpError, LoginTransactionExpired
 from ..extensions import utcnow
-from ..tokens import new_token
+from ..oidc.client_auth import query_client
 from . import service
+from .binding import browser_binding
 from .service import InvalidPasskeyRequest
 
 bp = Blueprint("passkeys", __name__)
-
-# A random value in the signed session cookie that binds a sign-in challenge to
-# this browser when there is no login transaction (straight to the account page).
-BROWSER_BINDING_KEY = "passkey_binding"
 
 
 class LoginRequired(IdpError):
@@ -86,17 +82,6 @@ def _login_transaction() -> transactions.LoginTransaction | None:
     tx = transactions.load(tx_id)
     g.ui_locales = (tx.params.get("ui_locales") or "").split()
     return tx
-
-
-def browser_binding(*, create: bool) -> str | None:
-    """This browser's random binding value (in its signed session cookie)."""
-    value = session.get(BROWSER_BINDING_KEY)
-    if not isinstance(value, str):
-        if not create:
-            return None
-        value = new_token(16)
-        session[BROWSER_BINDING_KEY] = value
-    return value
 
 
 def _login_binding(tx: transactions.LoginTransaction | None, *, create: bool) -> str:
@@ -162,18 +147,9 @@ def _second_factor() -> tuple[transactions.LoginTransaction, LoginSession]:
     return tx, login
 
 
-def begin_second_factor(tx: transactions.LoginTransaction) -> ResponseReturnValue:
-    """Called by the authorization flow when the policy asks for MFA and the
-    user has passkeys but no device."""
-    tx.save()
-    return redirect(url_for("passkeys.confirm_page", tx=tx.id))
-
-
 @bp.get("/login/passkey/confirm")
 def confirm_page() -> ResponseReturnValue:
     tx, login = _second_factor()
-    from ..oidc.client_auth import query_client
-
     if tx.for_account:
         # The account page's own step-up (idp.accounts.views): no client.
         client_name = str(transactions.ACCOUNT_CLIENT_NAME)

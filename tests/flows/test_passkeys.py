@@ -615,12 +615,12 @@ def test_repeated_failures_are_throttled_per_ip(idp_factory: Any) -> None:
 
 def test_locked_account_cannot_sign_in_with_a_passkey(idp: Any) -> None:
     from idp.accounts.models import User
-    from idp.accounts.service import lock_user
+    from idp.admin.service import Actor, lock_user
     from idp.extensions import db
 
     user, key = user_with_passkey(idp)
     with idp.app.app_context():
-        lock_user(db.session.get(User, user.id))
+        lock_user(Actor.cli(), db.session.get(User, user.id))
         db.session.commit()
     browser = Browser(idp.url)
     _, answer = use_passkey(browser, login_page(browser, f"{idp.url}/login"), key)

@@ -1,0 +1,80 @@
+"""``idp serve``, ``idp demo`` and ``main()``, the ``idp`` command itself."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+
+from .. import create_app
+from ..config import ConfigError, load_settings
+from ..state import idp
+
+
+def _create_app() -> Flask:
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _upgrade_database() -> None:
+    from flask_migrate import upgrade
+
+    app = _create_app()
+    with app.app_context():
+        upgrade()
+        # Keys made once here rather than by the first requests of the workers.
+        idp().keyring.ensure_keys()
+        idp().push.public_key()
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option(
+    "--threads",
+    default=1024,
+    show_default=True,
+    type=int,
+    help="Threads per worker; each open waiting page or device event stream takes one.",
+)
+@click.option(
+    "--migrate/--no-migrate",
+    default=True,
+    show_default=True,
+    help="Apply database migrations before starting (off with several instances).",
+)
+def serve(host: str, port: int, workers: int, threads: int, migrate: bool) -> None:
+    """Run the provider under gunicorn (gthread workers)."""
+    from ..serving import run_gunicorn
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if migrate:
+        _upgrade_database()
+    run_gunicorn(settings, host=host, port=port, workers=workers, threads=threads)
+
+
+@click.command("demo")
+@click.option("--port", default=5000, show_default=True, type=int, help="The IdP's port.")
+@click.option("--rp-port", default=5001, show_default=True, type=int, help="The demo RP's port.")
+def demo(port: int, rp_port: int) -> None:
+    """Migrate, seed demo data, run the IdP and the demo relying party."""
+    from ..demo import run_demo
+
+    run_demo(idp_port=port, rp_port=rp_port)
+
+
+def main() -> None:
+    group = FlaskGroup(
+        create_app=_create_app,
+        load_dotenv=False,
+        help="Freigabe identity provider. Configuration: IDP_CONFIG and IDP_* variables.",
+    )
+    group.add_command(serve)
+    group.add_command(demo)
+    group.main(prog_name="idp")

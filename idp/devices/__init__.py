@@ -1,0 +1,2 @@
+"""Devices: the phones and browsers that confirm logins, their keys, notices
+and push subscriptions."""
