@@ -20,9 +20,9 @@ from ..accounts.models import User
 from ..errors import ApiBlueprint, IdpError, render_error
 from ..extensions import csrf
 from ..oidc.bearer import BearerRefused, NoBearerToken, ScopeMissing, bearer_token
+from ..oidc.client_auth import query_client
 from ..oidc.clients import ClientError
 from ..oidc.models import ADMIN_SCOPE
-from ..oidc.server import query_client
 from ..state import idp
 from . import schemas, service
 from .openapi import Api, InvalidInput

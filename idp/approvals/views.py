@@ -32,7 +32,7 @@ from ..auth.amr import ACR_MFA, amr_for
 from ..auth.sessions import current_login_session, start_login_session
 from ..errors import LoginTransactionExpired
 from ..extensions import db, utcnow
-from ..oidc.server import query_client
+from ..oidc.client_auth import query_client
 from ..passkeys.service import has_passkeys
 from . import service
 from .service import APPROVED, FINAL, PENDING, ApprovalError

@@ -28,7 +28,7 @@ from ..accounts.passwords import (
 from ..accounts.service import normalise_identifier
 from ..errors import LoginTransactionExpired
 from ..extensions import db
-from ..oidc.server import query_client
+from ..oidc.client_auth import query_client
 from ..passkeys.binding import browser_binding
 from ..redirects import local_path
 from ..state import idp

@@ -35,9 +35,9 @@ from ..auth.models import LoginSession, SessionClient
 from ..extensions import commit, db
 from ..state import idp
 from ..tokens import new_token
+from .claims import id_token_alg
 from .clients import get_client, is_loopback
 from .models import Client
-from .server import id_token_alg
 
 log = logging.getLogger(__name__)
 

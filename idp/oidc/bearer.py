@@ -12,7 +12,7 @@ from authlib.oauth2.rfc6750 import InsufficientScopeError
 from ..state import resource_protector
 
 if TYPE_CHECKING:
-    from .server import AccessToken
+    from .tokens import AccessToken
 
 
 class BearerRefused(Exception):

@@ -12,9 +12,9 @@ from flask import current_app
 
 from ..auth.amr import ACR_SUPPORTED
 from ..state import idp
+from .client_auth import ALL_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from .keys import ALGORITHMS
 from .models import SUPPORTED_SCOPES
-from .server import ALL_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 
 
 def metadata() -> dict[str, Any]:

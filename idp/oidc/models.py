@@ -15,7 +15,7 @@ from ..extensions import UTCDateTime, db, utcnow
 SUPPORTED_SCOPES = ("openid", "profile", "email", "phone", "offline_access")
 # The admin JSON API (idp.admin.api): never a default, never advertised, and
 # only on registrations an administrator made (idp.oidc.clients.validate);
-# with a user, only for an administrator after an MFA login (idp.oidc.server).
+# with a user, only for an administrator after an MFA login (idp.oidc.grants).
 ADMIN_SCOPE = "admin"
 
 

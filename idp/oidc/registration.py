@@ -1,8 +1,9 @@
 """Dynamic client registration: RFC 7591 (register), RFC 7592 (read, update,
 delete) and the initial access tokens that gate it (RFC 7591 §3).
 
-The endpoints in ``idp.oidc.views`` are thin: they hand the JSON body and the
-``Authorization`` header to the functions here and render the Authlib error
+The endpoints in ``idp.oidc.views`` are thin: they parse the JSON body
+(``idp.oidc.metadata``), hand it and the ``Authorization`` header to the
+functions here and render the Authlib error
 classes these raise (``invalid_redirect_uri``, ``invalid_client_metadata``,
 ``invalid_token``...). Every client field is checked by ``idp.oidc.clients``,
 exactly as for a client an administrator adds. The CLI and the admin pages
@@ -30,7 +31,6 @@ import sqlalchemy as sa
 from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6750 import InvalidTokenError
-from authlib.oauth2.rfc7591 import InvalidClientMetadataError, InvalidRedirectURIError
 from sqlalchemy import select
 
 from .. import audit
@@ -39,7 +39,6 @@ from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, reserve, retry_after
 from ..tokens import new_token
 from .clients import (
-    GRANT_TYPES,
     SECRET_METHODS,
     ClientError,
     create_client,
@@ -48,7 +47,8 @@ from .clients import (
     get_client,
     update_client,
 )
-from .models import SUPPORTED_SCOPES, Client, InitialAccessToken
+from .metadata import ClientMetadata, ConfigurationUpdate, metadata_error
+from .models import Client, InitialAccessToken
 
 log = logging.getLogger(__name__)
 
@@ -63,29 +63,8 @@ MAX_INITIAL_TOKEN_LIFETIME = 365 * 86400
 MAX_INITIAL_TOKEN_USES = 10000
 OPEN_REGISTRATION_WINDOW = 3600
 
-# RFC 7592 §2.2: the client MUST NOT send these in an update.
-SERVER_FIELDS = (
-    "registration_access_token",
-    "registration_client_uri",
-    "client_secret_expires_at",
-    "client_id_issued_at",
-)
-# Metadata we understand but cannot honour: refused rather than ignored, so a
-# client never believes it gets, say, encrypted ID tokens when it does not.
-# (Metadata we do not understand is ignored, RFC 7591 §2.)
-UNSUPPORTED_METADATA = (
-    "id_token_encrypted_response_alg",
-    "id_token_encrypted_response_enc",
-    "userinfo_signed_response_alg",
-    "userinfo_encrypted_response_alg",
-    "userinfo_encrypted_response_enc",
-    "request_object_encryption_alg",
-    "request_object_encryption_enc",
-)
 # RFC 6750 §2.1: "Bearer" and a b64token.
 BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*) *", re.IGNORECASE)
-# RFC 6749 Appendix A.7: what error_description may contain.
-NOT_IN_DESCRIPTION = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
 
 
 class InitialTokenError(ValueError):
@@ -112,12 +91,6 @@ class TooManyRegistrations(OAuth2Error):
 
     def get_headers(self) -> list[tuple[str, str]]:
         return [*default_json_headers, ("Retry-After", str(self.retry_after))]
-
-
-def description(text: str) -> str:
-    """Text fit for error_description (RFC 6749 §5.2: printable ASCII
-    without quote and backslash); client input is echoed only through this."""
-    return NOT_IN_DESCRIPTION.sub("?", text)[:300]
 
 
 # --- initial access tokens (RFC 7591 §3) -------------------------------------------
@@ -229,96 +202,8 @@ def _bearer_token(authorization: str | None) -> str | None:
 # --- metadata ----------------------------------------------------------------------
 
 
-def _optional_str(data: dict[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise InvalidClientMetadataError(f"{name}: must be a string")
-    return value
-
-
-def _bool(data: dict[str, Any], name: str, default: bool) -> bool:
-    value = data.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise InvalidClientMetadataError(f"{name}: must be true or false")
-    return value
-
-
-def _str_list(data: dict[str, Any], name: str, default: list[str]) -> list[str]:
-    value = data.get(name)
-    if value is None:
-        return list(default)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidClientMetadataError(f"{name}: must be a list of strings")
-    return list(value)
-
-
-def metadata_fields(data: Any) -> dict[str, Any]:
-    """RFC 7591 §2 / OIDC Dynamic Client Registration 1.0 §2 metadata as
-    ``create_client`` / ``update_client`` arguments. Only shapes are checked
-    here; the values are checked by ``idp.oidc.clients.validate``."""
-    if not isinstance(data, dict):
-        raise InvalidRequestError("The request body must be a JSON object.")
-    for name in UNSUPPORTED_METADATA:
-        if data.get(name) is not None:
-            raise InvalidClientMetadataError(f"{name}: is not supported")
-    subject_type = data.get("subject_type")
-    if subject_type not in (None, "public"):
-        raise InvalidClientMetadataError("subject_type: only public is supported")
-    # RFC 7591 §2: grant_types defaults to authorization_code, response_types
-    # to code.
-    grant_types = _str_list(data, "grant_types", ["authorization_code"])
-    response_types = data.get("response_types")
-    if response_types is not None:
-        response_types = _str_list(data, "response_types", [])
-        if not set(response_types) <= {"code"}:
-            raise InvalidClientMetadataError("response_types: only code is supported")
-        # RFC 7591 §2.1: response_types and grant_types must agree (unknown
-        # grant types are validate()'s to report).
-        known = set(grant_types) <= set(GRANT_TYPES)
-        if known and ("code" in response_types) != ("authorization_code" in grant_types):
-            raise InvalidClientMetadataError(
-                "response_types: code goes with grant type authorization_code (RFC 7591 2.1)"
-            )
-    scope = data.get("scope")
-    if scope is not None and not isinstance(scope, str):
-        raise InvalidClientMetadataError("scope: must be a space-separated string")
-    jwks = data.get("jwks")
-    if jwks is not None and not isinstance(jwks, dict):
-        raise InvalidClientMetadataError("jwks: must be a JWK set")
-    contacts = data.get("contacts")
-    return {
-        # validate() refuses a missing name: the consent screen shows it.
-        "name": _optional_str(data, "client_name"),
-        "redirect_uris": _str_list(data, "redirect_uris", []),
-        "post_logout_redirect_uris": _str_list(data, "post_logout_redirect_uris", []),
-        "grant_types": grant_types,
-        "token_endpoint_auth_method": _optional_str(data, "token_endpoint_auth_method")
-        or "client_secret_basic",
-        "allowed_scopes": scope.split() if scope else list(SUPPORTED_SCOPES),
-        "logo_uri": _optional_str(data, "logo_uri"),
-        "jwks": jwks or None,
-        "jwks_uri": _optional_str(data, "jwks_uri"),
-        "contacts": [] if contacts is None else contacts,
-        "id_token_signed_response_alg": _optional_str(data, "id_token_signed_response_alg"),
-        # OpenID Connect Back-Channel Logout 1.0 §2.2 (default false).
-        "backchannel_logout_uri": _optional_str(data, "backchannel_logout_uri"),
-        "backchannel_logout_session_required": _bool(
-            data, "backchannel_logout_session_required", False
-        ),
-    }
-
-
 def _metadata_error(exc: ClientError) -> OAuth2Error:
-    # RFC 7591 §3.2.2: invalid_redirect_uri for redirect_uris, else
-    # invalid_client_metadata; the description names the field.
-    text = description(f"{exc.field}: {exc.message}")
-    if exc.field == "redirect_uris":
-        return InvalidRedirectURIError(text)
-    return InvalidClientMetadataError(text)
+    return metadata_error(exc.field, exc.message)
 
 
 def registration_client_uri(client: Client) -> str:
@@ -399,7 +284,7 @@ def verify_registration_request(*, authorization: str | None, ip: str | None) ->
     return RegistrationGrant(initial_token=row, ip=ip)
 
 
-def register(data: Any, *, grant: RegistrationGrant) -> dict[str, Any]:
+def register(metadata: ClientMetadata, *, grant: RegistrationGrant) -> dict[str, Any]:
     """Register a client from its metadata; returns the RFC 7591 §3.2.1
     response body with the client secret (if any) and the registration access
     token, both in clear for this once."""
@@ -413,7 +298,7 @@ def register(data: Any, *, grant: RegistrationGrant) -> dict[str, Any]:
         except LimitReached as exc:
             raise TooManyRegistrations(exc.retry_after) from None
     try:
-        client, secret, token = _register(data, grant=grant)
+        client, secret, token = _register(metadata, grant=grant)
     except BaseException:
         if reservation is not None:
             reservation.give_back()
@@ -425,11 +310,12 @@ def register(data: Any, *, grant: RegistrationGrant) -> dict[str, Any]:
     return body
 
 
-def _register(data: Any, *, grant: RegistrationGrant) -> tuple[Client, str | None, str]:
-    fields = metadata_fields(data)
+def _register(
+    metadata: ClientMetadata, *, grant: RegistrationGrant
+) -> tuple[Client, str | None, str]:
     try:
         # Never first-party, never skipping consent; PKCE required.
-        client, secret = create_client(**fields, dynamically_registered=True)
+        client, secret = create_client(**metadata.client_fields(), dynamically_registered=True)
     except ClientError as exc:
         db.session.rollback()
         raise _metadata_error(exc) from None
@@ -482,30 +368,24 @@ def read(access: RegistrationAccess) -> dict[str, Any]:
     return {**client_information(access.client), "registration_access_token": access.token}
 
 
-def update(access: RegistrationAccess, data: Any) -> dict[str, Any]:
+def update(
+    access: RegistrationAccess, envelope: ConfigurationUpdate, metadata: ClientMetadata
+) -> dict[str, Any]:
     """RFC 7592 §2.2: replace the client's metadata with the request's; an
     omitted field takes its default. Fields only an administrator sets
     (require_mfa, lifetimes, disabled...) keep their values. Returns the
     client information with a new registration access token, and a client
     secret only when the update gave the client one."""
     client = access.client
-    if not isinstance(data, dict):
-        raise InvalidRequestError("The request body must be a JSON object.")
-    for name in SERVER_FIELDS:
-        if name in data:
-            raise InvalidRequestError(f"'{name}' must not be sent in an update (RFC 7592 2.2).")
-    if data.get("client_id") != client.client_id:
-        raise InvalidRequestError("'client_id' must be sent and name this client (RFC 7592 2.2).")
-    sent_secret = data.get("client_secret")
+    sent_secret = envelope.client_secret
     if sent_secret is not None and not (
         isinstance(sent_secret, str) and client.check_client_secret(sent_secret)
     ):
         # RFC 7592 §2.2: a client_secret sent MUST match the current one.
         raise InvalidRequestError("'client_secret' does not match the client's secret.")
-    fields = metadata_fields(data)
     before = describe(client)
     try:
-        secret = update_client(client, **fields)
+        secret = update_client(client, **metadata.client_fields())
     except ClientError as exc:
         db.session.rollback()
         raise _metadata_error(exc) from None
@@ -528,7 +408,7 @@ def update(access: RegistrationAccess, data: Any) -> dict[str, Any]:
 def delete(access: RegistrationAccess) -> None:
     """RFC 7592 §2.3: the registration goes with its refresh tokens and
     consents; its secret, its registration access token and its access
-    tokens stop working at once (idp.oidc.server checks the client)."""
+    tokens stop working at once (idp.oidc.endpoints checks the client)."""
     client_id = access.client.client_id
     delete_client(access.client)
     audit.record("client_deleted", client_id=client_id, actor=ACTOR)

@@ -38,10 +38,12 @@ from ..auth.sessions import current_login_session
 from ..errors import ApiBlueprint, InvalidAuthorizationRequest
 from ..extensions import csrf, db, insert_ignore, utcnow
 from ..state import authorization_server, idp, resource_protector
-from . import registration
+from . import metadata, registration
+from .claims import user_info
+from .client_auth import query_client
 from .discovery import discovery_bytes
 from .models import SUPPORTED_SCOPES, Client, Consent
-from .server import IdpAuthorizationServer, user_info
+from .server import IdpAuthorizationServer
 
 # The pages of the authorization flow and of RP-initiated logout.
 bp = Blueprint("oidc", __name__)
@@ -121,8 +123,6 @@ def _request_from_transaction(tx: transactions.LoginTransaction) -> OAuth2Reques
 
 
 def _client_of(client_id: str) -> Client | None:
-    from .server import query_client
-
     return query_client(client_id)
 
 
@@ -425,7 +425,7 @@ def register() -> Response:
         grant = registration.verify_registration_request(
             authorization=request.headers.get("Authorization"), ip=request.remote_addr
         )
-        body = registration.register(_json_body(), grant=grant)
+        body = registration.register(metadata.parse_metadata(_json_body()), grant=grant)
     except OAuth2Error as error:
         return _oauth_error(error)
     return _registration_json(body, 201)
@@ -442,7 +442,8 @@ def client_configuration(client_id: str) -> Response:
         if request.method == "GET":
             return _registration_json(registration.read(access), 200)
         if request.method == "PUT":
-            return _registration_json(registration.update(access, _json_body()), 200)
+            envelope, sent = metadata.parse_update(_json_body(), client_id=client_id)
+            return _registration_json(registration.update(access, envelope, sent), 200)
         registration.delete(access)
     except OAuth2Error as error:
         return _oauth_error(error)

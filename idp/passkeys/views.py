@@ -35,7 +35,7 @@ from ..auth.sessions import current_login_session, start_login_session
 from ..devices.service import active_devices
 from ..errors import IdpError, LoginTransactionExpired
 from ..extensions import utcnow
-from ..oidc.server import query_client
+from ..oidc.client_auth import query_client
 from . import service
 from .binding import browser_binding
 from .service import InvalidPasskeyRequest

@@ -390,7 +390,7 @@ def stored_token(idp: Any, client_id: str, *, expires_in: int) -> str:
     lifetime is already over (Redis would drop it only a little later)."""
     from dataclasses import asdict
 
-    from idp.oidc.server import AccessToken
+    from idp.oidc.tokens import AccessToken
     from idp.tokens import new_token
 
     token, now = new_token(32), int(time.time())

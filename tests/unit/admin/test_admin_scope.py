@@ -10,7 +10,7 @@ import pytest
 from idp.accounts.models import User
 from idp.oidc.clients import ClientError, validate
 from idp.oidc.models import ADMIN_SCOPE, SUPPORTED_SCOPES, Client
-from idp.oidc.server import granted_scope
+from idp.oidc.tokens import granted_scope
 
 
 def client(**fields: Any) -> Client:

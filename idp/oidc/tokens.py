@@ -1,0 +1,378 @@
+"""Tokens: authorization codes and access tokens in Redis, refresh tokens and
+their families in SQL, and the one step that stores what a grant issued.
+
+Authlib's defaults are not trusted on security (STYLE.md): refresh tokens
+rotate with reuse detection (idp.oidc.grants), and authorization codes are
+consumed atomically in Redis so two concurrent redemptions cannot both
+succeed; a replayed code revokes everything issued from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from authlib.oauth2 import OAuth2Request
+from authlib.oauth2.rfc6749 import InvalidGrantError, scope_to_list
+from sqlalchemy import func, select, update
+
+from .. import audit
+from ..accounts.models import User
+from ..extensions import db, insert_ignore, upsert, utcnow
+from ..state import idp as _idp
+from ..tokens import new_token
+from .client_auth import query_client
+from .models import ADMIN_SCOPE, Client, RefreshToken, TokenFamily
+
+log = logging.getLogger(__name__)
+
+# Replay markers outlive the code itself so a late replay still revokes.
+CODE_REPLAY_WINDOW = 24 * 3600
+
+
+def epoch(value: datetime) -> int:
+    """Seconds since the epoch, as in JWT claims."""
+    return int(value.timestamp())
+
+
+# --- authorization codes (Redis) -----------------------------------------------
+
+
+@dataclass
+class AuthorizationCode:
+    """What a code stands for; stored under its digest, never in clear."""
+
+    client_id: str
+    redirect_uri: str
+    scope: str
+    user_id: int
+    family_id: str
+    code_challenge: str
+    code_challenge_method: str
+    nonce: str | None = None
+    sid: str | None = None
+    auth_time: int = 0
+    amr: list[str] = field(default_factory=list)
+    acr: str | None = None
+    # The code's digest (its key in Redis), set when it is looked up.
+    digest: str = ""
+
+    # authlib AuthorizationCodeMixin
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return self.auth_time
+
+    def get_acr(self) -> str | None:
+        return self.acr
+
+    def get_amr(self) -> list[str]:
+        return self.amr
+
+
+# --- access tokens (Redis) -------------------------------------------------------
+
+
+@dataclass
+class AccessToken:
+    """An opaque bearer token's record, kept in Redis until it expires."""
+
+    digest: str
+    client_id: str
+    scope: str
+    issued_at: int
+    expires_at: int
+    user_id: int | None = None
+    family_id: str | None = None
+    sid: str | None = None
+
+    # authlib TokenMixin
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return self.expires_at - self.issued_at
+
+    def is_expired(self) -> bool:
+        return self.expires_at <= time.time()
+
+    def is_revoked(self) -> bool:
+        return not _idp().store.exists("at", self.digest)
+
+    def get_user(self) -> User | None:
+        return db.session.get(User, self.user_id) if self.user_id else None
+
+    def get_client(self) -> Client | None:
+        return query_client(self.client_id)
+
+
+def find_access_token(token: str) -> AccessToken | None:
+    idp = _idp()
+    digest = idp.digester.digest(token, purpose="access-token")
+    data = idp.store.get("at", digest)
+    return AccessToken(**data) if data else None
+
+
+def find_refresh_token(token: str) -> RefreshToken | None:
+    """The refresh token's row, unless it or its family is revoked."""
+    digest = _idp().digester.digest(token, purpose="refresh-token")
+    return db.session.scalar(
+        select(RefreshToken)
+        .join(TokenFamily, TokenFamily.id == RefreshToken.family_id)
+        .where(
+            RefreshToken.digest == digest,
+            RefreshToken.revoked_at.is_(None),
+            TokenFamily.revoked_at.is_(None),
+        )
+    )
+
+
+def lock_family(family_id: str, now: datetime) -> bool:
+    """Take the family's lock for this transaction (the row lock on
+    PostgreSQL, the write lock on SQLite) if it is not revoked: every issue
+    and every revocation of the family's tokens takes it first, so they
+    happen one after the other, never interleaved."""
+    result = db.session.execute(
+        update(TokenFamily)
+        .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
+        .values(last_used_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def revoke_family(
+    family_id: str,
+    *,
+    reason: str,
+    client_id: str | None = None,
+    user_id: int | None = None,
+) -> None:
+    """Revoke every token issued from one authorization (code + refreshes).
+
+    The family row is written first, so a token being issued from the family
+    at this moment is either committed before (and revoked here with the
+    others) or finds the family revoked. When a code's family has no row yet
+    (a replay racing the code's redemption), it is made revoked: the
+    redemption then finds it so. Redis goes before the commit (the
+    request's, which a refusal commits too): if it is down, nothing is
+    revoked and the request fails (the next reuse revokes)."""
+    idp = _idp()
+    now = utcnow()
+    if client_id is not None and user_id is not None:
+        upsert(
+            TokenFamily,
+            {"id": family_id, "client_id": client_id, "user_id": user_id, "created_at": now,
+             "revoked_at": now},
+            key=["id"],
+            update={"revoked_at": func.coalesce(TokenFamily.revoked_at, now)},
+        )  # fmt: skip
+    else:
+        db.session.execute(
+            update(TokenFamily)
+            .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    idp.store.script(_REVOKE_ACCESS_TOKENS)(
+        keys=[idp.store.key("family-at", family_id)], args=[idp.store.key("at", "")]
+    )
+    log.warning("token family revoked: %s", reason)
+
+
+def revoke_access_token(token: AccessToken) -> None:
+    _idp().store.delete("at", token.digest)
+
+
+# Deletes a family's access tokens and its index. KEYS: the index; ARGV: the
+# prefix of access token keys.
+_REVOKE_ACCESS_TOKENS = """
+for _, digest in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  redis.call('DEL', ARGV[1] .. digest)
+end
+redis.call('DEL', KEYS[1])
+return 0
+"""
+
+# Stores an access token and lists it in its family (whose index lives at
+# least as long as the token). With a code: only if the code is still there,
+# which it removes, leaving a marker for replays (single use, RFC 6749
+# §4.1.2); returns 0 when a concurrent redemption took it.
+# KEYS: access token, family index[, code, code-used]
+# ARGV: token JSON, token TTL, digest[, marker JSON, marker TTL]
+_ISSUE_ACCESS_TOKEN = """
+if #KEYS == 4 then
+  if redis.call('DEL', KEYS[3]) == 0 then
+    return 0
+  end
+  redis.call('SET', KEYS[4], ARGV[4], 'EX', tonumber(ARGV[5]))
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+redis.call('SADD', KEYS[2], ARGV[3])
+if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))
+end
+return 1
+"""
+
+
+# --- token generation and storage ------------------------------------------------
+
+
+def generate_bearer_token(
+    grant_type: str,
+    client: Client,
+    user: User | None = None,
+    scope: str | None = None,
+    expires_in: int | None = None,
+    include_refresh_token: bool = True,
+) -> dict[str, Any]:
+    settings = _idp().settings
+    scope = granted_scope(client, user, scope)
+    lifetime = expires_in or client.access_token_lifetime or settings.access_token_lifetime
+    token: dict[str, Any] = {
+        "token_type": "Bearer",
+        "access_token": new_token(32),
+        "expires_in": lifetime,
+    }
+    # OIDC Core §11: refresh tokens stand for offline access and are only
+    # issued when that scope was granted to a client allowed to refresh.
+    if (
+        include_refresh_token
+        and user is not None
+        and "offline_access" in scope_to_list(scope)
+        and client.check_grant_type("refresh_token")
+    ):
+        token["refresh_token"] = new_token(32)
+    if scope:
+        token["scope"] = scope
+    return token
+
+
+def granted_scope(client: Client, user: User | None, scope: str | None) -> str:
+    """RFC 6749 §3.3: a token never carries a scope its client is not allowed,
+    and, for a user, the admin scope only while that user is an administrator
+    (a refresh after the role was revoked loses it)."""
+    scopes = scope_to_list(client.get_allowed_scope(scope)) or []
+    if user is not None and not user.is_admin:
+        scopes = [s for s in scopes if s != ADMIN_SCOPE]
+    return " ".join(scopes)
+
+
+def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
+    """Store what was issued, as one step with the grant that issued it.
+
+    For a code or a refresh token, the SQL side (the family's lock, the new
+    refresh token) is flushed first, then one Redis script stores the access
+    token (and, for a code, takes the code), then the transaction commits. If
+    Redis fails, the transaction rolls back: nothing is consumed, and the
+    client's retry succeeds (a failed request changes nothing)."""
+    idp = _idp()
+    client: Client = request.client
+    now = int(time.time())
+    code = request.authorization_code
+    old_refresh = request.refresh_token
+    user: User | None = request.user
+    expires_in = int(token["expires_in"])
+    family_id: str | None = None
+    sid: str | None = None
+    if isinstance(code, AuthorizationCode):
+        family_id, sid, auth_time = code.family_id, code.sid, code.auth_time
+        amr, acr = code.amr, code.acr
+    elif isinstance(old_refresh, RefreshToken):
+        family_id, sid = old_refresh.family_id, old_refresh.sid
+        auth_time, amr, acr = epoch(old_refresh.auth_time), old_refresh.amr, old_refresh.acr
+    record = AccessToken(
+        digest=idp.digester.digest(token["access_token"], purpose="access-token"),
+        client_id=client.client_id,
+        scope=token.get("scope", ""),
+        issued_at=now,
+        expires_at=now + expires_in,
+        user_id=user.id if user is not None else None,
+        family_id=family_id,
+        sid=sid,
+    )
+    if family_id is None or user is None:  # client credentials: no user, no family
+        idp.store.put("at", record.digest, asdict(record), ttl=expires_in)
+        return
+
+    if isinstance(code, AuthorizationCode):
+        insert_ignore(
+            TokenFamily,
+            {"id": family_id, "client_id": client.client_id, "user_id": user.id, "sid": sid,
+             "created_at": utcnow()},
+            key=["id"],
+        )  # fmt: skip
+        if not lock_family(family_id, utcnow()):
+            # A replay of this code was seen first and revoked the family.
+            db.session.rollback()
+            raise InvalidGrantError()
+    # (A refresh took the family's lock in RefreshTokenGrant.create_token_response.)
+    if "refresh_token" in token:
+        lifetime = client.refresh_token_lifetime or idp.settings.refresh_token_lifetime
+        db.session.add(
+            RefreshToken(
+                digest=idp.digester.digest(token["refresh_token"], purpose="refresh-token"),
+                family_id=family_id,
+                client_id=client.client_id,
+                user_id=user.id,
+                scope=token.get("scope", ""),
+                sid=sid,
+                auth_time=datetime.fromtimestamp(auth_time, UTC),
+                amr=amr,
+                acr=acr,
+                expires_at=utcnow() + timedelta(seconds=lifetime),
+            )
+        )
+    db.session.flush()
+
+    store = idp.store
+    keys = [store.key("at", record.digest), store.key("family-at", family_id)]
+    args: list[Any] = [json.dumps(asdict(record)), expires_in, record.digest]
+    if isinstance(code, AuthorizationCode):
+        keys += [store.key("code", code.digest), store.key("code-used", code.digest)]
+        marker = {"family": family_id, "client_id": client.client_id, "user_id": user.id}
+        args += [json.dumps(marker), CODE_REPLAY_WINDOW]
+    if not store.script(_ISSUE_ACCESS_TOKEN)(keys=keys, args=args):
+        # A concurrent redemption of the same code won: this one is a replay.
+        db.session.rollback()
+        code_replayed(code.digest, client.client_id)
+        raise InvalidGrantError()
+
+
+def refresh_token_reused(row: RefreshToken) -> None:
+    revoke_family(row.family_id, reason="refresh token reused")
+    audit.record("refresh_token_reused", user_id=row.user_id, client_id=row.client_id)
+
+
+def code_replayed(digest: str, client_id: str) -> None:
+    """RFC 6749 §4.1.2 / RFC 9700 §4.5: a code used again revokes every
+    token issued from it."""
+    marker = _idp().store.get("code-used", digest)
+    if not marker:
+        return
+    if isinstance(marker, dict):  # {"family", "client_id", "user_id"}
+        family_id = str(marker["family"])
+        revoke_family(family_id, reason="authorization code replayed",
+                      client_id=marker.get("client_id"), user_id=marker.get("user_id"))  # fmt: skip
+    else:  # a marker written before families had rows: the family id alone
+        family_id = str(marker)
+        revoke_family(family_id, reason="authorization code replayed")
+    audit.record("code_replayed", client_id=client_id, family=family_id)
