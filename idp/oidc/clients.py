@@ -23,7 +23,7 @@ from ..auth.amr import ACR_SUPPORTED
 from ..auth.transactions import ACCOUNT_CLIENT_ID
 from ..extensions import db
 from ..state import idp
-from .models import ADMIN_SCOPE, SUPPORTED_SCOPES, Client
+from .models import ADMIN_SCOPE, SUPPORTED_SCOPES, Client, Consent, RefreshToken
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
@@ -401,8 +401,6 @@ def list_clients() -> list[Client]:
 
 def delete_client(client: Client) -> None:
     """Remove the registration with its refresh tokens and consents."""
-    from .models import Consent, RefreshToken
-
     db.session.execute(
         RefreshToken.__table__.delete().where(RefreshToken.client_id == client.client_id)
     )
