@@ -8,6 +8,8 @@ from typing import Any
 import click
 
 from ..admin import service
+from ..oidc.clients import ClientError
+from ..oidc.registration import InitialTokenError, issue_initial_token
 from .common import CLI, ID_ARGUMENT, Commands, emit_json, page_options, say, text
 
 group = Commands("clients", help="Manage client registrations.")
@@ -91,8 +93,6 @@ def clients_add(scope: str | None, jwks_file: Any, as_json: bool, **fields: Any)
     The admin scope (the admin JSON API) is never a default: give it with
     --scope, e.g. --grant-type client_credentials --scope admin.
     """
-    from ..oidc.clients import ClientError
-
     if not fields["grant_types"]:
         fields.pop("grant_types")
     if scope is not None:
@@ -155,8 +155,6 @@ def clients_update(
     whole list, and "" empties it; "" also clears a text (--logo-uri ""),
     0 a lifetime and "default" the ID token algorithm.
     """
-    from ..oidc.clients import ClientError
-
     changes: dict[str, Any] = {}
     for name, value in options.items():
         if value is None or value == ():
@@ -232,8 +230,6 @@ def clients_delete(client_id: str, yes: bool) -> None:
 @click.argument("client_id")
 def clients_rotate_secret(client_id: str) -> None:
     """Replace the client secret; the old one stops working at once."""
-    from ..oidc.clients import ClientError
-
     try:
         new = service.rotate_client_secret(CLI, _get_client(client_id))
     except ClientError as exc:
@@ -264,8 +260,6 @@ def clients_initial_token(expires_in: int, uses: int, as_json: bool) -> None:
     The token is printed once and stored only as a digest; a client sends it
     as "Authorization: Bearer <token>" to POST /register.
     """
-    from ..oidc.registration import InitialTokenError, issue_initial_token
-
     try:
         issued = issue_initial_token(actor="cli", expires_in=expires_in, uses=uses)
     except InitialTokenError as exc:
