@@ -28,7 +28,8 @@ from .devices import service as device_service
 from .extensions import babel, csrf, db, init_unit_of_work, migrate
 from .notify import email_sender, sms_sender
 from .oidc import backchannel
-from .oidc import init_app as init_oidc
+from .oidc import server as oidc_server
+from .oidc import views as oidc_views
 from .oidc.keys import KeyRing
 from .passkeys import views as passkey_views
 from .push import PushService
@@ -117,7 +118,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app, babel)
     errors.init_app(app)
     http.init_app(app, settings)
-    init_oidc(app)
+    oidc_server.init_app(app)
+    app.register_blueprint(oidc_views.bp)
+    app.register_blueprint(oidc_views.api)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(account_views.bp)
     app.register_blueprint(passkey_views.bp)
