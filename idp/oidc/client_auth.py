@@ -13,10 +13,15 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..state import idp as _idp
+from ..store.kinds import Kind
 from .models import Client
 
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 ALL_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
+
+# private_key_jwt: the client assertions seen ("iss:jti"), each kept until it
+# expires (the caller gives the TTL; at most an hour).
+ASSERTION_IDS = Kind("jti", int, ttl=lambda s: 3600)
 
 
 def query_client(client_id: str) -> Client | None:
@@ -40,7 +45,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         exp = int(claims.get("exp", 0))
         ttl = max(60, min(exp - int(time.time()) + self.leeway, 3600))
-        return bool(_idp().store.add("jti", f"{claims['iss']}:{jti}", 1, ttl))
+        return ASSERTION_IDS.add(f"{claims['iss']}:{jti}", 1, ttl=ttl)
 
     def resolve_client_public_key(self, client: Client) -> KeySet:
         if not client.jwks:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any, ClassVar
 
 from authlib.oauth2 import OAuth2Request
@@ -28,6 +27,7 @@ from ..tokens import new_token
 from .client_auth import ALL_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from .models import ADMIN_SCOPE, Client, RefreshToken
 from .tokens import (
+    CODES,
     AuthorizationCode,
     code_replayed,
     epoch,
@@ -93,7 +93,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             acr=login.acr,
         )
         digest = idp.digester.digest(code, purpose="authorization-code")
-        idp.store.put("code", digest, asdict(record), ttl=idp.settings.authorization_code_lifetime)
+        CODES.put(digest, record)
         # Back-Channel Logout §2.3: this session has signed the client in
         # (committed with the authorization_code_issued audit event).
         remember_client(login, request.client.client_id)
@@ -106,11 +106,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if not isinstance(code, str) or len(code) > 256:
             return None
         digest = idp.digester.digest(code, purpose="authorization-code")
-        data = idp.store.get("code", digest)
-        if data is None:
+        record = CODES.get(digest)
+        if record is None:
             code_replayed(digest, client.client_id)
             return None
-        record = AuthorizationCode(**{k: v for k, v in data.items() if k != "digest"})
         record.digest = digest
         if record.client_id != client.client_id:
             audit.record("code_wrong_client", client_id=client.client_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from .. import audit
 from ..accounts.models import User
 from ..extensions import db, insert_ignore, upsert, utcnow
 from ..state import idp as _idp
+from ..store.kinds import Kind
 from ..tokens import new_token
 from .client_auth import query_client
 from .models import ADMIN_SCOPE, Client, RefreshToken, TokenFamily
@@ -111,7 +112,7 @@ class AccessToken:
         return self.expires_at <= time.time()
 
     def is_revoked(self) -> bool:
-        return not _idp().store.exists("at", self.digest)
+        return not ACCESS_TOKENS.exists(self.digest)
 
     def get_user(self) -> User | None:
         return db.session.get(User, self.user_id) if self.user_id else None
@@ -120,11 +121,19 @@ class AccessToken:
         return query_client(self.client_id)
 
 
+# The ephemeral token state, in Redis (idp.store.kinds).
+ACCESS_TOKENS = Kind("at", AccessToken, ttl=lambda s: s.access_token_lifetime)
+# A redeemed code's digest -> its token family (and who), for a replay's revocation.
+USED_CODES = Kind("code-used", dict, ttl=lambda s: CODE_REPLAY_WINDOW)
+# A family's access tokens: a Redis set, written by _ISSUE_ACCESS_TOKEN, which
+# keeps it as long as the family's newest access token.
+FAMILY_ACCESS_TOKENS = Kind("family-at", str, ttl=lambda s: s.access_token_lifetime)
+# An authorization code's record under its digest; taken by _ISSUE_ACCESS_TOKEN.
+CODES = Kind("code", AuthorizationCode, ttl=lambda s: s.authorization_code_lifetime)
+
+
 def find_access_token(token: str) -> AccessToken | None:
-    idp = _idp()
-    digest = idp.digester.digest(token, purpose="access-token")
-    data = idp.store.get("at", digest)
-    return AccessToken(**data) if data else None
+    return ACCESS_TOKENS.get(_idp().digester.digest(token, purpose="access-token"))
 
 
 def find_refresh_token(token: str) -> RefreshToken | None:
@@ -192,13 +201,13 @@ def revoke_family(
         .values(revoked_at=now)
     )
     idp.store.script(_REVOKE_ACCESS_TOKENS)(
-        keys=[idp.store.key("family-at", family_id)], args=[idp.store.key("at", "")]
+        keys=[FAMILY_ACCESS_TOKENS.key(family_id)], args=[ACCESS_TOKENS.key("")]
     )
     log.warning("token family revoked: %s", reason)
 
 
 def revoke_access_token(token: AccessToken) -> None:
-    _idp().store.delete("at", token.digest)
+    ACCESS_TOKENS.delete(token.digest)
 
 
 # Deletes a family's access tokens and its index. KEYS: the index; ARGV: the
@@ -310,7 +319,7 @@ def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
         sid=sid,
     )
     if family_id is None or user is None:  # client credentials: no user, no family
-        idp.store.put("at", record.digest, asdict(record), ttl=expires_in)
+        ACCESS_TOKENS.put(record.digest, record, ttl=expires_in)
         return
 
     if isinstance(code, AuthorizationCode):
@@ -344,10 +353,10 @@ def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
     db.session.flush()
 
     store = idp.store
-    keys = [store.key("at", record.digest), store.key("family-at", family_id)]
-    args: list[Any] = [json.dumps(asdict(record)), expires_in, record.digest]
+    keys = [ACCESS_TOKENS.key(record.digest), FAMILY_ACCESS_TOKENS.key(family_id)]
+    args: list[Any] = [ACCESS_TOKENS.dump(record), expires_in, record.digest]
     if isinstance(code, AuthorizationCode):
-        keys += [store.key("code", code.digest), store.key("code-used", code.digest)]
+        keys += [CODES.key(code.digest), USED_CODES.key(code.digest)]
         marker = {"family": family_id, "client_id": client.client_id, "user_id": user.id}
         args += [json.dumps(marker), CODE_REPLAY_WINDOW]
     if not store.script(_ISSUE_ACCESS_TOKEN)(keys=keys, args=args):
@@ -365,7 +374,7 @@ def refresh_token_reused(row: RefreshToken) -> None:
 def code_replayed(digest: str, client_id: str) -> None:
     """RFC 6749 §4.1.2 / RFC 9700 §4.5: a code used again revokes every
     token issued from it."""
-    marker = _idp().store.get("code-used", digest)
+    marker = USED_CODES.get(digest)
     if not marker:
         return
     if isinstance(marker, dict):  # {"family", "client_id", "user_id"}
