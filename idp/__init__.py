@@ -10,13 +10,31 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from . import proxy
+from . import cli, errors, http, i18n, proxy
+from .accounts import views as account_views
 from .accounts.passwords import PasswordService
+from .admin import api as admin_api
+from .admin import views as admin_views
+from .approvals import service as approval_service
+from .approvals import views as approval_views
+from .auth import sessions
+from .auth import views as auth_views
 from .config import default_instance_path, load_settings
+from .deviceapp import views as device_app_views
+from .devices import api as device_api
+from .devices import changes as device_changes
+from .devices import push as device_push
+from .devices import service as device_service
 from .extensions import babel, csrf, db, init_unit_of_work, migrate
 from .notify import email_sender, sms_sender
+from .oidc import backchannel
+from .oidc import server as oidc_server
+from .oidc import views as oidc_views
 from .oidc.keys import KeyRing
+from .passkeys import views as passkey_views
 from .push import PushService
+from .restore import api as restore_api
+from .restore import service as restore_service
 from .secrets_store import decode_key, load_or_create_dev_secrets
 from .state import IDP, Idp
 from .store import Store, connect
@@ -95,30 +113,17 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         sms=sms_sender(settings, instance_path),
     )
 
-    from . import errors, http, i18n
-    from .accounts import views as account_views
-    from .auth import views as auth_views
-    from .oidc import init_app as init_oidc
-
     init_unit_of_work(app)
     _make_keys_before_requests(app)
     i18n.init_app(app, babel)
     errors.init_app(app)
     http.init_app(app, settings)
-    init_oidc(app)
+    oidc_server.init_app(app)
+    app.register_blueprint(oidc_views.bp)
+    app.register_blueprint(oidc_views.api)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(account_views.bp)
-
-    from .passkeys import views as passkey_views
-
     app.register_blueprint(passkey_views.bp)
-
-    from .approvals import service as approval_service
-    from .approvals import views as approval_views
-    from .deviceapp import views as device_app_views
-    from .devices import api as device_api
-    from .devices import push as device_push
-    from .devices import service as device_service
 
     device_push.init_app(app)
     # A deleted device's approvals are cancelled (blinker keeps one connection
@@ -128,38 +133,22 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(device_api.bp)
     app.register_blueprint(device_app_views.bp)
 
-    from .auth import sessions
-    from .oidc import backchannel
-
     backchannel.init_app(app)
     # OpenID Connect Back-Channel Logout: the clients of an ended login
     # session are told (after the transaction that ended it commits).
     sessions.sessions_ended.connect(backchannel.on_sessions_ended)
 
-    from .restore import api as restore_api
-    from .restore import service as restore_service
-
     # Code 1 shown on a device that is removed (deleted, or refused) is void.
     device_service.device_revoking.connect(restore_service.on_device_revoked)
     app.register_blueprint(restore_api.bp)
-
-    from .devices import changes as device_changes
 
     # Every device added or removed is told to the user's e-mail address and
     # other devices (after the receivers above have done their part).
     device_service.device_added.connect(device_changes.on_device_added)
     device_service.device_revoked.connect(device_changes.on_device_revoked)
 
-    from .admin import api as admin_api
-
     app.register_blueprint(admin_api.bp)
-
-    from .admin import views as admin_views
-
     app.register_blueprint(admin_views.bp)
-
-    from . import cli
-
     cli.register(app)
     return app
 

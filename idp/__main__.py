@@ -1,5 +1,87 @@
-"""``python -m idp`` is the ``idp`` command."""
+"""The ``idp`` command (``main``; also ``python -m idp``): the entry floor.
 
-from .cli import main
+``idp`` is a Flask CLI group around ``create_app()``, so ``idp db ...``
+(Flask-Migrate), ``idp routes`` and ``idp shell`` come with it, and so do the
+command groups of ``idp.cli`` that ``create_app()`` attaches. ``serve`` and
+``demo`` are added here. This module may import everything; nothing imports it.
+"""
 
-main()
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+from flask_migrate import upgrade
+
+from . import create_app
+from .config import ConfigError, load_settings
+from .demo import run_demo
+from .serving import run_gunicorn
+from .state import idp
+
+
+def _create_app() -> Flask:
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _upgrade_database() -> None:
+    app = _create_app()
+    with app.app_context():
+        upgrade()
+        # Keys made once here rather than by the first requests of the workers.
+        idp().keyring.ensure_keys()
+        idp().push.public_key()
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option(
+    "--threads",
+    default=1024,
+    show_default=True,
+    type=int,
+    help="Threads per worker; each open waiting page or device event stream takes one.",
+)
+@click.option(
+    "--migrate/--no-migrate",
+    default=True,
+    show_default=True,
+    help="Apply database migrations before starting (off with several instances).",
+)
+def serve(host: str, port: int, workers: int, threads: int, migrate: bool) -> None:
+    """Run the provider under gunicorn (gthread workers)."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if migrate:
+        _upgrade_database()
+    run_gunicorn(settings, host=host, port=port, workers=workers, threads=threads)
+
+
+@click.command("demo")
+@click.option("--port", default=5000, show_default=True, type=int, help="The IdP's port.")
+@click.option("--rp-port", default=5001, show_default=True, type=int, help="The demo RP's port.")
+def demo(port: int, rp_port: int) -> None:
+    """Migrate, seed demo data, run the IdP and the demo relying party."""
+    run_demo(idp_port=port, rp_port=rp_port)
+
+
+def main() -> None:
+    group = FlaskGroup(
+        create_app=_create_app,
+        load_dotenv=False,
+        help="Freigabe identity provider. Configuration: IDP_CONFIG and IDP_* variables.",
+    )
+    group.add_command(serve)
+    group.add_command(demo)
+    group.main(prog_name="idp")
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from flask_migrate import upgrade
+
+from . import create_app
+from .accounts.service import create_user, find_user
+from .extensions import commit
+from .oidc.clients import create_client, get_client, set_secret
+from .state import idp
 
 DEMO_PASSWORD = "Freigabe-Demo-2026"
 DEMO_ACCESS_NUMBER = "1000000001"
@@ -36,11 +43,6 @@ class DemoUrls:
 
 def seed(*, rp_base: str) -> None:
     """Create or update the demo user and clients (inside an app context)."""
-    from .accounts.service import create_user, find_user
-    from .extensions import commit
-    from .oidc.clients import create_client, get_client, set_secret
-    from .state import idp
-
     if find_user(DEMO_ACCESS_NUMBER).user is None:
         create_user(
             idp().passwords,
@@ -138,11 +140,6 @@ def banner(urls: DemoUrls, outbox: Path) -> str:
 
 
 def run_demo(*, idp_port: int, rp_port: int) -> None:
-    from flask_migrate import upgrade
-
-    from . import create_app
-    from .state import idp
-
     urls = DemoUrls(idp=f"http://localhost:{idp_port}", rp=f"http://localhost:{rp_port}")
     os.environ.setdefault("IDP_ISSUER", urls.idp)
     app = create_app()

@@ -21,7 +21,9 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from . import create_app
 from .config import Settings, default_instance_path
+from .store import embedded_redis
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +40,12 @@ class _Gunicorn(BaseApplication):
     def load(self) -> Flask:
         # Each worker builds its own app (no preload): connection pools and
         # the password hashing semaphore are per process.
-        from . import create_app
-
         return create_app()
 
 
 def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
     embedded: Any = None
     if not settings.redis_url:
-        from .store import embedded_redis
-
         instance = Path(settings.instance_path or default_instance_path()).resolve()
         embedded = embedded_redis(instance)
         os.environ["IDP_REDIS_URL"] = f"unix://{embedded.socket_file}"

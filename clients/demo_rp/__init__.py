@@ -4,31 +4,21 @@ PKCE). It plays a third party and uses only what the IdP publishes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
 
+from . import views
 from .oidc import Provider, RpError, Tokens
 from .settings import Settings, SettingsError, load_settings
+from .state import EXTENSION, DemoRp
 from .store import MemoryStore
 
 __all__ = ["DemoRp", "RpError", "Settings", "SettingsError", "Tokens", "create_app"]
 
-EXTENSION = "demo_rp"
-
-
-@dataclass(frozen=True)
-class DemoRp:
-    settings: Settings
-    store: MemoryStore
-    provider: Provider
-
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Settings from defaults, ``DEMO_RP_*`` variables and ``config``, in that order."""
-    from . import views
-
     settings = load_settings(config)
     app = Flask(__name__)
     app.config.update(

@@ -24,8 +24,8 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from . import EXTENSION, DemoRp
 from .oidc import RpError, Tokens
+from .state import EXTENSION, DemoRp
 
 log = logging.getLogger(__name__)
 

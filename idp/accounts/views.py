@@ -23,6 +23,7 @@ from contextlib import suppress
 from datetime import datetime
 from urllib.parse import urlencode
 
+import segno
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
@@ -266,8 +267,6 @@ def binding_code() -> ResponseReturnValue:
         return redirect(url_for("account.home"))
     code = new_binding_code(login.user)
     link = "freigabe://enrol?" + urlencode({"server": idp().settings.issuer, "code": code})
-    import segno
-
     qr = segno.make(link, error="m").svg_data_uri(scale=5, border=2)
     minutes = idp().settings.binding_code_lifetime // 60
     return render_template("binding_code.html", code=code, qr=qr, link=link, minutes=minutes)

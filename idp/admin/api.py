@@ -14,20 +14,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749.errors import MissingAuthorizationError, UnsupportedTokenTypeError
-from authlib.oauth2.rfc6750 import InsufficientScopeError
 from flask import Response, g, jsonify, request, stream_with_context
 
 from ..accounts.models import User
 from ..errors import ApiBlueprint, IdpError, render_error
 from ..extensions import csrf
+from ..oidc.bearer import BearerRefused, NoBearerToken, ScopeMissing, bearer_token
 from ..oidc.client_auth import query_client
 from ..oidc.clients import ClientError
 from ..oidc.fields import BY_KEY, load
 from ..oidc.models import ADMIN_SCOPE
-from ..oidc.tokens import AccessToken
-from ..state import idp, resource_protector
+from ..state import idp
 from . import schemas, service
 from .openapi import Api, InvalidInput
 from .service import Actor
@@ -90,14 +87,13 @@ def caller() -> Caller:
 
 
 def _authenticate() -> Caller:
-    protector = resource_protector()
     try:
-        token: AccessToken = protector.acquire_token([ADMIN_SCOPE])
-    except (MissingAuthorizationError, UnsupportedTokenTypeError):
+        token = bearer_token([ADMIN_SCOPE])
+    except NoBearerToken:
         raise MissingToken() from None
-    except InsufficientScopeError:
+    except ScopeMissing:
         raise InsufficientScope() from None
-    except OAuth2Error:
+    except BearerRefused:
         raise BearerError() from None  # unknown, expired or revoked
     # The token stands only while its grant does: the client is still
     # enabled and allowed the scope, and a user is still an active admin.

@@ -1,9 +1,9 @@
-"""The ``idp`` command: serve, migrations, users, clients, keys and the demo.
+"""The ``idp`` command groups: users, clients, keys, devices and the audit log.
 
-``idp`` is a Flask CLI group around ``create_app()``, so ``idp db ...``
-(Flask-Migrate), ``idp routes`` and ``idp shell`` come with it. Commands that
-list things take ``--json`` and print one JSON document on stdout; messages
-for people go to stderr.
+One module per group; ``create_app()`` attaches them (``register``). The
+``idp`` command itself, with ``serve`` and ``demo``, is ``idp.__main__``.
+Commands that list things take ``--json`` and print one JSON document on
+stdout; messages for people go to stderr.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 from flask import Flask
 
 from . import audit, clients, devices, keys, users
-from .serve import main
 
-__all__ = ["main", "register"]
+__all__ = ["register"]
 
 
 def register(app: Flask) -> None:

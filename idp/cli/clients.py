@@ -11,6 +11,7 @@ import click
 from ..admin import service
 from ..oidc.clients import ClientError
 from ..oidc.fields import FIELDS, MIN_LIFETIME, ClientField, load
+from ..oidc.registration import InitialTokenError, issue_initial_token
 from .common import CLI, ID_ARGUMENT, Commands, emit_json, page_options, say, text
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -232,8 +233,6 @@ def clients_initial_token(expires_in: int, uses: int, as_json: bool) -> None:
     The token is printed once and stored only as a digest; a client sends it
     as "Authorization: Bearer <token>" to POST /register.
     """
-    from ..oidc.registration import InitialTokenError, issue_initial_token
-
     try:
         issued = issue_initial_token(actor="cli", expires_in=expires_in, uses=uses)
     except InitialTokenError as exc:

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..accounts.service import AccountError
 from ..admin import service
 from ..state import idp
 from .common import (
@@ -41,8 +42,6 @@ def _user_row(user: Any) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True)
 def users_add(password_stdin: bool, as_json: bool, **fields: Any) -> None:
     """Create a user; prompts for the password."""
-    from ..accounts.service import AccountError
-
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:

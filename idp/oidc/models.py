@@ -11,6 +11,7 @@ from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstr
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import UTCDateTime, db, utcnow
+from ..state import idp
 
 SUPPORTED_SCOPES = ("openid", "profile", "email", "phone", "offline_access")
 # The admin JSON API (idp.admin.api): never a default, never advertised, and
@@ -84,8 +85,6 @@ class Client(db.Model, ClientMixin):  # type: ignore[name-defined]
 
     def check_client_secret(self, client_secret: str) -> bool:
         # Keyed digest compared in constant time (idp.tokens).
-        from ..state import idp
-
         if not self.client_secret_digest:
             return False
         return idp().digester.matches(
