@@ -22,6 +22,7 @@ from ..extensions import csrf
 from ..oidc.bearer import BearerRefused, NoBearerToken, ScopeMissing, bearer_token
 from ..oidc.client_auth import query_client
 from ..oidc.clients import ClientError
+from ..oidc.fields import BY_KEY, load
 from ..oidc.models import ADMIN_SCOPE
 from ..state import idp
 from . import schemas, service
@@ -160,14 +161,15 @@ def openapi_document() -> Response:
 
 
 def _client_fields(data: dict[str, Any]) -> dict[str, Any]:
-    """API field names (RFC 7591) to the model's."""
-    fields = dict(data)
-    if "client_name" in fields:
-        fields["name"] = fields.pop("client_name")
-    if "scope" in fields:
-        scope = fields.pop("scope")
-        if scope is not None:
-            fields["allowed_scopes"] = scope.split()
+    """API field names (RFC 7591) to the columns' (idp.oidc.fields); a
+    ``scope`` of null is left out (a new client's default)."""
+    fields: dict[str, Any] = {}
+    for key, value in data.items():
+        field = BY_KEY.get(key)
+        if field is None:
+            fields[key] = value  # client_id
+        elif not (field.joined and value is None):
+            fields[field.attr] = load(field, value)
     return fields
 
 

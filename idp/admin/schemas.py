@@ -9,21 +9,24 @@ Field names follow RFC 7591 where it has one (``client_name``, ``scope``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+from ..oidc.fields import (
+    FIELDS as CLIENT_FIELDS,
+)
+from ..oidc.fields import (
+    ClientField,
+    Identifier,
+    NoNul,
+    SearchText,
+    SigningAlg,
+)
 
 T = TypeVar("T")
 
 MAX_OFFSET = 10**9
-MAX_LIFETIME = 400 * 86400
-
-
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refuse it as bad input, not a crash.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -48,20 +51,8 @@ def unchanged(**constraints: Any) -> Any:
     return Field(default=None, json_schema_extra=_unchanged, **constraints)
 
 
-NoNul = AfterValidator(_no_nul)
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
-Uri = Annotated[str, StringConstraints(min_length=1, max_length=500), NoNul]
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128), NoNul]
 EventType = Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul]
-Contact = Annotated[str, StringConstraints(min_length=1, max_length=254), NoNul]
-SearchText = Annotated[str, StringConstraints(max_length=200), NoNul]
 Utc = Annotated[datetime, AfterValidator(_utc)]
-Lifetime = Annotated[int, Field(ge=60, le=MAX_LIFETIME)]
-# As in idp.oidc.clients (which checks them again, with the rest).
-AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
-GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
-MfaFallback = Literal["refuse", "password"]
-SigningAlg = Literal["ES256", "RS256"]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET, description="Items to skip.")]
 Limit = Annotated[int, Field(ge=1, le=500, description="Items per page (at most 500).")]
 
@@ -114,39 +105,89 @@ class Page(Output, Generic[T]):
 # --- clients -------------------------------------------------------------------------
 
 
-class Client(Output):
-    """A client registration (never its secret, only whether it has one)."""
+def _output_type(field: ClientField) -> Any:
+    """A client field's type in responses."""
+    if field.joined:
+        return str
+    if field.is_list:
+        return list[str]
+    return {
+        "text": str,
+        "flag": bool,
+        "choice": str,
+        "seconds": int | None,
+        "json": dict[str, Any] | None,
+    }.get(field.kind, str | None)
 
-    client_id: str
-    client_name: str
-    logo_uri: str | None
-    redirect_uris: list[str]
-    post_logout_redirect_uris: list[str]
-    grant_types: list[str]
-    token_endpoint_auth_method: str
-    has_secret: bool
-    jwks: dict[str, Any] | None
-    jwks_uri: str | None
-    scope: str = Field(description="Allowed scopes, space separated.")
-    contacts: list[str] = Field(default_factory=list)
-    first_party: bool = Field(description="No consent screen.")
-    require_pkce: bool
-    require_mfa: bool = Field(description="Logins need a second factor.")
-    mfa_fallback: str = Field(description="With require_mfa, for users without a device.")
-    default_acr: str | None
-    id_token_signed_response_alg: str | None
-    access_token_lifetime: int | None = Field(description="Seconds; null: the default.")
-    refresh_token_lifetime: int | None = Field(description="Seconds; null: the default.")
-    backchannel_logout_uri: str | None = Field(
-        description="OpenID Connect Back-Channel Logout: where Logout Tokens are posted "
-        "when a session the client signed in to ends; null: none."
+
+def _may_be_null(field: ClientField) -> bool:
+    """null clears the field (in a change; a new client's default is null)."""
+    return field.kind in ("uri", "option", "seconds", "json")
+
+
+def _new_field(field: ClientField) -> tuple[Any, Any]:
+    """A client field in a new registration: its default when omitted."""
+    doc = field.api_doc
+    if field.required:
+        return field.api_type, Field(description=doc)
+    if field.joined or _may_be_null(field):
+        return field.api_type | None, Field(default=None, description=doc)
+    return field.api_type, Field(default=field.new_default(), description=doc)
+
+
+def _change_field(field: ClientField) -> tuple[Any, Any]:
+    """A client field in a change: left alone when absent."""
+    kind = field.api_type | None if _may_be_null(field) else field.api_type
+    return kind, Field(default=None, json_schema_extra=_unchanged, description=field.api_doc)
+
+
+_CLIENT: dict[str, Any] = {
+    "client_id": (str, ...),
+    **{f.key: (_output_type(f), Field(description=f.api_doc)) for f in CLIENT_FIELDS},
+    "has_secret": (bool, ...),
+    "dynamically_registered": (bool, False),
+    "disabled": (bool, ...),
+    "created_at": (datetime | None, ...),
+}
+_NEW_CLIENT: dict[str, Any] = {
+    "client_id": (
+        Identifier | None,
+        Field(
+            default=None,
+            description="Default: random. Never another client's id nor a user's sub.",
+        ),
+    ),
+    **{f.key: _new_field(f) for f in CLIENT_FIELDS},
+}
+_CLIENT_CHANGES: dict[str, Any] = {f.key: _change_field(f) for f in CLIENT_FIELDS}
+
+# The client models come from the declaration of a client's fields
+# (idp.oidc.fields); type checkers see their common shape.
+if TYPE_CHECKING:
+
+    class Client(Output):
+        client_id: str
+
+    class NewClient(Input):
+        client_id: str | None
+
+    class ClientChanges(Input):
+        pass
+
+else:
+    Client = create_model(
+        "Client",
+        __base__=Output,
+        __doc__="A client registration (never its secret, only whether it has one).",
+        **_CLIENT,
     )
-    backchannel_logout_session_required: bool = Field(
-        description="The client needs sid in Logout Tokens (Freigabe always sends it)."
+    NewClient = create_model("NewClient", __base__=Input, **_NEW_CLIENT)
+    ClientChanges = create_model(
+        "ClientChanges",
+        __base__=Input,
+        __doc__="Only the fields sent change; null clears a field that may be empty.",
+        **_CLIENT_CHANGES,
     )
-    dynamically_registered: bool = False
-    disabled: bool
-    created_at: datetime | None
 
 
 class ClientWithSecret(Client):
@@ -163,64 +204,6 @@ class ClientSecret(Output):
 
 class ClientPage(Page[Client]):
     pass
-
-
-class NewClient(Input):
-    client_id: Identifier | None = Field(
-        default=None, description="Default: random. Never another client's id nor a user's sub."
-    )
-    client_name: Name
-    logo_uri: Uri | None = None
-    redirect_uris: list[Uri] = Field(default_factory=list, max_length=50)
-    post_logout_redirect_uris: list[Uri] = Field(default_factory=list, max_length=50)
-    grant_types: list[GrantType] = Field(
-        default=["authorization_code", "refresh_token"], min_length=1
-    )
-    token_endpoint_auth_method: AuthMethod = "client_secret_basic"
-    jwks: dict[str, Any] | None = Field(default=None, description="Public keys (private_key_jwt).")
-    jwks_uri: Uri | None = None
-    scope: SearchText | None = Field(
-        default=None,
-        description="Allowed scopes, space separated; default: every scope but admin.",
-    )
-    contacts: list[Contact] = Field(default_factory=list, max_length=10)
-    first_party: bool = False
-    require_pkce: bool = True
-    require_mfa: bool = False
-    mfa_fallback: MfaFallback = "refuse"
-    default_acr: Identifier | None = None
-    id_token_signed_response_alg: SigningAlg | None = None
-    access_token_lifetime: Lifetime | None = None
-    refresh_token_lifetime: Lifetime | None = None
-    backchannel_logout_uri: Uri | None = Field(
-        default=None, description="https (http only on loopback), no fragment."
-    )
-    backchannel_logout_session_required: bool = False
-
-
-class ClientChanges(Input):
-    """Only the fields sent change; null clears a field that may be empty."""
-
-    client_name: Name = unchanged()
-    logo_uri: Uri | None = unchanged()
-    redirect_uris: list[Uri] = unchanged(max_length=50)
-    post_logout_redirect_uris: list[Uri] = unchanged(max_length=50)
-    grant_types: list[GrantType] = unchanged(min_length=1)
-    token_endpoint_auth_method: AuthMethod = unchanged()
-    jwks: dict[str, Any] | None = unchanged()
-    jwks_uri: Uri | None = unchanged()
-    scope: SearchText = unchanged()
-    contacts: list[Contact] = unchanged(max_length=10)
-    first_party: bool = unchanged()
-    require_pkce: bool = unchanged()
-    require_mfa: bool = unchanged()
-    mfa_fallback: MfaFallback = unchanged()
-    default_acr: Identifier | None = unchanged()
-    id_token_signed_response_alg: SigningAlg | None = unchanged()
-    access_token_lifetime: Lifetime | None = unchanged()
-    refresh_token_lifetime: Lifetime | None = unchanged()
-    backchannel_logout_uri: Uri | None = unchanged()
-    backchannel_logout_session_required: bool = unchanged()
 
 
 # --- users and devices ---------------------------------------------------------------

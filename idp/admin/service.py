@@ -397,13 +397,7 @@ def rotate_client_secret(actor: Actor, client: Client) -> NewSecret:
 
 def describe_client(client: Client) -> dict[str, Any]:
     """The whole registration (never the secret, only whether there is one)."""
-    return {
-        **clients.describe(client),
-        "jwks": client.jwks,
-        "access_token_lifetime": client.access_token_lifetime,
-        "refresh_token_lifetime": client.refresh_token_lifetime,
-        "has_secret": client.client_secret_digest is not None,
-    }
+    return {**clients.describe(client), "has_secret": client.client_secret_digest is not None}
 
 
 # --- keys ----------------------------------------------------------------------------

@@ -38,13 +38,12 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from ..accounts.models import User
 from ..auth import transactions
-from ..auth.amr import ACR_MFA, ACR_SUPPORTED, acr_satisfies
+from ..auth.amr import ACR_MFA, acr_satisfies
 from ..auth.factors import second_factors
 from ..auth.models import LoginSession
 from ..auth.sessions import current_login_session
@@ -52,10 +51,11 @@ from ..auth.step_up import withdraw_earlier_step_ups
 from ..devices.messages import ENROLLED_VIA_LABELS, KIND_LABELS
 from ..extensions import utcnow
 from ..oidc import registration
-from ..oidc.clients import AUTH_METHODS, GRANT_TYPES, MFA_FALLBACKS, SIGNING_ALGS, ClientError
-from ..oidc.models import ADMIN_SCOPE, SUPPORTED_SCOPES, Client
+from ..oidc.clients import ClientError
+from ..oidc.fields import SIGNING_ALGS
+from ..oidc.models import Client
 from ..state import idp
-from . import service
+from . import client_form, service
 from .service import Actor, AdminError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -66,9 +66,6 @@ ACTIVE_NAMESPACE = "admin-active"
 PAGE_SIZE = 25
 MAX_SEARCH = 200
 MAX_FIELD = 4000
-ALL_SCOPES = (*SUPPORTED_SCOPES, ADMIN_SCOPE)
-# RFC 7591 names of ClientError.field -> the form's field names.
-FORM_FIELD = {"client_name": "name", "scope": "allowed_scopes"}
 HOUR = 3600
 
 
@@ -203,141 +200,6 @@ def clients() -> ResponseReturnValue:
     return render_template("admin/clients.html", page=page, q=q, args={"q": q, "limit": limit})
 
 
-def _lines(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def _form_values(form: MultiDict[str, str]) -> dict[str, Any]:
-    """What the administrator typed, to show it again after an error."""
-    text = {
-        name: form.get(name, "")[:MAX_FIELD]
-        for name in (
-            "client_id",
-            "name",
-            "logo_uri",
-            "redirect_uris",
-            "post_logout_redirect_uris",
-            "token_endpoint_auth_method",
-            "jwks",
-            "jwks_uri",
-            "mfa_fallback",
-            "default_acr",
-            "contacts",
-            "id_token_signed_response_alg",
-            "access_token_lifetime",
-            "refresh_token_lifetime",
-            "backchannel_logout_uri",
-        )
-    }
-    return {
-        **text,
-        "grant_types": form.getlist("grant_types"),
-        "allowed_scopes": form.getlist("allowed_scopes"),
-        "first_party": form.get("first_party") == "yes",
-        "require_pkce": form.get("require_pkce") == "yes",
-        "require_mfa": form.get("require_mfa") == "yes",
-        "backchannel_logout_session_required": (
-            form.get("backchannel_logout_session_required") == "yes"
-        ),
-    }
-
-
-def _client_values(client: Client | None) -> dict[str, Any]:
-    """The form's values for an existing client, or a new one's defaults."""
-    if client is None:
-        return {
-            "client_id": "",
-            "name": "",
-            "logo_uri": "",
-            "redirect_uris": "",
-            "post_logout_redirect_uris": "",
-            "grant_types": ["authorization_code", "refresh_token"],
-            "token_endpoint_auth_method": "client_secret_basic",
-            "jwks": "",
-            "jwks_uri": "",
-            "allowed_scopes": list(SUPPORTED_SCOPES),
-            "first_party": False,
-            "require_pkce": True,
-            "require_mfa": False,
-            "mfa_fallback": "refuse",
-            "default_acr": "",
-            "contacts": "",
-            "id_token_signed_response_alg": "",
-            "access_token_lifetime": "",
-            "refresh_token_lifetime": "",
-            "backchannel_logout_uri": "",
-            "backchannel_logout_session_required": False,
-        }
-    return {
-        "client_id": client.client_id,
-        "name": client.name,
-        "logo_uri": client.logo_uri or "",
-        "redirect_uris": "\n".join(client.redirect_uris),
-        "post_logout_redirect_uris": "\n".join(client.post_logout_redirect_uris),
-        "grant_types": list(client.grant_types),
-        "token_endpoint_auth_method": client.token_endpoint_auth_method,
-        "jwks": json.dumps(client.jwks, indent=2) if client.jwks else "",
-        "jwks_uri": client.jwks_uri or "",
-        "allowed_scopes": list(client.allowed_scopes),
-        "first_party": client.first_party,
-        "require_pkce": client.require_pkce,
-        "require_mfa": client.require_mfa,
-        "mfa_fallback": client.mfa_fallback,
-        "default_acr": client.default_acr or "",
-        "contacts": "\n".join(client.contacts or []),
-        "id_token_signed_response_alg": client.id_token_signed_response_alg or "",
-        "access_token_lifetime": str(client.access_token_lifetime or ""),
-        "refresh_token_lifetime": str(client.refresh_token_lifetime or ""),
-        "backchannel_logout_uri": client.backchannel_logout_uri or "",
-        "backchannel_logout_session_required": client.backchannel_logout_session_required,
-    }
-
-
-def _client_fields(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The service's fields from the form's values, and the errors of the
-    fields that could not be read at all (the service checks the rest)."""
-    errors: dict[str, str] = {}
-    fields: dict[str, Any] = {
-        "name": " ".join(values["name"].split()),
-        "logo_uri": values["logo_uri"].strip() or None,
-        "redirect_uris": _lines(values["redirect_uris"]),
-        "post_logout_redirect_uris": _lines(values["post_logout_redirect_uris"]),
-        "grant_types": [g for g in GRANT_TYPES if g in values["grant_types"]],
-        "token_endpoint_auth_method": values["token_endpoint_auth_method"],
-        "jwks_uri": values["jwks_uri"].strip() or None,
-        "allowed_scopes": [s for s in ALL_SCOPES if s in values["allowed_scopes"]],
-        "first_party": values["first_party"],
-        "require_pkce": values["require_pkce"],
-        "require_mfa": values["require_mfa"],
-        "mfa_fallback": values["mfa_fallback"],
-        "default_acr": values["default_acr"] or None,
-        "contacts": _lines(values["contacts"]),
-        "id_token_signed_response_alg": values["id_token_signed_response_alg"] or None,
-        "backchannel_logout_uri": values["backchannel_logout_uri"].strip() or None,
-        "backchannel_logout_session_required": values["backchannel_logout_session_required"],
-    }
-    if not fields["name"]:
-        errors["name"] = _("Please enter a name.")
-    if fields["default_acr"] is not None and fields["default_acr"] not in ACR_SUPPORTED:
-        errors["default_acr"] = _("Please choose one of the listed values.")
-    jwks_text = values["jwks"].strip()
-    fields["jwks"] = None
-    if jwks_text:
-        try:
-            fields["jwks"] = json.loads(jwks_text)
-        except ValueError:
-            errors["jwks"] = _("This is not valid JSON.")
-    for name in ("access_token_lifetime", "refresh_token_lifetime"):
-        raw = values[name].strip()
-        fields[name] = None
-        if raw:
-            try:
-                fields[name] = int(raw)
-            except ValueError:
-                errors[name] = _("Please enter a number of seconds, or nothing for the default.")
-    return fields, errors
-
-
 def _client_form(
     *,
     client: Client | None,
@@ -349,18 +211,8 @@ def _client_form(
         client=client,
         values=values,
         errors=errors or {},
-        auth_methods=AUTH_METHODS,
-        grant_types=GRANT_TYPES,
-        scopes=ALL_SCOPES,
-        admin_scope=ADMIN_SCOPE,
-        mfa_fallbacks=MFA_FALLBACKS,
-        acr_values=ACR_SUPPORTED,
-        signing_algs=SIGNING_ALGS,
+        sections=client_form.sections(),
     )
-
-
-def _field_error(exc: ClientError) -> dict[str, str]:
-    return {FORM_FIELD.get(exc.field, exc.field): exc.message}
 
 
 def _secret_page(client: Client, secret: str, *, created: bool) -> Response:
@@ -372,9 +224,9 @@ def _secret_page(client: Client, secret: str, *, created: bool) -> Response:
 @bp.route("/clients/new", methods=["GET", "POST"])
 def new_client() -> ResponseReturnValue:
     if request.method == "GET":
-        return _client_form(client=None, values=_client_values(None))
-    values = _form_values(request.form)
-    fields, errors = _client_fields(values)
+        return _client_form(client=None, values=client_form.current(None))
+    values = client_form.submitted(request.form)
+    fields, errors = client_form.read(values)
     client_id = values["client_id"].strip()
     if client_id:
         fields["client_id"] = client_id
@@ -383,7 +235,7 @@ def new_client() -> ResponseReturnValue:
     try:
         client, secret = service.create_client(_actor(), **fields)
     except ClientError as exc:
-        return _client_form(client=None, values=values, errors=_field_error(exc)), 400
+        return _client_form(client=None, values=values, errors=client_form.field_error(exc)), 400
     if secret is not None:
         return _secret_page(client, secret, created=True)
     flash(_("The client was registered."), "success")
@@ -402,10 +254,10 @@ def client(client_id: str) -> ResponseReturnValue:
 def edit_client(client_id: str) -> ResponseReturnValue:
     found = service.get_client(client_id)
     if request.method == "GET":
-        return _client_form(client=found, values=_client_values(found))
-    values = _form_values(request.form)
+        return _client_form(client=found, values=client_form.current(found))
+    values = client_form.submitted(request.form)
     values["client_id"] = found.client_id
-    fields, errors = _client_fields(values)
+    fields, errors = client_form.read(values)
     if errors:
         return _client_form(client=found, values=values, errors=errors), 400
     try:
@@ -413,7 +265,7 @@ def edit_client(client_id: str) -> ResponseReturnValue:
     except ClientError as exc:
         # The service rolled back: the registration is as it was.
         found = service.get_client(client_id)
-        return _client_form(client=found, values=values, errors=_field_error(exc)), 400
+        return _client_form(client=found, values=values, errors=client_form.field_error(exc)), 400
     if secret is not None:
         return _secret_page(found, secret, created=False)
     flash(_("The changes were saved."), "success")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from ..admin import service
 from ..oidc.clients import ClientError
+from ..oidc.fields import FIELDS, MIN_LIFETIME, ClientField, load
 from ..oidc.registration import InitialTokenError, issue_initial_token
 from .common import CLI, ID_ARGUMENT, Commands, emit_json, page_options, say, text
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 group = Commands("clients", help="Manage client registrations.")
 
@@ -20,13 +24,6 @@ def _get_client(client_id: str) -> Any:
         return service.get_client(client_id)
     except service.NotFound:
         raise click.ClickException(f"no client {client_id}") from None
-
-
-def _load_jwks(jwks_file: Any) -> Any:
-    try:
-        return json.load(jwks_file)
-    except json.JSONDecodeError:
-        raise click.ClickException("--jwks-file is not JSON") from None
 
 
 def _show_client(client: Any, secret: str | None, as_json: bool) -> None:
@@ -39,66 +36,95 @@ def _show_client(client: Any, secret: str | None, as_json: bool) -> None:
         say("The secret is shown only now; store it in the client's configuration.")
 
 
+def _option(field: ClientField, *, update: bool) -> Callable[[F], F]:
+    """The ``idp clients add/update`` option of a client field: a repeated
+    option for a list, --x/--no-x for a flag; in ``update`` nothing is the
+    default (the field stays as it is)."""
+    flag = f"--{field.cli_option}"
+    text = field.cli_help or f"{field.label}."
+    if field.kind == "text":
+        return click.option(flag, field.attr, required=not update, help=text)
+    if field.kind == "flag":
+        return click.option(f"{flag}/--no-{field.cli_option}", field.attr, default=None, help=text)
+    if field.kind in ("uris", "list") or (field.kind == "choices" and not field.joined):
+        kind = click.Choice(list(field.choices)) if field.kind == "choices" else None
+        more = ' Replaces the list; "" empties it.' if update else " Repeat for several."
+        return click.option(flag, field.attr, multiple=True, type=kind, help=text + more)
+    if field.kind == "choice":
+        default = "" if update else f" Default: {field.default}."
+        return click.option(flag, field.attr, type=click.Choice(list(field.choices)),
+                            help=text + default)  # fmt: skip
+    if field.kind == "option":
+        choices = f" One of {', '.join(field.choices)}"
+        clear = ', or "default" (or ""): none.' if update else "."
+        return click.option(flag, field.attr, help=text + choices + clear)
+    if field.kind == "seconds":
+        lowest = 0 if update else MIN_LIFETIME
+        more = " 0: the default." if update else ""
+        return click.option(flag, field.attr, type=click.IntRange(lowest), help=text + more)
+    if field.kind == "json":
+        return click.option(flag, field.attr, type=click.File("r"), help=text)
+    clear = ' "" removes it.' if update and field.kind == "uri" else ""
+    return click.option(flag, field.attr, help=text + clear)
+
+
+def _field_options(*, update: bool) -> Callable[[F], F]:
+    """Every client field's option (idp.oidc.fields), and for a JSON field
+    in ``update`` a --clear-x."""
+
+    def decorate(command: F) -> F:
+        for field in reversed(FIELDS):
+            if update and field.kind == "json":
+                command = click.option(
+                    f"--clear-{field.attr.replace('_', '-')}", f"clear_{field.attr}",
+                    is_flag=True, help=f"Remove the registered {field.attr}.",
+                )(command)  # fmt: skip
+            command = _option(field, update=update)(command)
+        return command
+
+    return decorate
+
+
+def _load_json(field: ClientField, file: Any) -> Any:
+    try:
+        return json.load(file)
+    except json.JSONDecodeError:
+        raise click.ClickException(f"--{field.cli_option} is not JSON") from None
+
+
+def _fields(options: dict[str, Any], *, update: bool) -> dict[str, Any]:
+    """The options given, as client fields (columns' names and values):
+    a list's "" items dropped, and in ``update`` "", 0 and "default" clear."""
+    fields: dict[str, Any] = {}
+    for field in FIELDS:
+        value = options.pop(field.attr)
+        if update and field.kind == "json" and options.pop(f"clear_{field.attr}"):
+            fields[field.attr] = None
+        if value is None or value == ():
+            continue
+        if field.kind == "json":
+            value = _load_json(field, value)
+        elif isinstance(value, tuple):
+            value = [item for item in value if item]
+        elif update and value in ("", 0, "default") and not isinstance(value, bool):
+            value = None
+        fields[field.attr] = load(field, value if value is not None or not field.joined else "")
+    return fields
+
+
 @group.command("add")
-@click.option("--name", required=True)
 @click.option("--client-id", help="Default: random.")
-@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Repeat for several.")
-@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True)
-@click.option(
-    "--auth-method",
-    "token_endpoint_auth_method",
-    type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]),
-    default="client_secret_basic",
-    show_default=True,
-)
-@click.option(
-    "--grant-type",
-    "grant_types",
-    multiple=True,
-    type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]),
-    help="Default: authorization_code and refresh_token.",
-)
-@click.option("--scope", help="Allowed scopes, space separated. Default: all.")
-@click.option("--first-party", is_flag=True, help="Skip the consent screen.")
-@click.option("--require-mfa", is_flag=True, help="Logins need approval on a device.")
-@click.option(
-    "--mfa-fallback",
-    type=click.Choice(["refuse", "password"]),
-    default="refuse",
-    show_default=True,
-    help="With --require-mfa, for users without a device.",
-)
-@click.option("--jwks-file", type=click.File("r"), help="Public JWK set for private_key_jwt.")
-@click.option("--jwks-uri")
-@click.option(
-    "--id-token-alg", "id_token_signed_response_alg", type=click.Choice(["ES256", "RS256"])
-)
-@click.option("--logo-uri")
-@click.option("--contact", "contacts", multiple=True, help="Repeat for several.")
-@click.option("--default-acr")
-@click.option("--access-token-lifetime", type=click.IntRange(60), help="Seconds.")
-@click.option("--refresh-token-lifetime", type=click.IntRange(60), help="Seconds.")
-@click.option(
-    "--backchannel-logout-uri", help="Where Logout Tokens are posted (Back-Channel Logout)."
-)
-@click.option(
-    "--backchannel-logout-session-required",
-    is_flag=True,
-    help="The client needs sid in Logout Tokens (always sent).",
-)
+@_field_options(update=False)
 @click.option("--json", "as_json", is_flag=True)
-def clients_add(scope: str | None, jwks_file: Any, as_json: bool, **fields: Any) -> None:
+def clients_add(client_id: str | None, as_json: bool, **options: Any) -> None:
     """Register a client. A secret is printed once and stored only as a digest.
 
     The admin scope (the admin JSON API) is never a default: give it with
     --scope, e.g. --grant-type client_credentials --scope admin.
     """
-    if not fields["grant_types"]:
-        fields.pop("grant_types")
-    if scope is not None:
-        fields["allowed_scopes"] = scope.split()
-    if jwks_file is not None:
-        fields["jwks"] = _load_jwks(jwks_file)
+    fields = _fields(options, update=False)
+    if client_id is not None:
+        fields["client_id"] = client_id
     try:
         client, secret = service.create_client(CLI, **fields)
     except ClientError as exc:
@@ -108,69 +134,16 @@ def clients_add(scope: str | None, jwks_file: Any, as_json: bool, **fields: Any)
 
 @group.command("update", context_settings=ID_ARGUMENT)
 @click.argument("client_id")
-@click.option("--name")
-@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Replaces the list.")
-@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True)
-@click.option(
-    "--auth-method",
-    "token_endpoint_auth_method",
-    type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]),
-)
-@click.option(
-    "--grant-type",
-    "grant_types",
-    multiple=True,
-    type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]),
-)
-@click.option("--scope", "allowed_scopes", help="Allowed scopes, space separated.")
-@click.option("--first-party/--no-first-party", default=None)
-@click.option("--require-pkce/--no-require-pkce", default=None)
-@click.option("--require-mfa/--no-require-mfa", default=None)
-@click.option("--mfa-fallback", type=click.Choice(["refuse", "password"]))
-@click.option("--jwks-file", type=click.File("r"), help="Public JWK set for private_key_jwt.")
-@click.option("--clear-jwks", is_flag=True, help="Remove the registered JWK set.")
-@click.option("--jwks-uri")
-@click.option(
-    "--id-token-alg",
-    "id_token_signed_response_alg",
-    type=click.Choice(["ES256", "RS256", "default"]),
-)
-@click.option("--logo-uri")
-@click.option("--contact", "contacts", multiple=True)
-@click.option("--default-acr")
-@click.option("--access-token-lifetime", type=click.IntRange(0), help="Seconds; 0: default.")
-@click.option("--refresh-token-lifetime", type=click.IntRange(0), help="Seconds; 0: default.")
-@click.option("--backchannel-logout-uri", help='"" removes it.')
-@click.option(
-    "--backchannel-logout-session-required/--no-backchannel-logout-session-required",
-    default=None,
-)
+@_field_options(update=True)
 @click.option("--json", "as_json", is_flag=True)
-def clients_update(
-    client_id: str, jwks_file: Any, clear_jwks: bool, as_json: bool, **options: Any
-) -> None:
+def clients_update(client_id: str, as_json: bool, **options: Any) -> None:
     """Change a registration: only the options given change.
 
     A repeated option (--redirect-uri, --grant-type, --contact) replaces the
     whole list, and "" empties it; "" also clears a text (--logo-uri ""),
     0 a lifetime and "default" the ID token algorithm.
     """
-    changes: dict[str, Any] = {}
-    for name, value in options.items():
-        if value is None or value == ():
-            continue
-        if isinstance(value, tuple):
-            changes[name] = [item for item in value if item]
-        elif value in ("", 0, "default") and not isinstance(value, bool):
-            changes[name] = None
-        else:
-            changes[name] = value
-    if "allowed_scopes" in changes:
-        changes["allowed_scopes"] = (changes["allowed_scopes"] or "").split()
-    if clear_jwks:
-        changes["jwks"] = None
-    if jwks_file is not None:
-        changes["jwks"] = _load_jwks(jwks_file)
+    changes = _fields(options, update=True)
     client = _get_client(client_id)
     try:
         secret = service.update_client(CLI, client, **changes)

@@ -19,49 +19,25 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .. import subjects
-from ..auth.amr import ACR_SUPPORTED
 from ..auth.transactions import ACCOUNT_CLIENT_ID
 from ..extensions import db
 from ..state import idp
-from .models import ADMIN_SCOPE, SUPPORTED_SCOPES, Client, Consent, RefreshToken
-
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
-SECRET_METHODS = ("client_secret_basic", "client_secret_post")
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-SIGNING_ALGS = ("ES256", "RS256")
-SECRET_PURPOSE = "client-secret"
-# Without a device: refuse the login, or let the password alone do.
-MFA_FALLBACKS = ("refuse", "password")
-MAX_CONTACTS = 10
-# The columns' sizes (models.Client): longer values are refused here, not by
-# the database.
-MAX_URI_LENGTH = 500
-# What update_client may change: every field of create_client but client_id
-# (the secret has set_secret / rotate_secret).
-EDITABLE_FIELDS = frozenset(
-    {
-        "name",
-        "redirect_uris",
-        "token_endpoint_auth_method",
-        "grant_types",
-        "post_logout_redirect_uris",
-        "allowed_scopes",
-        "first_party",
-        "require_pkce",
-        "require_mfa",
-        "mfa_fallback",
-        "default_acr",
-        "jwks",
-        "jwks_uri",
-        "logo_uri",
-        "contacts",
-        "id_token_signed_response_alg",
-        "access_token_lifetime",
-        "refresh_token_lifetime",
-        "backchannel_logout_uri",
-        "backchannel_logout_session_required",
-    }
+from .fields import (
+    ALL_SCOPES,
+    EDITABLE_FIELDS,
+    FIELDS,
+    GRANT_TYPES,
+    MAX_CONTACTS,
+    MAX_LIFETIME,
+    MAX_NAME_LENGTH,
+    MAX_URI_LENGTH,
+    MIN_LIFETIME,
+    SECRET_METHODS,
+    dump,
 )
+from .models import ADMIN_SCOPE, Client, Consent, RefreshToken
+
+SECRET_PURPOSE = "client-secret"
 
 
 class ClientError(ValueError):
@@ -198,18 +174,30 @@ def _check_contacts(contacts: Any) -> list[str]:
     return list(dict.fromkeys(contacts))
 
 
+def _check_choices(client: Client) -> None:
+    """Every one-of field holds one of its choices (declared in idp.oidc.fields)."""
+    for field in FIELDS:
+        value = getattr(client, field.attr)
+        if field.kind == "option" and value is None:
+            continue
+        if field.kind in ("choice", "option") and value not in field.choices:
+            raise ClientError(field.key, f"must be one of {', '.join(field.choices)}")
+        if field.kind == "seconds" and not (
+            value is None or (isinstance(value, int) and MIN_LIFETIME <= value <= MAX_LIFETIME)
+        ):
+            raise ClientError(field.key, "must be between 60 seconds and 400 days")
+
+
 def validate(client: Client) -> None:
     """Check a (new or edited) registration as a whole."""
-    if not isinstance(client.name, str) or not client.name or len(client.name) > 200:
+    if not isinstance(client.name, str) or not client.name or len(client.name) > MAX_NAME_LENGTH:
         raise ClientError("client_name", "is required (at most 200 characters)")
     if client.dynamically_registered and client.first_party:
         # A client that registered itself has proven nothing about who runs
         # it: its users always see the consent screen.
         raise ClientError("first_party", "a dynamically registered client is never first-party")
-    method = client.token_endpoint_auth_method
-    if method not in AUTH_METHODS:
-        raise ClientError("token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}")
-    public = method == "none"
+    _check_choices(client)
+    public = client.token_endpoint_auth_method == "none"
     bad_grants = [g for g in client.grant_types if g not in GRANT_TYPES]
     if bad_grants or not client.grant_types:
         raise ClientError("grant_types", f"must be among {', '.join(GRANT_TYPES)}")
@@ -221,23 +209,21 @@ def validate(client: Client) -> None:
     client.post_logout_redirect_uris = _check_uris(
         client.post_logout_redirect_uris, public=public, field="post_logout_redirect_uris"
     )
-    bad_scopes = [
-        s for s in client.allowed_scopes if s not in SUPPORTED_SCOPES and s != ADMIN_SCOPE
-    ]
+    bad_scopes = [s for s in client.allowed_scopes if s not in ALL_SCOPES]
     if bad_scopes:
         raise ClientError("scope", f"unknown scopes: {' '.join(bad_scopes)}")
     if ADMIN_SCOPE in client.allowed_scopes and client.dynamically_registered:
         # Only an administrator gives a client the admin API (idp.admin.api).
         raise ClientError("scope", f"{ADMIN_SCOPE!r} is granted by administrators only")
-    if client.mfa_fallback not in MFA_FALLBACKS:
-        raise ClientError("mfa_fallback", f"must be one of {', '.join(MFA_FALLBACKS)}")
     if public and not client.require_pkce:
         # RFC 9700 §2.1.1: public clients must use PKCE.
         raise ClientError("require_pkce", "public clients must use PKCE")
     if client.jwks and client.jwks_uri:
         # RFC 7591 §2: jwks and jwks_uri MUST NOT both be present.
         raise ClientError("jwks", "give either jwks or jwks_uri, not both")
-    if method == "private_key_jwt" and not client.jwks and not client.jwks_uri:
+    if client.token_endpoint_auth_method == "private_key_jwt" and not (
+        client.jwks or client.jwks_uri
+    ):
         raise ClientError("jwks", "private_key_jwt needs jwks or jwks_uri")
     if client.jwks:
         if not isinstance(client.jwks, dict):
@@ -250,8 +236,6 @@ def validate(client: Client) -> None:
             raise ClientError("jwks", "must hold public keys only")
     client.jwks_uri = _check_optional_uri(client.jwks_uri, "jwks_uri")
     client.logo_uri = _check_optional_uri(client.logo_uri, "logo_uri")
-    if client.default_acr is not None and client.default_acr not in ACR_SUPPORTED:
-        raise ClientError("default_acr", f"must be one of {', '.join(ACR_SUPPORTED)}")
     client.contacts = _check_contacts(client.contacts or [])
     client.backchannel_logout_uri = check_backchannel_logout_uri(
         client.backchannel_logout_uri, public=public
@@ -260,15 +244,6 @@ def validate(client: Client) -> None:
         client.backchannel_logout_session_required = False
     elif not isinstance(client.backchannel_logout_session_required, bool):
         raise ClientError("backchannel_logout_session_required", "must be true or false")
-    alg = client.id_token_signed_response_alg
-    if alg is not None and alg not in SIGNING_ALGS:
-        raise ClientError(
-            "id_token_signed_response_alg", f"must be one of {', '.join(SIGNING_ALGS)}"
-        )
-    for field in ("access_token_lifetime", "refresh_token_lifetime"):
-        value = getattr(client, field)
-        if value is not None and not (60 <= value <= 400 * 86400):
-            raise ClientError(field, "must be between 60 seconds and 400 days")
 
 
 def _new_secret(client: Client) -> str:
@@ -278,32 +253,14 @@ def _new_secret(client: Client) -> str:
 
 
 def create_client(
-    *,
-    name: str,
-    redirect_uris: list[str] | tuple[str, ...] = (),
-    client_id: str | None = None,
-    token_endpoint_auth_method: str = "client_secret_basic",
-    grant_types: list[str] | tuple[str, ...] = ("authorization_code", "refresh_token"),
-    post_logout_redirect_uris: list[str] | tuple[str, ...] = (),
-    allowed_scopes: list[str] | tuple[str, ...] = SUPPORTED_SCOPES,
-    first_party: bool = False,
-    require_pkce: bool = True,
-    require_mfa: bool = False,
-    mfa_fallback: str = "refuse",
-    default_acr: str | None = None,
-    jwks: dict[str, Any] | None = None,
-    jwks_uri: str | None = None,
-    logo_uri: str | None = None,
-    contacts: list[str] | tuple[str, ...] = (),
-    id_token_signed_response_alg: str | None = None,
-    access_token_lifetime: int | None = None,
-    refresh_token_lifetime: int | None = None,
-    backchannel_logout_uri: str | None = None,
-    backchannel_logout_session_required: bool = False,
-    dynamically_registered: bool = False,
+    *, client_id: str | None = None, dynamically_registered: bool = False, **fields: Any
 ) -> tuple[Client, str | None]:
-    """Register a client; returns it and its secret in clear (None for
-    clients that have no secret). Flushes; the caller commits."""
+    """Register a client from its fields (``idp.oidc.fields``, by column
+    name; an omitted one takes its default); returns it and its secret in
+    clear (None for clients that have no secret). Flushes; the caller commits."""
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise TypeError(f"not client fields: {', '.join(sorted(unknown))}")
     if client_id is None:
         client_id = subjects.new_identifier()
     elif not client_id or len(client_id) > 128 or not client_id.isprintable() or " " in client_id:
@@ -315,32 +272,17 @@ def create_client(
         # Another client's id, or a user's sub: a resource server reading
         # "sub" would take this client for that user (RFC 9068 §6).
         raise ClientError("client_id", f"{client_id!r} is taken")
-    client = Client(
-        client_id=client_id,
-        name=name,
-        redirect_uris=list(redirect_uris),
-        post_logout_redirect_uris=list(post_logout_redirect_uris),
-        grant_types=list(grant_types),
-        token_endpoint_auth_method=token_endpoint_auth_method,
-        allowed_scopes=list(allowed_scopes),
-        first_party=first_party,
-        require_pkce=require_pkce,
-        require_mfa=require_mfa,
-        mfa_fallback=mfa_fallback,
-        default_acr=default_acr,
-        jwks=jwks,
-        jwks_uri=jwks_uri,
-        logo_uri=logo_uri,
-        contacts=list(contacts),
-        id_token_signed_response_alg=id_token_signed_response_alg,
-        access_token_lifetime=access_token_lifetime,
-        refresh_token_lifetime=refresh_token_lifetime,
-        backchannel_logout_uri=backchannel_logout_uri,
-        backchannel_logout_session_required=backchannel_logout_session_required,
-        dynamically_registered=dynamically_registered,
-    )
+    values = {
+        field.attr: (
+            _column_value(fields[field.attr])
+            if field.attr in fields
+            else field.new_default(dynamically_registered=dynamically_registered)
+        )
+        for field in FIELDS
+    }
+    client = Client(client_id=client_id, dynamically_registered=dynamically_registered, **values)
     validate(client)
-    secret = _new_secret(client) if token_endpoint_auth_method in SECRET_METHODS else None
+    secret = _new_secret(client) if client.token_endpoint_auth_method in SECRET_METHODS else None
     db.session.add(client)
     try:
         db.session.flush()
@@ -350,6 +292,10 @@ def create_client(
         # 500. The caller rolls the session back.
         raise ClientError("client_id", f"{client_id!r} is taken") from None
     return client, secret
+
+
+def _column_value(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def update_client(client: Client, **changes: Any) -> str | None:
@@ -364,7 +310,7 @@ def update_client(client: Client, **changes: Any) -> str | None:
     if unknown:
         raise TypeError(f"not editable: {', '.join(sorted(unknown))}")
     for name, value in changes.items():
-        setattr(client, name, list(value) if isinstance(value, tuple) else value)
+        setattr(client, name, _column_value(value))
     validate(client)
     secret: str | None = None
     if client.token_endpoint_auth_method not in SECRET_METHODS:
@@ -410,26 +356,11 @@ def delete_client(client: Client) -> None:
 
 
 def describe(client: Client) -> dict[str, Any]:
-    """Registration metadata (RFC 7591 names) for listings; never the secret."""
+    """The registration as JSON, every field under its metadata name
+    (``idp.oidc.fields``); never the secret."""
     return {
         "client_id": client.client_id,
-        "client_name": client.name,
-        "redirect_uris": list(client.redirect_uris),
-        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
-        "grant_types": list(client.grant_types),
-        "token_endpoint_auth_method": client.token_endpoint_auth_method,
-        "scope": " ".join(client.allowed_scopes),
-        "first_party": client.first_party,
-        "require_pkce": client.require_pkce,
-        "require_mfa": client.require_mfa,
-        "mfa_fallback": client.mfa_fallback,
-        "default_acr": client.default_acr,
-        "id_token_signed_response_alg": client.id_token_signed_response_alg,
-        "jwks_uri": client.jwks_uri,
-        "logo_uri": client.logo_uri,
-        "contacts": list(client.contacts or []),
-        "backchannel_logout_uri": client.backchannel_logout_uri,
-        "backchannel_logout_session_required": client.backchannel_logout_session_required,
+        **{field.key: dump(field, getattr(client, field.attr)) for field in FIELDS},
         "dynamically_registered": client.dynamically_registered,
         "disabled": client.disabled,
         "created_at": client.created_at.isoformat() if client.created_at else None,

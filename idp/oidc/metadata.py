@@ -16,10 +16,11 @@ from typing import Annotated, Any, Literal
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc7591 import InvalidClientMetadataError, InvalidRedirectURIError
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, create_model
 
-from .clients import GRANT_TYPES, ClientError
-from .models import SUPPORTED_SCOPES
+from .clients import ClientError
+from .fields import DCR_FIELDS, GRANT_TYPES, SECRET_METHODS, ClientField, dump, load
+from .models import Client
 
 # RFC 6749 Appendix A.7: what error_description may contain.
 NOT_IN_DESCRIPTION = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
@@ -44,29 +45,15 @@ Unsupported = Annotated[Any, AfterValidator(_refuse)]
 
 class ClientMetadata(BaseModel):
     """The metadata a client registers with, as sent: JSON types exactly
-    (strict), unknown names ignored (RFC 7591 §2)."""
+    (strict), unknown names ignored (RFC 7591 §2). Its client fields are
+    added from ``idp.oidc.fields`` (``MODEL``); here are the names of the
+    protocol itself."""
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
-    # validate() refuses a missing name: the consent screen shows it.
-    client_name: str | None = None
-    redirect_uris: list[str] | None = None
-    post_logout_redirect_uris: list[str] | None = None
-    # RFC 7591 §2: grant_types defaults to authorization_code, response_types
-    # to code.
-    grant_types: list[str] | None = None
+    # RFC 7591 §2: response_types defaults to code.
     response_types: list[Literal["code"]] | None = None
-    token_endpoint_auth_method: str | None = None
-    scope: str | None = None
-    logo_uri: str | None = None
-    jwks: dict[str, Any] | None = None
-    jwks_uri: str | None = None
-    contacts: list[str] | None = None
-    id_token_signed_response_alg: str | None = None
     subject_type: Literal["public"] | None = None
-    # OpenID Connect Back-Channel Logout 1.0 §2.2 (default false).
-    backchannel_logout_uri: str | None = None
-    backchannel_logout_session_required: bool | None = None
 
     id_token_encrypted_response_alg: Unsupported = None
     id_token_encrypted_response_enc: Unsupported = None
@@ -76,34 +63,65 @@ class ClientMetadata(BaseModel):
     request_object_encryption_alg: Unsupported = None
     request_object_encryption_enc: Unsupported = None
 
+    def sent(self, field: ClientField) -> Any:
+        """A client field's value as sent, None when omitted (or empty)."""
+        value = getattr(self, field.key)
+        if value == "" or (field.kind == "json" and not value):
+            return None
+        return value
+
     def client_fields(self) -> dict[str, Any]:
         """The metadata as ``create_client`` / ``update_client`` arguments,
-        omitted fields with their defaults."""
-        grant_types = ["authorization_code"] if self.grant_types is None else self.grant_types
+        omitted fields with a registered client's defaults."""
+        fields = {
+            field.attr: field.new_default(dynamically_registered=True)
+            if self.sent(field) is None
+            else load(field, self.sent(field))
+            for field in DCR_FIELDS
+        }
         if self.response_types is not None:
             # RFC 7591 §2.1: response_types and grant_types must agree (unknown
             # grant types are validate()'s to report).
+            grant_types = fields["grant_types"]
             known = set(grant_types) <= set(GRANT_TYPES)
             code = "code" in self.response_types
             if known and code != ("authorization_code" in grant_types):
                 raise ClientError(
                     "response_types", "code goes with grant type authorization_code (RFC 7591 2.1)"
                 )
-        return {
-            "name": self.client_name or None,
-            "redirect_uris": list(self.redirect_uris or []),
-            "post_logout_redirect_uris": list(self.post_logout_redirect_uris or []),
-            "grant_types": list(grant_types),
-            "token_endpoint_auth_method": self.token_endpoint_auth_method or "client_secret_basic",
-            "allowed_scopes": self.scope.split() if self.scope else list(SUPPORTED_SCOPES),
-            "logo_uri": self.logo_uri or None,
-            "jwks": self.jwks or None,
-            "jwks_uri": self.jwks_uri or None,
-            "contacts": list(self.contacts or []),
-            "id_token_signed_response_alg": self.id_token_signed_response_alg or None,
-            "backchannel_logout_uri": self.backchannel_logout_uri or None,
-            "backchannel_logout_session_required": bool(self.backchannel_logout_session_required),
-        }
+        return fields
+
+
+def _json_type(field: ClientField) -> Any:
+    """What JSON carries a field as (strictly, RFC 7591 §2)."""
+    if field.kind in ("uris", "list") or (field.kind == "choices" and not field.joined):
+        return list[str]
+    return {"flag": bool, "seconds": int, "json": dict[str, Any]}.get(field.kind, str)
+
+
+# The registration request's model: the protocol's names and every client
+# field a client may set itself.
+_FIELDS: dict[str, Any] = {field.key: (_json_type(field) | None, None) for field in DCR_FIELDS}
+MODEL: type[ClientMetadata] = create_model(
+    "RegistrationMetadata", __base__=ClientMetadata, **_FIELDS
+)
+
+
+def client_information(client: Client, registration_client_uri: str) -> dict[str, Any]:
+    """RFC 7591 §3.2.1 / RFC 7592 §3: the metadata as registered, including
+    values the server chose, plus the client's identifiers."""
+    info: dict[str, Any] = {
+        "client_id": client.client_id,
+        "client_id_issued_at": int(client.created_at.timestamp()),
+        **{field.key: dump(field, getattr(client, field.attr)) for field in DCR_FIELDS},
+        "response_types": ["code"] if "authorization_code" in client.grant_types else [],
+        "subject_type": "public",
+        "registration_client_uri": registration_client_uri,
+    }
+    if client.token_endpoint_auth_method in SECRET_METHODS:
+        # RFC 7591 §3.2.1: 0, the secret does not expire.
+        info["client_secret_expires_at"] = 0
+    return {k: v for k, v in info.items() if v is not None}
 
 
 class ConfigurationUpdate(BaseModel):
@@ -160,7 +178,7 @@ def _object(data: object) -> dict[str, Any]:
 def parse_metadata(data: object) -> ClientMetadata:
     """A registration request's JSON body (RFC 7591 §3.1)."""
     try:
-        return ClientMetadata.model_validate(_object(data))
+        return MODEL.model_validate(_object(data))
     except ValidationError as exc:
         raise _validation_error(exc) from None
 

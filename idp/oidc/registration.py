@@ -38,8 +38,8 @@ from ..extensions import db, utcnow
 from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, reserve, retry_after
 from ..tokens import new_token
+from . import metadata
 from .clients import (
-    SECRET_METHODS,
     ClientError,
     create_client,
     delete_client,
@@ -211,33 +211,8 @@ def registration_client_uri(client: Client) -> str:
 
 
 def client_information(client: Client) -> dict[str, Any]:
-    """RFC 7591 §3.2.1 / RFC 7592 §3: the metadata as registered, including
-    values the server chose, plus the client's identifiers."""
-    row = describe(client)
-    info: dict[str, Any] = {
-        "client_id": client.client_id,
-        "client_id_issued_at": int(client.created_at.timestamp()),
-        "client_name": row["client_name"],
-        "redirect_uris": row["redirect_uris"],
-        "post_logout_redirect_uris": row["post_logout_redirect_uris"],
-        "grant_types": row["grant_types"],
-        "response_types": ["code"] if "authorization_code" in client.grant_types else [],
-        "token_endpoint_auth_method": row["token_endpoint_auth_method"],
-        "scope": row["scope"],
-        "contacts": row["contacts"],
-        "logo_uri": row["logo_uri"],
-        "jwks": client.jwks,
-        "jwks_uri": row["jwks_uri"],
-        "id_token_signed_response_alg": row["id_token_signed_response_alg"],
-        "backchannel_logout_uri": row["backchannel_logout_uri"],
-        "backchannel_logout_session_required": row["backchannel_logout_session_required"],
-        "subject_type": "public",
-        "registration_client_uri": registration_client_uri(client),
-    }
-    if client.token_endpoint_auth_method in SECRET_METHODS:
-        # RFC 7591 §3.2.1: 0, the secret does not expire.
-        info["client_secret_expires_at"] = 0
-    return {k: v for k, v in info.items() if v is not None}
+    """RFC 7591 §3.2.1 / RFC 7592 §3: the client information response."""
+    return metadata.client_information(client, registration_client_uri(client))
 
 
 def _new_registration_token(client: Client) -> str:
