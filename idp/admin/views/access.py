@@ -26,7 +26,7 @@ from ...auth.step_up import withdraw_earlier_step_ups
 from ...extensions import utcnow
 from ...state import idp
 from .common import (
-    ACTIVE_NAMESPACE,
+    ACTIVE_SESSIONS,
     bp,
 )
 
@@ -46,7 +46,7 @@ def _in_use(login: LoginSession, now: datetime) -> bool:
     idle = idp().settings.admin_idle_timeout
     if (now - login.auth_time).total_seconds() <= idle:
         return True
-    return idp().store.exists(ACTIVE_NAMESPACE, login.id)
+    return ACTIVE_SESSIONS.exists(login.id)
 
 
 def _here() -> str:
@@ -94,7 +94,7 @@ def _guard() -> ResponseReturnValue | None:
             minutes=max(1, idp().settings.admin_idle_timeout // 60),
         )
         return page, 200 if request.method == "GET" else 403
-    idp().store.put(ACTIVE_NAMESPACE, login.id, 1, ttl=idp().settings.admin_idle_timeout)
+    ACTIVE_SESSIONS.put(login.id, 1)
     return None
 
 

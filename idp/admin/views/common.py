@@ -10,14 +10,15 @@ from flask import (
 )
 
 from ...accounts.models import User
+from ...store.kinds import Kind
 from .. import service
 from ..service import Actor
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-# Redis: "this login session used the admin pages recently", one key per
-# session with the idle timeout as its TTL.
-ACTIVE_NAMESPACE = "admin-active"
+# "This login session used the admin pages recently", per login session,
+# living as long as the idle timeout.
+ACTIVE_SESSIONS = Kind("admin-active", int, ttl=lambda s: s.admin_idle_timeout)
 PAGE_SIZE = 25
 MAX_SEARCH = 200
 HOUR = 3600
