@@ -116,7 +116,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from .approvals import service as approval_service
     from .approvals import views as approval_views
     from .deviceapp import views as device_app_views
-    from .devices import api as device_api
     from .devices import push as device_push
     from .devices import service as device_service
 
@@ -125,7 +124,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # per receiver, however many apps are created).
     device_service.device_revoking.connect(approval_service.on_device_revoked)
     app.register_blueprint(approval_views.bp)
-    app.register_blueprint(device_api.bp)
     app.register_blueprint(device_app_views.bp)
 
     from .auth import sessions
@@ -136,12 +134,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # session are told (after the transaction that ended it commits).
     sessions.sessions_ended.connect(backchannel.on_sessions_ended)
 
-    from .restore import api as restore_api
     from .restore import service as restore_service
 
     # Code 1 shown on a device that is removed (deleted, or refused) is void.
     device_service.device_revoking.connect(restore_service.on_device_revoked)
-    app.register_blueprint(restore_api.bp)
+
+    from . import deviceapi
+
+    app.register_blueprint(deviceapi.bp)
 
     from .devices import changes as device_changes
 

@@ -26,7 +26,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.exceptions import NotFound
 
-from ..devices.api import bp as device_api
+from ..deviceapi import PREFIX as DEVICE_API
 from ..devices.service import ACTION_NONCE_LIFETIME
 from ..state import idp
 from .icons import ICON_SVG, PNG_SIZES, icon_png
@@ -55,7 +55,7 @@ def _app_url() -> dict[str, str]:
 def page() -> ResponseReturnValue:
     code = request.args.get("code", "")
     config: dict[str, Any] = {
-        "api": device_api.url_prefix,
+        "api": DEVICE_API,
         "scope": SCOPE,
         "serviceWorker": url_for("device_app.service_worker"),
         "rpId": idp().settings.rp_id,
