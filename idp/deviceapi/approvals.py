@@ -7,49 +7,70 @@ import json
 import time
 from collections.abc import Iterator
 
-from flask import Response, jsonify, stream_with_context
-from flask.typing import ResponseReturnValue
+from flask import Response, stream_with_context
 
 from ..approvals import service as approvals
 from ..extensions import db, utcnow
 from ..state import idp
-from .base import body, bp, current_device
+from . import schemas
+from .base import api, current_device
 
 EVENT_STREAM_SECONDS = 300
 
 
-@bp.get("/approvals")
-def list_approvals() -> ResponseReturnValue:
+@api.operation("GET", "/approvals", tag="approvals", response=schemas.Approvals)
+def list_approvals() -> schemas.Approvals:
+    """The pending approvals aimed at this device, newest first."""
     device = current_device()
     now = utcnow()
     pending = approvals.pending_for(device.user_id, now, device=device)
-    return jsonify(approvals=[a.public(now) for a in pending])
+    return schemas.Approvals(
+        approvals=[schemas.Approval.model_validate(a.public(now)) for a in pending]
+    )
 
 
-@bp.get("/approvals/<approval_id>")
-def get_approval(approval_id: str) -> ResponseReturnValue:
-    device = current_device()
-    return jsonify(approvals.for_device(approval_id, device, utcnow()).public(utcnow()))
+@api.operation("GET", "/approvals/{approval_id}", tag="approvals", response=schemas.Approval)
+def get_approval(approval_id: str) -> schemas.Approval:
+    """One approval aimed at this device (its context, to show and to sign)."""
+    now = utcnow()
+    return schemas.Approval.model_validate(
+        approvals.for_device(approval_id, current_device(), now).public(now)
+    )
 
 
-@bp.post("/approvals/<approval_id>")
-def answer_approval(approval_id: str) -> ResponseReturnValue:
-    device = current_device()
-    data = body()
+@api.operation(
+    "POST",
+    "/approvals/{approval_id}",
+    tag="approvals",
+    body=schemas.ApprovalAnswer,
+    response=schemas.Answered,
+    errors=(409, 410, 429),
+    description="The assertion's challenge is SHA-256 of canonical_json({v, approval, "
+    "decision, code, context: HEX_SHA256(canonical_json(CONTEXT))}) (docs/device-api.md).",
+)
+def answer_approval(approval_id: str, body: schemas.ApprovalAnswer) -> schemas.Answered:
+    """Approve or deny, signed with this device's key."""
     answered = approvals.answer(
         approval_id=approval_id,
-        device=device,
-        decision=data.get("decision"),
-        code=data.get("code", ""),
-        fraud=data.get("fraud", False),
-        assertion=data.get("assertion"),
+        device=current_device(),
+        decision=body.decision,
+        code=body.code,
+        fraud=body.fraud,
+        assertion=body.assertion,
         now=utcnow(),
     )
-    return jsonify(status=answered.approval.status)
+    return schemas.Answered.model_validate({"status": answered.approval.status})
 
 
-@bp.get("/events")
-def events() -> ResponseReturnValue:
+@api.operation(
+    "GET",
+    "/events",
+    tag="approvals",
+    media_type="text/event-stream",
+    description='Server-Sent Events: `event: approval` with `data: {"id": ...}` for each '
+    "pending approval at connection time and each new one after; a comment every 15 s.",
+)
+def events() -> Response:
     """New approvals for this device's user, as Server-Sent Events."""
     device = current_device()
     channel = approvals.user_channel(device.user_id)

@@ -4,67 +4,90 @@ itself" and "Signed actions"."""
 
 from __future__ import annotations
 
-from flask import jsonify, request
-from flask.typing import ResponseReturnValue
+from flask import request
 
 from ..devices import service
 from ..devices.models import Device
 from ..extensions import db, utcnow
-from .base import body, bp, current_device, user_json
+from . import schemas
+from .base import api, current_device, device_json, user_json
 
 
-@bp.get("/status")
-def status() -> ResponseReturnValue:
+@api.operation("GET", "/status", tag="devices", response=schemas.Status)
+def status() -> schemas.Status:
+    """This device and its user."""
     device = current_device()
-    return jsonify(device=service.describe(device, current=device), user=user_json(device))
+    return schemas.Status(device=device_json(device, current=device), user=user_json(device))
 
 
-@bp.get("/devices")
-def devices() -> ResponseReturnValue:
+@api.operation("GET", "/devices", tag="devices", response=schemas.Devices)
+def devices() -> schemas.Devices:
+    """The user's active devices, oldest first."""
     device = current_device()
-    return jsonify(
-        devices=[
-            service.describe(d, current=device) for d in service.active_devices(device.user_id)
-        ]
+    return schemas.Devices(
+        devices=[device_json(d, current=device) for d in service.active_devices(device.user_id)]
     )
 
 
-@bp.post("/actions/challenge")
-def action_nonce() -> ResponseReturnValue:
-    """A single-use nonce for one signed action (docs/device-api.md "Actions")."""
-    device = current_device()
-    issued = service.new_action_nonce(device=device, purpose=body().get("purpose"))
-    return jsonify(nonce=issued.nonce, purpose=issued.purpose, expires_in=issued.expires_in), 201
+@api.operation(
+    "POST",
+    "/actions/challenge",
+    tag="devices",
+    status=201,
+    body=schemas.ActionChallenge,
+    response=schemas.ActionNonce,
+    description="The nonce belongs to this device and this purpose and is good for one "
+    "request within expires_in seconds.",
+)
+def action_nonce(body: schemas.ActionChallenge) -> schemas.ActionNonce:
+    """A single-use nonce for one signed action."""
+    issued = service.new_action_nonce(device=current_device(), purpose=body.purpose)
+    return schemas.ActionNonce(
+        nonce=issued.nonce, purpose=issued.purpose, expires_in=issued.expires_in
+    )
 
 
-@bp.post("/devices/<device_id>/delete")
-def delete_device(device_id: str) -> ResponseReturnValue:
-    # POST, not DELETE: the request carries a body (nonce and assertion), and
-    # a body on DELETE has no defined meaning (RFC 9110 §9.3.5).
+@api.operation(
+    "POST",
+    "/devices/{device_id}/delete",
+    tag="devices",
+    body=schemas.SignedAction,
+    response=schemas.DeletedDevice,
+    description='Signed action "delete_device", PAYLOAD {"device": DEVICE_ID, "nonce": '
+    "NONCE}. POST, not DELETE: the request carries a body, and a body on DELETE has no "
+    "defined meaning (RFC 9110 §9.3.5).",
+)
+def delete_device(device_id: str, body: schemas.SignedAction) -> schemas.DeletedDevice:
+    """Delete (revoke) one of the user's devices, this one included."""
     device = current_device()
-    data = body()
     deleted = service.delete_device(
         actor=device,
         target_id=device_id,
-        nonce=data.get("nonce"),
-        assertion=data.get("assertion"),
+        nonce=body.nonce,
+        assertion=body.assertion,
         now=utcnow(),
         ip=request.remote_addr,
     )
-    return jsonify(
+    return schemas.DeletedDevice(
         status="deleted",
-        device=service.describe(deleted.device, current=device),
+        device=device_json(deleted.device, current=device),
         remaining_devices=deleted.remaining,
     )
 
 
-@bp.post("/devices/<device_id>/rename")
-def rename_device(device_id: str) -> ResponseReturnValue:
-    """Rename one of the user's devices (the bearer token suffices: a name
-    grants nothing)."""
+@api.operation(
+    "POST",
+    "/devices/{device_id}/rename",
+    tag="devices",
+    body=schemas.Rename,
+    response=schemas.RenamedDevice,
+    description="The bearer token suffices: a name grants nothing.",
+)
+def rename_device(device_id: str, body: schemas.Rename) -> schemas.RenamedDevice:
+    """Rename one of the user's active devices."""
     device = current_device()
     target = db.session.get(Device, device_id[:64])
     if target is None or target.user_id != device.user_id or not target.is_active:
         raise service.DeviceNotFound()
-    renamed = service.rename_device(target, body().get("name"), actor=f"device:{device.id}")
-    return jsonify(device=service.describe(renamed, current=device))
+    renamed = service.rename_device(target, body.name, actor=f"device:{device.id}")
+    return schemas.RenamedDevice(device=device_json(renamed, current=device))

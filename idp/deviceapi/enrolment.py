@@ -4,65 +4,88 @@ path B (a binding code), then "register key"; docs/device-api.md "Enrolment"."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from flask import jsonify, request
-from flask.typing import ResponseReturnValue
+from flask import Response, jsonify, request
 
 from ..auth.first_factor import verify_password_login
 from ..devices import service
-from ..devices.service import InvalidDeviceRequest
+from ..openapi import InvalidInput
 from ..state import idp
-from .base import body, bp, user_json
+from . import schemas
+from .base import api, device_json, ip, user_json
 
 
-@bp.post("/enrolments")
-def start_enrolment() -> ResponseReturnValue:
-    data = body()
-    name, kind = service.check_device_fields(data.get("device_name"), data.get("kind"))
-    ip = request.remote_addr or "unknown"
-    if data.get("binding_code"):
-        code = data["binding_code"]
-        if not isinstance(code, str) or len(code) > 64:
-            raise InvalidDeviceRequest(detail="binding_code")
-        started = service.start_with_binding_code(code, device_name=name, kind=kind, ip=ip)
+@api.operation(
+    "POST",
+    "/enrolments",
+    tag="enrolment",
+    status=201,
+    public=True,
+    body=schemas.NewEnrolment,
+    response=schemas.EnrolmentStarted,
+    errors=(401, 403, 429),
+    description="Path A (identifier and password; a confirmation code goes by SMS, or "
+    "by e-mail where there is no phone number) or path B (binding_code).",
+)
+def start_enrolment(body: schemas.NewEnrolment) -> Response:
+    """Start enrolling a device."""
+    if body.binding_code:
+        started = service.start_with_binding_code(
+            body.binding_code, device_name=body.device_name, kind=body.kind, ip=ip()
+        )
     else:
-        identifier, password = data.get("identifier"), data.get("password")
-        if not isinstance(identifier, str) or not isinstance(password, str):
-            raise InvalidDeviceRequest(detail="identifier and password, or binding_code")
+        if body.identifier is None or body.password is None:
+            missing = "identifier and password, or binding_code"
+            raise InvalidInput({name: missing for name in ("identifier", "password")
+                                if getattr(body, name) is None})  # fmt: skip
         user = verify_password_login(
-            identifier=" ".join(identifier.split())[:254],
-            password=password[:1024],
-            ip=ip,
+            identifier=" ".join(body.identifier.split())[:254],
+            password=body.password[:1024],
+            ip=ip(),
             channel="device",
         )
         if user.password_reset_required:
             raise service.PasswordChangeRequired()
-        started = service.start_with_password(user, device_name=name, kind=kind)
-    answer: dict[str, Any] = {
-        "enrolment_id": started.enrolment.id,
-        "expires_in": idp().settings.enrolment_lifetime,
-        "public_key": json.loads(started.options_json),
-    }
+        started = service.start_with_password(user, device_name=body.device_name, kind=body.kind)
+    answer = schemas.EnrolmentStarted(
+        enrolment_id=started.enrolment.id,
+        expires_in=idp().settings.enrolment_lifetime,
+        public_key=json.loads(started.options_json),
+    )
     if started.channel:
-        answer["confirmation"] = {"channel": started.channel, "destination": started.destination}
-    return jsonify(answer), 201
+        answer.confirmation = schemas.Confirmation.model_validate(
+            {"channel": started.channel, "destination": started.destination}
+        )
+    # Path B has no "confirmation" member at all.
+    response = jsonify(answer.model_dump(mode="json", exclude_unset=True))
+    response.status_code = 201
+    return response
 
 
-@bp.post("/enrolments/<enrolment_id>/complete")
-def complete_enrolment(enrolment_id: str) -> ResponseReturnValue:
-    data = body()
-    code = data.get("confirmation_code")
+@api.operation(
+    "POST",
+    "/enrolments/{enrolment_id}/complete",
+    tag="enrolment",
+    status=201,
+    public=True,
+    body=schemas.EnrolmentCompletion,
+    response=schemas.Enrolled,
+    errors=(429,),
+    description="Checks the confirmation code (path A), verifies the registration "
+    "(user verification required) and adds the device; its token is in this answer only.",
+)
+def complete_enrolment(enrolment_id: str, body: schemas.EnrolmentCompletion) -> schemas.Enrolled:
+    """Register the device's key ("register key")."""
     enrolled = service.complete(
         enrolment_id[:64],
-        credential=data.get("credential"),
-        confirmation_code=code if isinstance(code, str) else None,
+        credential=body.credential,
+        confirmation_code=body.confirmation_code,
         ip=request.remote_addr,
     )
     device = enrolled.device
-    return jsonify(
-        device=service.describe(device, current=device),
+    return schemas.Enrolled(
+        device=device_json(device, current=device),
         device_token=enrolled.token,
         user=user_json(device),
         vapid_public_key=idp().push.public_key(),
-    ), 201
+    )

@@ -3,33 +3,38 @@ docs/device-api.md "Notices" and "The device itself"."""
 
 from __future__ import annotations
 
-from flask import jsonify
-from flask.typing import ResponseReturnValue
-
 from .. import audit
 from ..devices import notices, service
 from ..state import idp
-from .base import body, bp, current_device
+from . import schemas
+from .base import api, current_device
 
 
-@bp.get("/notices")
-def list_notices() -> ResponseReturnValue:
-    """Notices about the account (a restoration started, a device added or
-    removed), newest first."""
-    return jsonify(notices=[n.public() for n in notices.for_device(current_device())])
+@api.operation("GET", "/notices", tag="notices", response=schemas.Notices)
+def list_notices() -> schemas.Notices:
+    """Notices about the account, newest first (a restoration started, a device
+    added or removed)."""
+    found = notices.for_device(current_device())
+    return schemas.Notices(notices=[schemas.Notice.model_validate(n.public()) for n in found])
 
 
-@bp.put("/push-subscription")
-def put_subscription() -> ResponseReturnValue:
+@api.operation(
+    "PUT",
+    "/push-subscription",
+    tag="notices",
+    status=204,
+    body=schemas.PushSubscription,
+    description="An endpoint or keys that cannot be sent to answer invalid_subscription.",
+)
+def put_subscription(body: schemas.PushSubscription) -> None:
+    """Set this device's Web Push subscription."""
     device = current_device()
-    subscription = idp().push.parse_subscription(body())
-    service.set_push_subscription(device, subscription.as_dict())
+    subscription = idp().push.parse_subscription(body.model_dump(exclude_none=True))
+    service.set_push_subscription(device, subscription)
     audit.record("push_subscription_set", user_id=device.user_id, device=device.id)
-    return "", 204
 
 
-@bp.delete("/push-subscription")
-def delete_subscription() -> ResponseReturnValue:
-    device = current_device()
-    service.set_push_subscription(device, None)
-    return "", 204
+@api.operation("DELETE", "/push-subscription", tag="notices", status=204)
+def delete_subscription() -> None:
+    """Drop this device's Web Push subscription."""
+    service.set_push_subscription(current_device(), None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from blinker import Namespace
 from flask import current_app
@@ -28,10 +28,12 @@ from .. import audit
 from ..accounts.models import User
 from ..errors import IdpError, InvalidRequest, Throttled
 from ..extensions import after_commit, db, utcnow
+from ..push import Subscription
 from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve
 from ..tokens import new_token
 from ..webauthn import (
+    CredentialJSON,
     VerifiedAssertion,
     WebAuthnError,
     action_challenge,
@@ -39,7 +41,7 @@ from ..webauthn import (
     verify_assertion,
     verify_registration,
 )
-from .models import DEVICE_KINDS, Device, EnrolledVia
+from .models import Device, EnrolledVia, device_name
 
 ENROLMENT_CODE_TRIES = 5
 BINDING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
@@ -48,13 +50,14 @@ BINDING_LENGTH = 12  # 12 x 5 bits = 60 bits
 # Signed device actions (docs/device-api.md "Actions"): the purposes a nonce
 # may be asked for, and how long it waits for the device's assertion (the
 # user unlocks with biometrics or a PIN meanwhile).
-ACTION_PURPOSES = (
+ActionPurpose = Literal[
     "delete_device",
     # idp.restore: activate restoration, regenerate code 1, refuse a restored device.
     "activate_restoration",
     "regenerate_restoration_code",
     "refuse_device",
-)
+]
+ACTION_PURPOSES: tuple[str, ...] = get_args(ActionPurpose)
 ACTION_NONCE_LIFETIME = 300
 
 _signals = Namespace()
@@ -181,7 +184,7 @@ class EnrolledDevice:
 @dataclass(frozen=True)
 class ActionNonce:
     nonce: str
-    purpose: str
+    purpose: ActionPurpose
     expires_in: int
 
 
@@ -204,19 +207,6 @@ def _reserve(*counts: tuple[Limit, str]) -> Reservation:
         return reserve(idp().store, *counts)
     except LimitReached as exc:
         raise TooManyCodeAttempts(retry_after=exc.retry_after) from None
-
-
-def check_device_fields(name: Any, kind: Any) -> tuple[str, str]:
-    """A device's name (1 to 100 printable characters, white space collapsed)
-    and kind, or ``invalid_request``."""
-    if not isinstance(name, str) or not name.strip() or len(name) > 100:
-        raise InvalidDeviceRequest(detail="device_name: 1 to 100 characters")
-    collapsed = " ".join(name.split())
-    if not collapsed.isprintable():
-        raise InvalidDeviceRequest(detail="device_name: no control characters")
-    if kind not in DEVICE_KINDS:
-        raise InvalidDeviceRequest(detail=f"kind: one of {', '.join(DEVICE_KINDS)}")
-    return collapsed, str(kind)
 
 
 def _start(user: User, *, via: str, device_name: str, kind: str) -> tuple[Enrolment, str]:
@@ -321,7 +311,7 @@ def start_with_binding_code(code: str, *, device_name: str, kind: str, ip: str) 
 def complete(
     enrolment_id: str,
     *,
-    credential: Any,
+    credential: CredentialJSON,
     confirmation_code: str | None,
     ip: str | None = None,
 ) -> EnrolledDevice:
@@ -339,7 +329,7 @@ def announce_added(device: Device, *, ip: str | None) -> None:
 
 
 def add_device(
-    enrolment_id: str, *, credential: Any, confirmation_code: str | None
+    enrolment_id: str, *, credential: CredentialJSON, confirmation_code: str | None
 ) -> EnrolledDevice:
     """``complete`` without the commit and the signal: the device is added to
     the current transaction, which the caller commits with whatever else it
@@ -361,7 +351,7 @@ def add_device(
             idp().store.delete("enrol", enrolment.id)
             raise TooManyCodeAttempts() from None
         with attempt.given_back_on_error(WrongCode, TooManyCodeAttempts):
-            ok = isinstance(confirmation_code, str) and idp().digester.matches(
+            ok = confirmation_code is not None and idp().digester.matches(
                 confirmation_code.strip(),
                 enrolment.code_digest,
                 purpose=f"enrol-code:{enrolment.id}",
@@ -461,10 +451,8 @@ def record_use(device: Device, *, old_sign_count: int, new_sign_count: int, now:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def new_action_nonce(*, device: Device, purpose: Any) -> ActionNonce:
+def new_action_nonce(*, device: Device, purpose: ActionPurpose) -> ActionNonce:
     """A single-use nonce for one signed action of ``device`` (TTL'd in Redis)."""
-    if purpose not in ACTION_PURPOSES:
-        raise InvalidDeviceRequest(detail=f"purpose: one of {', '.join(ACTION_PURPOSES)}")
     nonce = new_token(24)
     idp().store.put(
         "action-nonce",
@@ -472,13 +460,13 @@ def new_action_nonce(*, device: Device, purpose: Any) -> ActionNonce:
         {"device": device.id, "purpose": purpose},
         ttl=ACTION_NONCE_LIFETIME,
     )
-    return ActionNonce(nonce=nonce, purpose=str(purpose), expires_in=ACTION_NONCE_LIFETIME)
+    return ActionNonce(nonce=nonce, purpose=purpose, expires_in=ACTION_NONCE_LIFETIME)
 
 
-def take_action_nonce(nonce: Any, *, device: Device, purpose: str) -> str:
+def take_action_nonce(nonce: str | None, *, device: Device, purpose: ActionPurpose) -> str:
     """Consume ``nonce`` (GETDEL: whatever follows, it is spent) and check that
     it was issued to ``device`` for ``purpose``."""
-    if not isinstance(nonce, str) or not nonce or len(nonce) > 64:
+    if not nonce or len(nonce) > 64:
         raise InvalidActionNonce()
     data = idp().store.consume("action-nonce", nonce)
     if not isinstance(data, dict) or data.get("device") != device.id:
@@ -489,14 +477,20 @@ def take_action_nonce(nonce: Any, *, device: Device, purpose: str) -> str:
 
 
 def verify_signed_action(
-    device: Device, *, purpose: str, payload: dict[str, Any], assertion: Any, now: datetime
+    device: Device,
+    *,
+    purpose: ActionPurpose,
+    payload: dict[str, str],
+    assertion: CredentialJSON | None,
+    now: datetime,
 ) -> VerifiedAssertion:
     """The device's own credential, with user verification, signed exactly this
-    action (``action_challenge``); its signature counter moves forward."""
+    action (``action_challenge``); its signature counter moves forward. No
+    assertion at all fails as a malformed one."""
     settings = idp().settings
     old_count = device.sign_count
     verified = verify_assertion(
-        response=assertion,
+        response=assertion if assertion is not None else {},
         expected_challenge=action_challenge(purpose=purpose, payload=payload),
         expected_origin=settings.issuer,
         rp_id=settings.rp_id,
@@ -517,9 +511,9 @@ def verify_signed_action(
 def delete_device(
     *,
     actor: Device,
-    target_id: Any,
-    nonce: Any,
-    assertion: Any,
+    target_id: str,
+    nonce: str | None,
+    assertion: CredentialJSON | None,
     now: datetime,
     ip: str | None = None,
 ) -> DeletedDevice:
@@ -538,9 +532,9 @@ def delete_device(
       ``webauthn_failed``);
     - only one deletion takes the device (``revoke_device``).
     """
-    if not isinstance(target_id, str) or not target_id or len(target_id) > 64:
+    if not target_id or len(target_id) > 64:
         raise DeviceNotFound()
-    nonce = take_action_nonce(nonce, device=actor, purpose="delete_device")
+    taken = take_action_nonce(nonce, device=actor, purpose="delete_device")
     target = db.session.get(Device, target_id)
     if target is None or target.user_id != actor.user_id or not target.is_active:
         raise DeviceNotFound()
@@ -548,7 +542,7 @@ def delete_device(
     verified = verify_signed_action(
         actor,
         purpose="delete_device",
-        payload={"device": target.id, "nonce": nonce},
+        payload={"device": target.id, "nonce": taken},
         assertion=assertion,
         now=now,
     )
@@ -577,7 +571,7 @@ def revoke_device(
     ip: str | None = None,
     event: str = "device_deleted",
     pending_only: bool = False,
-    **details: Any,
+    **details: str,
 ) -> int:
     """Revoke ``target`` at once (DESIGN §4), on anyone's word that was checked
     already: a device's signed action, the account page after MFA, or an
@@ -625,10 +619,13 @@ def revoke_device(
     return len(active_devices(target.user_id))
 
 
-def rename_device(target: Device, name: Any, *, actor: str) -> Device:
+def rename_device(target: Device, name: str, *, actor: str) -> Device:
     """Give one of the user's active devices a new name (1 to 100 characters,
     white space collapsed), on the word of ``actor`` (as in ``revoke_device``)."""
-    new_name, _kind = check_device_fields(name, target.kind)
+    try:
+        new_name = device_name(name)
+    except ValueError as exc:
+        raise InvalidDeviceRequest(fields={"name": str(exc)}) from None
     if not target.is_active:
         raise DeviceNotFound()
     old_name, target.name = target.name, new_name
@@ -643,8 +640,8 @@ def rename_device(target: Device, name: Any, *, actor: str) -> Device:
     return target
 
 
-def set_push_subscription(device: Device, subscription: dict[str, Any] | None) -> None:
-    device.push_subscription = subscription
+def set_push_subscription(device: Device, subscription: Subscription | None) -> None:
+    device.push_subscription = subscription.as_dict() if subscription is not None else None
 
 
 def describe(device: Device, *, current: Device | None = None) -> dict[str, Any]:

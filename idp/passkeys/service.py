@@ -46,6 +46,7 @@ from ..state import idp
 from ..store.ratelimit import retry_after
 from ..tokens import new_token
 from ..webauthn import (
+    CredentialJSON,
     WebAuthnError,
     authentication_options,
     challenge_of,
@@ -218,11 +219,13 @@ def _require_manage(login: LoginSession, *, now: datetime) -> None:
         raise refusal
 
 
-def check_name(value: Any) -> str:
+def check_name(value: str | None) -> str:
+    """A passkey's name as given (at most ``MAX_NAME`` characters), white space
+    collapsed; empty: the default name."""
     if value is None:
-        value = ""
-    if not isinstance(value, str) or len(value) > MAX_NAME:
-        raise InvalidPasskeyRequest(detail=f"name: at most {MAX_NAME} characters")
+        return ""
+    if len(value) > MAX_NAME:
+        raise InvalidPasskeyRequest(fields={"name": f"at most {MAX_NAME} characters"})
     return " ".join(value.split())
 
 
@@ -263,7 +266,7 @@ def begin_registration(login: LoginSession, *, name: str, now: datetime) -> str:
 
 
 def finish_registration(
-    login: LoginSession, *, credential: Any, default_name: str, now: datetime
+    login: LoginSession, *, credential: CredentialJSON | None, default_name: str, now: datetime
 ) -> Passkey:
     """Verify the new credential and store it as a passkey of the session's user."""
     _require_manage(login, now=now)
@@ -271,8 +274,8 @@ def finish_registration(
     state = idp().store.consume("passkey-challenge", f"register:{login.id}")
     if state is None or state.get("user_id") != login.user_id:
         raise PasskeyRequestExpired()
-    if not isinstance(credential, dict):
-        raise InvalidPasskeyRequest(detail="credential: a JSON object")
+    if credential is None:
+        raise InvalidPasskeyRequest(fields={"credential": "a JSON object"})
     try:
         verified = verify_registration(
             response=credential,
@@ -372,7 +375,7 @@ def finish_authentication(
     *,
     purpose: Purpose,
     binding: str,
-    response: Any,
+    response: CredentialJSON | None,
     ip: str,
     now: datetime,
     client_id: str | None = None,
@@ -411,13 +414,13 @@ def _verify_passkey_login(
     *,
     purpose: Purpose,
     binding: str,
-    response: Any,
+    response: CredentialJSON | None,
     now: datetime,
     client_id: str | None,
 ) -> VerifiedPasskey:
     settings = idp().settings
     try:
-        challenge: bytes | None = challenge_of(response)
+        challenge: bytes | None = challenge_of(response) if response is not None else None
     except WebAuthnError:
         challenge = None
     state = (
@@ -436,7 +439,7 @@ def _verify_passkey_login(
         )  # fmt: skip
         return error
 
-    if not isinstance(response, dict) or challenge is None:
+    if response is None or challenge is None:
         raise refuse(InvalidPasskeyRequest(), "malformed")
     if state is None:
         raise refuse(PasskeyRequestExpired(), "no_challenge")

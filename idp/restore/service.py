@@ -43,7 +43,7 @@ from ..accounts.service import find_user, normalise_identifier
 from ..audit import AuditEvent
 from ..devices import notices
 from ..devices import service as devices
-from ..devices.models import Device, EnrolledVia
+from ..devices.models import Device, DeviceKind, EnrolledVia
 from ..devices.service import (
     DeviceNotFound,
     TooManyCodeAttempts,
@@ -57,7 +57,7 @@ from ..notify import DeliveryError
 from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve, reset
 from ..tokens import new_token
-from ..webauthn import WebAuthnError
+from ..webauthn import CredentialJSON, WebAuthnError
 from .models import RestorationSetup
 
 log = logging.getLogger(__name__)
@@ -222,8 +222,8 @@ def _code1_digest(user_id: int, code: str) -> str:
     return idp().digester.digest(normalise_code1(code), purpose=f"restoration-code:{user_id}")
 
 
-def _digits(text: Any, length: int) -> str | None:
-    if not isinstance(text, str) or len(text) > 32:
+def _digits(text: str, length: int) -> str | None:
+    if len(text) > 32:
         return None
     digits = "".join(c for c in text if not c.isspace() and c != "-")
     return digits if len(digits) == length and digits.isascii() and digits.isdigit() else None
@@ -246,8 +246,8 @@ def _masked(email: str) -> str:
     return mask_destination(email, "email")
 
 
-def _valid_id(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 64
+def _valid_id(value: str) -> bool:
+    return 0 < len(value) <= 64
 
 
 # --- status and the "Back up your identity" prompt -------------------------------------
@@ -310,11 +310,9 @@ def dismiss_prompt(device: Device, now: datetime) -> None:
 # --- signed actions of an enrolled device ------------------------------------------
 
 
-def _check_email(email: Any) -> str | None:
+def _check_email(email: str | None) -> str | None:
     if email is None or email == "":
         return None
-    if not isinstance(email, str):
-        raise InvalidRestoreRequest(detail="email")
     value = email.strip()
     local, _, domain = value.partition("@")
     if (
@@ -324,12 +322,20 @@ def _check_email(email: Any) -> str | None:
         or "@" in domain
         or any(c.isspace() or c in "<>,;\"'" for c in value)
     ):
-        raise InvalidRestoreRequest(_l("This e-mail address is not valid."), detail="email")
+        raise InvalidRestoreRequest(
+            _l("This e-mail address is not valid."),
+            fields={"email": "not an e-mail address"},
+        )
     return value
 
 
 def activate(
-    *, device: Device, nonce: Any, assertion: Any, email: Any, now: datetime
+    *,
+    device: Device,
+    nonce: str | None,
+    assertion: CredentialJSON | None,
+    email: str | None,
+    now: datetime,
 ) -> Activation:
     """Activate restoration from an enrolled device.
 
@@ -345,12 +351,12 @@ def activate(
       ``confirm_activation`` finishes.
     """
     address = _check_email(email)
-    signed_email = email if isinstance(email, str) else ""
-    nonce = devices.take_action_nonce(nonce, device=device, purpose="activate_restoration")
+    signed_email = email or ""
+    taken = devices.take_action_nonce(nonce, device=device, purpose="activate_restoration")
     devices.verify_signed_action(
         device,
         purpose="activate_restoration",
-        payload={"nonce": nonce, "email": signed_email},
+        payload={"nonce": taken, "email": signed_email},
         assertion=assertion,
         now=now,
     )
@@ -395,7 +401,7 @@ def activate(
 
 
 def confirm_activation(
-    *, device: Device, activation_id: Any, code: Any, now: datetime
+    *, device: Device, activation_id: str, code: str, now: datetime
 ) -> Activation:
     """The e-mail confirmation code of an activation: the address is confirmed
     (and becomes the account's, if it had none) and code 1 is returned once."""
@@ -446,15 +452,17 @@ def confirm_activation(
     return Activation(email_masked=_masked(address), code=code_1)
 
 
-def regenerate(*, device: Device, nonce: Any, assertion: Any, now: datetime) -> Activation:
+def regenerate(
+    *, device: Device, nonce: str | None, assertion: CredentialJSON | None, now: datetime
+) -> Activation:
     """A new code 1 (signed like activation, purpose
     "regenerate_restoration_code", payload ``{"nonce": nonce}``): the old one
     is void at once, and so is every restoration started with it."""
-    nonce = devices.take_action_nonce(nonce, device=device, purpose="regenerate_restoration_code")
+    taken = devices.take_action_nonce(nonce, device=device, purpose="regenerate_restoration_code")
     devices.verify_signed_action(
         device,
         purpose="regenerate_restoration_code",
-        payload={"nonce": nonce},
+        payload={"nonce": taken},
         assertion=assertion,
         now=now,
     )
@@ -510,13 +518,12 @@ def _current_code1(user_id: int) -> str | None:
 
 
 def start_restore(
-    *, login_id: Any, code1: Any, device_name: Any, kind: Any, ip: str, now: datetime
+    *, login_id: str, code1: str, device_name: str, kind: DeviceKind, ip: str, now: datetime
 ) -> StartedRestore:
-    """Step 1: login ID and code 1. On success code 2 is e-mailed to the
+    """Step 1: login ID and code 1 (``device_name`` and ``kind`` checked by the
+    caller, as for an enrolment). On success code 2 is e-mailed to the
     confirmed address and every device of the user gets a notice."""
-    if not isinstance(login_id, str) or not isinstance(code1, str):
-        raise InvalidRestoreRequest(detail="login_id and code1")
-    name, device_kind = devices.check_device_fields(device_name, kind)
+    name, device_kind = device_name, kind
     identifier = normalise_identifier(login_id)[:254]
     store = idp().store
     lookup = find_user(identifier) if identifier else None
@@ -587,7 +594,7 @@ def start_restore(
     return StartedRestore(id=attempt.id, email_masked=_masked(user.email), expires_in=lifetime)
 
 
-def verify_code2(*, restore_id: Any, code2: Any, ip: str, now: datetime) -> VerifiedRestore:
+def verify_code2(*, restore_id: str, code2: str, ip: str, now: datetime) -> VerifiedRestore:
     """Step 2: code 2 of this attempt (single use, ``CODE2_TRIES`` tries).
     Answers the WebAuthn creation options for the new device's key."""
     store = idp().store
@@ -646,7 +653,9 @@ def verify_code2(*, restore_id: Any, code2: Any, ip: str, now: datetime) -> Veri
     return VerifiedRestore(id=attempt.id, options_json=options_json, expires_in=lifetime)
 
 
-def complete_restore(*, restore_id: Any, credential: Any, ip: str, now: datetime) -> RestoredDevice:
+def complete_restore(
+    *, restore_id: str, credential: CredentialJSON, ip: str, now: datetime
+) -> RestoredDevice:
     """Step 3: the new device's registration. The device is enrolled (via
     "restoration"), code 1 is rotated, and the user's other devices and
     e-mail address are told, naming the new device."""
@@ -710,9 +719,9 @@ def complete_restore(*, restore_id: Any, credential: Any, ip: str, now: datetime
 def refuse_device(
     *,
     actor: Device,
-    target_id: Any,
-    nonce: Any,
-    assertion: Any,
+    target_id: str,
+    nonce: str | None,
+    assertion: CredentialJSON | None,
     now: datetime,
     ip: str | None = None,
 ) -> RefusedDevice:
@@ -732,7 +741,7 @@ def refuse_device(
     """
     if not _valid_id(target_id):
         raise DeviceNotFound()
-    nonce = devices.take_action_nonce(nonce, device=actor, purpose="refuse_device")
+    taken = devices.take_action_nonce(nonce, device=actor, purpose="refuse_device")
     target = db.session.get(Device, target_id)
     if target is None or target.user_id != actor.user_id or not target.is_active:
         raise DeviceNotFound()
@@ -741,7 +750,7 @@ def refuse_device(
     devices.verify_signed_action(
         actor,
         purpose="refuse_device",
-        payload={"device": target.id, "nonce": nonce},
+        payload={"device": target.id, "nonce": taken},
         assertion=assertion,
         now=now,
     )
