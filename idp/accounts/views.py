@@ -35,12 +35,12 @@ from ..auth.amr import ACR_MFA, acr_satisfies
 from ..auth.factors import second_factors
 from ..auth.models import LoginSession
 from ..auth.sessions import current_login_session, end_login_session
+from ..devices.enrolment import new_binding_code
 from ..devices.messages import KIND_LABELS
 from ..devices.models import Device, EnrolledVia
 from ..devices.service import (
     DeviceNotFound,
     active_devices,
-    new_binding_code,
     rename_device,
     revoke_device,
 )

@@ -8,7 +8,7 @@ import json
 from flask import Response, jsonify, request
 
 from ..auth.first_factor import verify_password_login
-from ..devices import service
+from ..devices import enrolment, service
 from ..openapi import InvalidInput
 from ..state import idp
 from . import schemas
@@ -30,7 +30,7 @@ from .base import api, device_json, ip, user_json
 def start_enrolment(body: schemas.NewEnrolment) -> Response:
     """Start enrolling a device."""
     if body.binding_code:
-        started = service.start_with_binding_code(
+        started = enrolment.start_with_binding_code(
             body.binding_code, device_name=body.device_name, kind=body.kind, ip=ip()
         )
     else:
@@ -46,7 +46,7 @@ def start_enrolment(body: schemas.NewEnrolment) -> Response:
         )
         if user.password_reset_required:
             raise service.PasswordChangeRequired()
-        started = service.start_with_password(user, device_name=body.device_name, kind=body.kind)
+        started = enrolment.start_with_password(user, device_name=body.device_name, kind=body.kind)
     answer = schemas.EnrolmentStarted(
         enrolment_id=started.enrolment.id,
         expires_in=idp().settings.enrolment_lifetime,
@@ -76,7 +76,7 @@ def start_enrolment(body: schemas.NewEnrolment) -> Response:
 )
 def complete_enrolment(enrolment_id: str, body: schemas.EnrolmentCompletion) -> schemas.Enrolled:
     """Register the device's key ("register key")."""
-    enrolled = service.complete(
+    enrolled = enrolment.complete(
         enrolment_id[:64],
         credential=body.credential,
         confirmation_code=body.confirmation_code,

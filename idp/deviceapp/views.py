@@ -39,7 +39,7 @@ THEME_COLOUR = "#0b5fff"  # style.css --accent
 BACKGROUND_COLOUR = "#f4f6f9"  # style.css --bg
 # Seconds between two looks at the pending approvals while the page is open.
 POLL_SECONDS = 4
-# What a binding code looks like (idp.devices.service: 12 of 32 letters and
+# What a binding code looks like (idp.devices.enrolment: 12 of 32 letters and
 # digits in groups of four); anything else is not put into the page.
 _BINDING_CODE = re.compile(r"[A-Za-z0-9-]{1,32}")
 SERVICE_WORKER = Path(__file__).resolve().parent.parent / "static" / "sw.js"

@@ -43,13 +43,13 @@ from ..accounts.service import find_user, normalise_identifier
 from ..audit import AuditEvent
 from ..devices import notices
 from ..devices import service as devices
+from ..devices.enrolment import add_device, announce_added, begin_registration, mask_destination
 from ..devices.models import Device, DeviceKind, EnrolledVia
 from ..devices.service import (
     DeviceNotFound,
     TooManyCodeAttempts,
     WrongCode,
     active_devices,
-    mask_destination,
 )
 from ..errors import IdpError, InvalidRequest, Throttled
 from ..extensions import db, insert_ignore, utcnow
@@ -642,7 +642,7 @@ def verify_code2(*, restore_id: str, code2: str, ip: str, now: datetime) -> Veri
     user = db.session.get(User, attempt.user_id)
     if user is None or not user.is_active:
         _fail("account_locked", user_id=attempt.user_id)
-    enrolment, options_json = devices._start(
+    enrolment, options_json = begin_registration(
         user, via=EnrolledVia.RESTORATION, device_name=attempt.device_name, kind=attempt.kind
     )
     enrolment.save(lifetime)
@@ -670,7 +670,7 @@ def complete_restore(
     try:
         # Added to this transaction, committed with code 1's rotation:
         # either both happen or neither.
-        enrolled = devices.add_device(attempt.enrolment_id, credential=credential,
+        enrolled = add_device(attempt.enrolment_id, credential=credential,
                                       confirmation_code=None)  # fmt: skip
     except devices.InvalidEnrolment:
         _fail("enrolment_expired", user_id=attempt.user_id)
@@ -708,7 +708,7 @@ def complete_restore(
 
     # Once the restoration is committed, the other devices and the e-mail
     # address are told (idp.devices.changes, best effort).
-    devices.announce_added(device, ip=ip)
+    announce_added(device, ip=ip)
     return RestoredDevice(device=device, token=enrolled.token, code=code,
                           pending_until=pending_until)  # fmt: skip
 
