@@ -134,10 +134,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # session are told (after the transaction that ended it commits).
     sessions.sessions_ended.connect(backchannel.on_sessions_ended)
 
-    from .restore import service as restore_service
+    from .restore import activation as restoration
 
     # Code 1 shown on a device that is removed (deleted, or refused) is void.
-    device_service.device_revoking.connect(restore_service.on_device_revoked)
+    device_service.device_revoking.connect(restoration.on_device_revoked)
 
     from . import deviceapi
 

@@ -9,8 +9,8 @@ from flask import Response
 
 from ..extensions import utcnow
 from ..openapi import Answer
-from ..restore import service
-from ..restore.service import Activation
+from ..restore import activation, service
+from ..restore.activation import Activation
 from ..state import idp
 from . import schemas
 from .base import api, current_device, device_json, ip, iso, no_store, user_json
@@ -35,7 +35,7 @@ def _activated(done: Activation) -> Response:
 def restoration_status() -> schemas.RestorationStatus:
     """Whether restoration is active, and whether to ask "Back up your identity"."""
     device = current_device()
-    found = service.status(device, utcnow())
+    found = activation.status(device, utcnow())
     return schemas.RestorationStatus(
         active=found.active,
         email_masked=found.email_masked,
@@ -55,7 +55,7 @@ def restoration_status() -> schemas.RestorationStatus:
 @api.operation("POST", "/restoration/prompt-dismissed", tag="restoration", status=204)
 def dismiss_prompt() -> None:
     """ "Not now": the backup prompt is never shown again."""
-    service.dismiss_prompt(current_device(), utcnow())
+    activation.dismiss_prompt(current_device(), utcnow())
 
 
 @api.operation(
@@ -72,7 +72,7 @@ def dismiss_prompt() -> None:
 )
 def activate(body: schemas.Activation) -> Response | Answer:
     """Activate restoration."""
-    done = service.activate(
+    done = activation.activate(
         device=current_device(),
         nonce=body.nonce,
         assertion=body.assertion,
@@ -102,7 +102,7 @@ def activate(body: schemas.Activation) -> Response | Answer:
 )
 def confirm_activation(activation_id: str, body: schemas.ActivationCode) -> Response:
     """The e-mailed code of an activation; answers code 1."""
-    done = service.confirm_activation(
+    done = activation.confirm_activation(
         device=current_device(), activation_id=activation_id, code=body.code, now=utcnow()
     )
     return _activated(done)
@@ -120,7 +120,7 @@ def confirm_activation(activation_id: str, body: schemas.ActivationCode) -> Resp
 )
 def regenerate(body: schemas.SignedAction) -> Response:
     """A new restoration code 1."""
-    done = service.regenerate(
+    done = activation.regenerate(
         device=current_device(), nonce=body.nonce, assertion=body.assertion, now=utcnow()
     )
     return _activated(done)
@@ -139,7 +139,7 @@ def regenerate(body: schemas.SignedAction) -> Response:
 def refuse_device(device_id: str, body: schemas.SignedAction) -> schemas.RefusedDevice:
     """Refuse a restored device in its veto window."""
     device = current_device()
-    refused = service.refuse_device(
+    refused = activation.refuse_device(
         actor=device,
         target_id=device_id,
         nonce=body.nonce,
