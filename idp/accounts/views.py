@@ -46,6 +46,7 @@ from ..devices.service import (
 )
 from ..errors import LoginTransactionExpired
 from ..extensions import db, utcnow
+from ..passkeys import registration as passkey_changes
 from ..passkeys import service as passkeys
 from ..passkeys import views as passkey_views
 from ..state import idp
@@ -66,12 +67,12 @@ ENROLLED_VIA_LABELS = {
 
 def confirmed_recently(login: LoginSession, now: datetime) -> bool:
     """A session with MFA (a device approval or a passkey) from the last
-    ``passkeys.RECENT_AUTHENTICATION`` seconds: a session cookie lives for
+    ``passkey_changes.RECENT_AUTHENTICATION`` seconds: a session cookie lives for
     hours, and a device removed or added from a stolen one would change who
     can confirm sign-ins (NIST SP 800-63B §6.1.2.1, as for passkeys)."""
     return (
         acr_satisfies(login.acr, ACR_MFA)
-        and (now - login.auth_time).total_seconds() <= passkeys.RECENT_AUTHENTICATION
+        and (now - login.auth_time).total_seconds() <= passkey_changes.RECENT_AUTHENTICATION
     )
 
 
@@ -104,7 +105,7 @@ def home() -> ResponseReturnValue:
         return redirect(url_for("auth.login"))
     now = utcnow()
     devices = active_devices(login.user_id)
-    refusal = passkeys.may_manage(login, now=now)
+    refusal = passkey_changes.may_manage(login, now=now)
     return render_template(
         "account.html",
         login=login,

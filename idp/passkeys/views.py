@@ -39,7 +39,7 @@ from ..errors import IdpError, LoginTransactionExpired
 from ..extensions import utcnow
 from ..openapi import parse_body
 from ..tokens import new_token
-from . import service
+from . import registration, service
 
 bp = Blueprint("passkeys", __name__)
 
@@ -67,7 +67,7 @@ class CeremonyResponse(BaseModel):
 class NewPasskey(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    name: Annotated[str, Field(max_length=service.MAX_NAME)] | None = None
+    name: Annotated[str, Field(max_length=registration.MAX_NAME)] | None = None
 
 
 def _credential() -> dict[str, JsonValue] | None:
@@ -256,14 +256,14 @@ def registration_options() -> ResponseReturnValue:
     login = _signed_in()
     given = parse_body(NewPasskey, required=True)
     assert isinstance(given, NewPasskey)
-    name = service.check_name(given.name)
-    return _options(service.begin_registration(login, name=name, now=utcnow()))
+    name = registration.check_name(given.name)
+    return _options(registration.begin_registration(login, name=name, now=utcnow()))
 
 
 @bp.post("/account/passkeys")
 def register() -> ResponseReturnValue:
     login = _signed_in()
-    passkey = service.finish_registration(
+    passkey = registration.finish_registration(
         login, credential=_credential(), default_name=_("Passkey"), now=utcnow()
     )
     response = jsonify(passkey=service.describe(passkey), redirect=url_for("account.home"))
@@ -277,5 +277,5 @@ def delete(passkey_id: str) -> ResponseReturnValue:
     login = current_login_session()
     if login is None:
         return redirect(url_for("auth.login"))
-    service.delete(login, passkey_id[:32], now=utcnow())
+    registration.delete(login, passkey_id[:32], now=utcnow())
     return redirect(url_for("account.home"))
