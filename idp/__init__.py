@@ -10,7 +10,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from . import cli, errors, http, i18n, proxy
+from . import cli, deviceapi, errors, http, i18n, proxy
 from .accounts import views as account_views
 from .accounts.passwords import PasswordService
 from .admin import api as admin_api
@@ -21,7 +21,6 @@ from .auth import sessions
 from .auth import views as auth_views
 from .config import default_instance_path, load_settings
 from .deviceapp import views as device_app_views
-from .devices import api as device_api
 from .devices import changes as device_changes
 from .devices import push as device_push
 from .devices import service as device_service
@@ -33,8 +32,7 @@ from .oidc import views as oidc_views
 from .oidc.keys import KeyRing
 from .passkeys import views as passkey_views
 from .push import PushService
-from .restore import api as restore_api
-from .restore import service as restore_service
+from .restore import activation as restoration
 from .secrets_store import decode_key, load_or_create_dev_secrets
 from .state import IDP, Idp
 from .store import Store, connect
@@ -130,7 +128,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # per receiver, however many apps are created).
     device_service.device_revoking.connect(approval_service.on_device_revoked)
     app.register_blueprint(approval_views.bp)
-    app.register_blueprint(device_api.bp)
     app.register_blueprint(device_app_views.bp)
 
     backchannel.init_app(app)
@@ -139,8 +136,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     sessions.sessions_ended.connect(backchannel.on_sessions_ended)
 
     # Code 1 shown on a device that is removed (deleted, or refused) is void.
-    device_service.device_revoking.connect(restore_service.on_device_revoked)
-    app.register_blueprint(restore_api.bp)
+    device_service.device_revoking.connect(restoration.on_device_revoked)
+
+    app.register_blueprint(deviceapi.bp)
 
     # Every device added or removed is told to the user's e-mail address and
     # other devices (after the receivers above have done their part).

@@ -35,17 +35,18 @@ from ..auth.factors import second_factors
 from ..auth.models import LoginSession
 from ..auth.sessions import current_login_session, end_login_session
 from ..auth.step_up import withdraw_earlier_step_ups
+from ..devices.enrolment import new_binding_code
 from ..devices.messages import ENROLLED_VIA_LABELS, KIND_LABELS
 from ..devices.models import Device
 from ..devices.service import (
     DeviceNotFound,
     active_devices,
-    new_binding_code,
     rename_device,
     revoke_device,
 )
 from ..errors import LoginTransactionExpired
 from ..extensions import db, utcnow
+from ..passkeys import registration as passkey_changes
 from ..passkeys import service as passkeys
 from ..state import idp
 
@@ -59,12 +60,12 @@ MAX_DEVICE_NAME = 100
 
 def confirmed_recently(login: LoginSession, now: datetime) -> bool:
     """A session with MFA (a device approval or a passkey) from the last
-    ``passkeys.RECENT_AUTHENTICATION`` seconds: a session cookie lives for
+    ``passkey_changes.RECENT_AUTHENTICATION`` seconds: a session cookie lives for
     hours, and a device removed or added from a stolen one would change who
     can confirm sign-ins (NIST SP 800-63B §6.1.2.1, as for passkeys)."""
     return (
         acr_satisfies(login.acr, ACR_MFA)
-        and (now - login.auth_time).total_seconds() <= passkeys.RECENT_AUTHENTICATION
+        and (now - login.auth_time).total_seconds() <= passkey_changes.RECENT_AUTHENTICATION
     )
 
 
@@ -97,7 +98,7 @@ def home() -> ResponseReturnValue:
         return redirect(url_for("auth.login"))
     now = utcnow()
     devices = active_devices(login.user_id)
-    refusal = passkeys.may_manage(login, now=now)
+    refusal = passkey_changes.may_manage(login, now=now)
     return render_template(
         "account.html",
         login=login,

@@ -24,18 +24,42 @@ from ..oidc.client_auth import query_client
 from ..oidc.clients import ClientError
 from ..oidc.fields import BY_KEY, load
 from ..oidc.models import ADMIN_SCOPE
+from ..openapi import Api, InvalidInput
 from ..state import idp
 from . import schemas, service
-from .openapi import Api, InvalidInput
 from .service import Actor
 
 bp = ApiBlueprint("admin_api", __name__, url_prefix="/admin/api/v1")
 csrf.exempt(bp)  # bearer tokens, no cookies
 
+
+def _security_schemes(*, token_url: str) -> dict[str, Any]:
+    return {
+        "oauth2": {
+            "type": "oauth2",
+            "description": "A client registered with the client_credentials "
+            "grant and allowed the admin scope.",
+            "flows": {
+                "clientCredentials": {
+                    "tokenUrl": token_url,
+                    "scopes": {"admin": "Manage clients, users, devices and keys."},
+                }
+            },
+        },
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An access token with the admin scope (RFC 6750).",
+        },
+    }
+
+
 api = Api(
     bp,
     title="Freigabe admin API",
     version="1",
+    security_schemes=_security_schemes,
+    security=[{"oauth2": ["admin"]}, {"bearer": []}],
     description="Client registrations, users, devices, signing keys and the audit log. "
     "Every call needs a bearer access token with the admin scope.",
 )

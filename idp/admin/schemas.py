@@ -1,7 +1,7 @@
 """The admin JSON API's request and response bodies as pydantic models.
 
 The API validates every request with these models and writes every response
-through them, and the OpenAPI document (``idp.admin.openapi``) is generated
+through them, and the OpenAPI document (``idp.openapi``) is generated
 from the same models, so the document and the code cannot drift apart.
 Field names follow RFC 7591 where it has one (``client_name``, ``scope``).
 """
@@ -64,22 +64,6 @@ class Input(BaseModel):
 class Output(BaseModel):
     # Every field is always present in a response, null where it has no value.
     model_config = ConfigDict(json_schema_serialization_defaults_required=True)
-
-
-# --- errors --------------------------------------------------------------------------
-
-
-class Error(Output):
-    """The one error object of the API (RFC 6749 §5.2 / RFC 6750 §3 style)."""
-
-    model_config = ConfigDict(json_schema_serialization_defaults_required=False)
-
-    error: str = Field(description="A code: invalid_request, invalid_token, not_found, ...")
-    error_description: str = Field(description="For people; never internal detail.")
-    fields: dict[str, str] = Field(
-        default_factory=dict,
-        description="With invalid_request: what is wrong with each field sent.",
-    )
 
 
 # --- paging --------------------------------------------------------------------------

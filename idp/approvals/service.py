@@ -34,7 +34,7 @@ from ..notify import DeliveryError
 from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, reserve, reset, retry_after
 from ..tokens import new_token
-from ..webauthn import approval_challenge, verify_assertion
+from ..webauthn import CredentialJSON, Decision, approval_challenge, verify_assertion
 from .messages import send_fraud_notice
 from .model import (
     APPROVED,
@@ -226,10 +226,10 @@ def answer(
     *,
     approval_id: str,
     device: Device,
-    decision: Any,
-    code: Any,
-    fraud: Any,
-    assertion: Any,
+    decision: Decision,
+    code: str,
+    fraud: bool,
+    assertion: CredentialJSON | None,
     now: datetime,
 ) -> VerifiedAnswer:
     """Verify a device's answer and consume the approval, once.
@@ -247,9 +247,7 @@ def answer(
     - only one answer wins (GETDEL of approval-open).
     """
     settings = idp().settings
-    if decision not in ("approve", "deny") or not isinstance(code, str) or len(code) > 16:
-        raise InvalidAnswer()
-    if not isinstance(fraud, bool) or (fraud and decision != "deny"):
+    if len(code) > 16 or (fraud and decision != "deny"):
         raise InvalidAnswer()
     approval = for_device(approval_id, device, now)
     if approval.status in (CANCELLED, EXPIRED):
@@ -274,7 +272,7 @@ def answer(
     )
     old_count = device.sign_count
     verified = verify_assertion(
-        response=assertion,
+        response=assertion if assertion is not None else {},
         expected_challenge=challenge,
         expected_origin=settings.issuer,
         rp_id=settings.rp_id,

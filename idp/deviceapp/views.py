@@ -26,7 +26,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.exceptions import NotFound
 
-from ..devices.api import bp as device_api
+from ..devices import API_PREFIX as DEVICE_API
 from ..devices.service import ACTION_NONCE_LIFETIME
 from ..state import idp
 from .icons import ICON_SVG, PNG_SIZES, icon_png
@@ -39,7 +39,7 @@ THEME_COLOUR = "#0b5fff"  # style.css --accent
 BACKGROUND_COLOUR = "#f4f6f9"  # style.css --bg
 # Seconds between two looks at the pending approvals while the page is open.
 POLL_SECONDS = 4
-# What a binding code looks like (idp.devices.service: 12 of 32 letters and
+# What a binding code looks like (idp.devices.enrolment: 12 of 32 letters and
 # digits in groups of four); anything else is not put into the page.
 _BINDING_CODE = re.compile(r"[A-Za-z0-9-]{1,32}")
 SERVICE_WORKER = Path(__file__).resolve().parent.parent / "static" / "sw.js"
@@ -55,7 +55,7 @@ def _app_url() -> dict[str, str]:
 def page() -> ResponseReturnValue:
     code = request.args.get("code", "")
     config: dict[str, Any] = {
-        "api": device_api.url_prefix,
+        "api": DEVICE_API,
         "scope": SCOPE,
         "serviceWorker": url_for("device_app.service_worker"),
         "rpId": idp().settings.rp_id,

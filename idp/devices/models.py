@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import JSON, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -11,7 +11,20 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..accounts.models import User
 from ..extensions import UTCDateTime, db, utcnow
 
-DEVICE_KINDS = ("iphone", "ipad", "android", "browser", "cli")
+DeviceKind = Literal["iphone", "ipad", "android", "browser", "cli"]
+DEVICE_KINDS: tuple[str, ...] = get_args(DeviceKind)
+MAX_DEVICE_NAME = 100
+
+
+def device_name(value: str) -> str:
+    """A device's name: 1 to 100 characters as sent, white space collapsed, no
+    control characters; ValueError says what is wrong."""
+    collapsed = " ".join(value.split())
+    if not collapsed or len(value) > MAX_DEVICE_NAME:
+        raise ValueError(f"1 to {MAX_DEVICE_NAME} characters")
+    if not collapsed.isprintable():
+        raise ValueError("no control characters")
+    return collapsed
 
 
 class EnrolledVia:

@@ -1,10 +1,5 @@
-"""Device enrolment and the device API's authentication.
-
-Enrolment is a short transaction in Redis: path A (identifier + password, then a
-confirmation code by SMS or e-mail) or path B (a binding code from the account
-page of a fully authenticated session). Either way it ends with "register
-key": a WebAuthn registration with user verification, verified by
-``idp.webauthn``, and a device API token shown once and stored as a digest.
+"""Devices: the device API's authentication (its token), the user's devices,
+signed actions, revoking and renaming. Enrolment is ``idp.devices.enrolment``.
 
 Actions other than answering an approval (deleting a device, later activating
 restoration) are signed over ``action_challenge(purpose, payload)`` whose
@@ -14,10 +9,9 @@ payload carries a single-use nonce the device fetched first
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from blinker import Namespace
 from flask import current_app
@@ -25,36 +19,31 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from .. import audit
-from ..accounts.models import User
 from ..errors import IdpError, InvalidRequest, Throttled
 from ..extensions import after_commit, db, utcnow
+from ..push import Subscription
 from ..state import idp
-from ..store.ratelimit import Limit, LimitReached, Reservation, reserve
 from ..tokens import new_token
 from ..webauthn import (
+    CredentialJSON,
     VerifiedAssertion,
     WebAuthnError,
     action_challenge,
-    registration_options,
     verify_assertion,
-    verify_registration,
 )
-from .models import DEVICE_KINDS, Device, EnrolledVia
-
-ENROLMENT_CODE_TRIES = 5
-BINDING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
-BINDING_LENGTH = 12  # 12 x 5 bits = 60 bits
+from .models import Device, device_name
 
 # Signed device actions (docs/device-api.md "Actions"): the purposes a nonce
 # may be asked for, and how long it waits for the device's assertion (the
 # user unlocks with biometrics or a PIN meanwhile).
-ACTION_PURPOSES = (
+ActionPurpose = Literal[
     "delete_device",
     # idp.restore: activate restoration, regenerate code 1, refuse a restored device.
     "activate_restoration",
     "regenerate_restoration_code",
     "refuse_device",
-)
+]
+ACTION_PURPOSES: tuple[str, ...] = get_args(ActionPurpose)
 ACTION_NONCE_LIFETIME = 300
 
 _signals = Namespace()
@@ -146,42 +135,10 @@ class InvalidActionNonce(DeviceError):
     message = _l("This confirmation has expired or was already used. Please try again.")
 
 
-@dataclass
-class Enrolment:
-    id: str
-    user_id: int
-    via: str
-    device_name: str
-    kind: str
-    challenge: str  # hex of the WebAuthn registration challenge
-    code_digest: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def save(self, ttl: int) -> None:
-        idp().store.put("enrol", self.id, asdict(self), ttl=ttl)
-
-
-_ENROLMENT_FIELDS = frozenset(f.name for f in fields(Enrolment))
-
-
-@dataclass(frozen=True)
-class StartedEnrolment:
-    enrolment: Enrolment
-    options_json: str
-    channel: str | None = None
-    destination: str | None = None
-
-
-@dataclass(frozen=True)
-class EnrolledDevice:
-    device: Device
-    token: str
-
-
 @dataclass(frozen=True)
 class ActionNonce:
     nonce: str
-    purpose: str
+    purpose: ActionPurpose
     expires_in: int
 
 
@@ -196,230 +153,6 @@ class DeletedDevice:
     # Active devices the user has left.
     remaining: int
     sign_count_regressed: bool
-
-
-def _reserve(*counts: tuple[Limit, str]) -> Reservation:
-    """Count an attempt before it is checked, or TooManyCodeAttempts."""
-    try:
-        return reserve(idp().store, *counts)
-    except LimitReached as exc:
-        raise TooManyCodeAttempts(retry_after=exc.retry_after) from None
-
-
-def check_device_fields(name: Any, kind: Any) -> tuple[str, str]:
-    """A device's name (1 to 100 printable characters, white space collapsed)
-    and kind, or ``invalid_request``."""
-    if not isinstance(name, str) or not name.strip() or len(name) > 100:
-        raise InvalidDeviceRequest(detail="device_name: 1 to 100 characters")
-    collapsed = " ".join(name.split())
-    if not collapsed.isprintable():
-        raise InvalidDeviceRequest(detail="device_name: no control characters")
-    if kind not in DEVICE_KINDS:
-        raise InvalidDeviceRequest(detail=f"kind: one of {', '.join(DEVICE_KINDS)}")
-    return collapsed, str(kind)
-
-
-def _start(user: User, *, via: str, device_name: str, kind: str) -> tuple[Enrolment, str]:
-    settings = idp().settings
-    existing = db.session.scalars(
-        select(Device.credential_id).where(Device.user_id == user.id, Device.revoked_at.is_(None))
-    ).all()
-    options = registration_options(
-        rp_id=settings.rp_id,
-        rp_name="Freigabe",
-        user_handle=user.sub.encode(),
-        user_name=user.username or user.access_number,
-        user_display_name=user.name or user.email or user.access_number,
-        exclude_credential_ids=list(existing),
-        # A browser's device key is not a passkey: asked to keep it out of the
-        # login page's passkey list (synced passkey providers may not listen).
-        resident_key="discouraged" if kind == "browser" else "preferred",
-    )
-    enrolment = Enrolment(
-        id=new_token(16),
-        user_id=user.id,
-        via=via,
-        device_name=device_name,
-        kind=kind,
-        challenge=options.challenge.hex(),
-    )
-    return enrolment, options.json
-
-
-def mask_destination(value: str, channel: str) -> str:
-    if channel == "email":
-        local, _, domain = value.partition("@")
-        return f"{local[:1]}•••@{domain}"
-    digits = value.replace(" ", "")
-    return f"{digits[:3]} ••• {digits[-2:]}"
-
-
-def start_with_password(user: User, *, device_name: str, kind: str) -> StartedEnrolment:
-    """Path A: the caller has verified the password; send a confirmation code."""
-    from .messages import send_enrolment_code
-
-    settings = idp().settings
-    enrolment, options_json = _start(
-        user,
-        via=EnrolledVia.PASSWORD_SMS if user.phone_number else EnrolledVia.PASSWORD_EMAIL,
-        device_name=device_name,
-        kind=kind,
-    )
-    code = f"{secrets.randbelow(10**6):06d}"
-    enrolment.code_digest = idp().digester.digest(code, purpose=f"enrol-code:{enrolment.id}")
-    channel = "sms" if user.phone_number else "email"
-    if channel == "email" and not user.email:
-        raise InvalidDeviceRequest(
-            _l("There is no phone number or e-mail address for this account."),
-            detail="no confirmation channel",
-        )
-    enrolment.save(settings.enrolment_lifetime)
-    send_enrolment_code(user, code, channel=channel)
-    audit.record("device_enrolment_started", user_id=user.id, via=enrolment.via, kind=kind)
-    destination = user.phone_number if channel == "sms" else user.email
-    assert destination is not None
-    return StartedEnrolment(
-        enrolment=enrolment,
-        options_json=options_json,
-        channel=channel,
-        destination=mask_destination(destination, channel),
-    )
-
-
-def new_binding_code(user: User) -> str:
-    """Path B: a single-use code for the account page (60 bits, 10 minutes)."""
-    code = "".join(secrets.choice(BINDING_ALPHABET) for _ in range(BINDING_LENGTH))
-    digest = idp().digester.digest(code, purpose="binding-code")
-    idp().store.put("bind", digest, {"user_id": user.id}, ttl=idp().settings.binding_code_lifetime)
-    audit.record("binding_code_issued", user_id=user.id)
-    return "-".join(code[i : i + 4] for i in range(0, BINDING_LENGTH, 4))
-
-
-def start_with_binding_code(code: str, *, device_name: str, kind: str, ip: str) -> StartedEnrolment:
-    settings = idp().settings
-    per_ip = Limit("binding-ip", settings.login_failures_per_ip, settings.login_failure_window)
-    # Counted before the code is looked up, so concurrent guesses cannot get
-    # past the limit; a valid code gives the attempt back.
-    attempt = _reserve((per_ip, ip))
-    with attempt.given_back_on_error(InvalidBindingCode):
-        normalised = "".join(c for c in code.upper() if c.isalnum())
-        digest = idp().digester.digest(normalised, purpose="binding-code")
-        data = idp().store.consume("bind", digest)  # single use, atomically
-        user = db.session.get(User, data["user_id"]) if data else None
-        if user is None or not user.is_active:
-            audit.record("binding_code_refused")
-            raise InvalidBindingCode()
-    attempt.give_back()
-    enrolment, options_json = _start(
-        user, via=EnrolledVia.BINDING_CODE, device_name=device_name, kind=kind
-    )
-    enrolment.save(settings.enrolment_lifetime)
-    audit.record("device_enrolment_started", user_id=user.id, via=enrolment.via, kind=kind)
-    return StartedEnrolment(enrolment=enrolment, options_json=options_json)
-
-
-def complete(
-    enrolment_id: str,
-    *,
-    credential: Any,
-    confirmation_code: str | None,
-    ip: str | None = None,
-) -> EnrolledDevice:
-    """ "Complete key registration": check the code, verify the registration,
-    add the new device, and send ``device_added`` once it is committed."""
-    enrolled = add_device(enrolment_id, credential=credential, confirmation_code=confirmation_code)
-    announce_added(enrolled.device, ip=ip)
-    return enrolled
-
-
-def announce_added(device: Device, *, ip: str | None) -> None:
-    """``device_added`` for ``device``, once the unit of work has committed."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    after_commit(lambda: device_added.send(app, device=device, ip=ip))
-
-
-def add_device(
-    enrolment_id: str, *, credential: Any, confirmation_code: str | None
-) -> EnrolledDevice:
-    """``complete`` without the commit and the signal: the device is added to
-    the current transaction, which the caller commits with whatever else it
-    changes (a restoration rotates code 1 in the same one, then sends
-    ``device_added`` itself)."""
-    settings = idp().settings
-    data = idp().store.get("enrol", enrolment_id) if enrolment_id else None
-    if data is None:
-        raise InvalidEnrolment()
-    # (Records stored by an earlier release may carry a "tries" member.)
-    enrolment = Enrolment(**{k: v for k, v in data.items() if k in _ENROLMENT_FIELDS})
-    if enrolment.code_digest is not None:
-        tries = Limit("enrol-code", ENROLMENT_CODE_TRIES, settings.enrolment_lifetime)
-        # Each try counts before the code is compared, so concurrent guesses
-        # cannot get past the limit; used-up tries void the enrolment.
-        try:
-            attempt = reserve(idp().store, (tries, enrolment.id))
-        except LimitReached:
-            idp().store.delete("enrol", enrolment.id)
-            raise TooManyCodeAttempts() from None
-        with attempt.given_back_on_error(WrongCode, TooManyCodeAttempts):
-            ok = isinstance(confirmation_code, str) and idp().digester.matches(
-                confirmation_code.strip(),
-                enrolment.code_digest,
-                purpose=f"enrol-code:{enrolment.id}",
-            )
-            if not ok:
-                audit.record(
-                    "device_enrolment_wrong_code",
-                    user_id=enrolment.user_id,
-                    failures=attempt.number(tries),
-                )
-                if attempt.last_allowed(tries):
-                    idp().store.delete("enrol", enrolment.id)
-                    raise TooManyCodeAttempts()
-                raise WrongCode()
-    # Single use from here on: a second completion finds nothing.
-    if idp().store.consume("enrol", enrolment.id) is None:
-        raise InvalidEnrolment()
-    user = db.session.get(User, enrolment.user_id)
-    if user is None or not user.is_active:
-        raise InvalidEnrolment()
-    verified = verify_registration(
-        response=credential,
-        expected_challenge=bytes.fromhex(enrolment.challenge),
-        expected_origin=settings.issuer,
-        rp_id=settings.rp_id,
-    )
-    taken = db.session.scalar(
-        select(Device.id).where(Device.credential_id == verified.credential_id)
-    )
-    if taken is not None:
-        raise InvalidDeviceRequest(detail="credential already registered")
-    token = new_token(32)
-    device = Device(
-        id=new_token(12),
-        user_id=user.id,
-        name=enrolment.device_name,
-        kind=enrolment.kind,
-        enrolled_via=enrolment.via,
-        credential_id=verified.credential_id,
-        public_key=verified.public_key,
-        sign_count=verified.sign_count,
-        aaguid=verified.aaguid,
-        attestation_fmt=verified.fmt,
-        backup_eligible=verified.backup_eligible,
-        backed_up=verified.backed_up,
-        transports=list(verified.transports),
-        token_digest=idp().digester.digest(token, purpose="device-token"),
-    )
-    db.session.add(device)
-    audit.record(
-        "device_enrolled",
-        user_id=user.id,
-        device=device.id,
-        kind=device.kind,
-        via=device.enrolled_via,
-    )
-    db.session.flush()
-    return EnrolledDevice(device=device, token=token)
 
 
 def device_for_token(token: str | None) -> Device:
@@ -461,10 +194,8 @@ def record_use(device: Device, *, old_sign_count: int, new_sign_count: int, now:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def new_action_nonce(*, device: Device, purpose: Any) -> ActionNonce:
+def new_action_nonce(*, device: Device, purpose: ActionPurpose) -> ActionNonce:
     """A single-use nonce for one signed action of ``device`` (TTL'd in Redis)."""
-    if purpose not in ACTION_PURPOSES:
-        raise InvalidDeviceRequest(detail=f"purpose: one of {', '.join(ACTION_PURPOSES)}")
     nonce = new_token(24)
     idp().store.put(
         "action-nonce",
@@ -472,13 +203,13 @@ def new_action_nonce(*, device: Device, purpose: Any) -> ActionNonce:
         {"device": device.id, "purpose": purpose},
         ttl=ACTION_NONCE_LIFETIME,
     )
-    return ActionNonce(nonce=nonce, purpose=str(purpose), expires_in=ACTION_NONCE_LIFETIME)
+    return ActionNonce(nonce=nonce, purpose=purpose, expires_in=ACTION_NONCE_LIFETIME)
 
 
-def take_action_nonce(nonce: Any, *, device: Device, purpose: str) -> str:
+def take_action_nonce(nonce: str | None, *, device: Device, purpose: ActionPurpose) -> str:
     """Consume ``nonce`` (GETDEL: whatever follows, it is spent) and check that
     it was issued to ``device`` for ``purpose``."""
-    if not isinstance(nonce, str) or not nonce or len(nonce) > 64:
+    if not nonce or len(nonce) > 64:
         raise InvalidActionNonce()
     data = idp().store.consume("action-nonce", nonce)
     if not isinstance(data, dict) or data.get("device") != device.id:
@@ -489,14 +220,20 @@ def take_action_nonce(nonce: Any, *, device: Device, purpose: str) -> str:
 
 
 def verify_signed_action(
-    device: Device, *, purpose: str, payload: dict[str, Any], assertion: Any, now: datetime
+    device: Device,
+    *,
+    purpose: ActionPurpose,
+    payload: dict[str, str],
+    assertion: CredentialJSON | None,
+    now: datetime,
 ) -> VerifiedAssertion:
     """The device's own credential, with user verification, signed exactly this
-    action (``action_challenge``); its signature counter moves forward."""
+    action (``action_challenge``); its signature counter moves forward. No
+    assertion at all fails as a malformed one."""
     settings = idp().settings
     old_count = device.sign_count
     verified = verify_assertion(
-        response=assertion,
+        response=assertion if assertion is not None else {},
         expected_challenge=action_challenge(purpose=purpose, payload=payload),
         expected_origin=settings.issuer,
         rp_id=settings.rp_id,
@@ -517,9 +254,9 @@ def verify_signed_action(
 def delete_device(
     *,
     actor: Device,
-    target_id: Any,
-    nonce: Any,
-    assertion: Any,
+    target_id: str,
+    nonce: str | None,
+    assertion: CredentialJSON | None,
     now: datetime,
     ip: str | None = None,
 ) -> DeletedDevice:
@@ -538,9 +275,9 @@ def delete_device(
       ``webauthn_failed``);
     - only one deletion takes the device (``revoke_device``).
     """
-    if not isinstance(target_id, str) or not target_id or len(target_id) > 64:
+    if not target_id or len(target_id) > 64:
         raise DeviceNotFound()
-    nonce = take_action_nonce(nonce, device=actor, purpose="delete_device")
+    taken = take_action_nonce(nonce, device=actor, purpose="delete_device")
     target = db.session.get(Device, target_id)
     if target is None or target.user_id != actor.user_id or not target.is_active:
         raise DeviceNotFound()
@@ -548,7 +285,7 @@ def delete_device(
     verified = verify_signed_action(
         actor,
         purpose="delete_device",
-        payload={"device": target.id, "nonce": nonce},
+        payload={"device": target.id, "nonce": taken},
         assertion=assertion,
         now=now,
     )
@@ -577,7 +314,7 @@ def revoke_device(
     ip: str | None = None,
     event: str = "device_deleted",
     pending_only: bool = False,
-    **details: Any,
+    **details: str,
 ) -> int:
     """Revoke ``target`` at once (DESIGN §4), on anyone's word that was checked
     already: a device's signed action, the account page after MFA, or an
@@ -625,10 +362,13 @@ def revoke_device(
     return len(active_devices(target.user_id))
 
 
-def rename_device(target: Device, name: Any, *, actor: str) -> Device:
+def rename_device(target: Device, name: str, *, actor: str) -> Device:
     """Give one of the user's active devices a new name (1 to 100 characters,
     white space collapsed), on the word of ``actor`` (as in ``revoke_device``)."""
-    new_name, _kind = check_device_fields(name, target.kind)
+    try:
+        new_name = device_name(name)
+    except ValueError as exc:
+        raise InvalidDeviceRequest(fields={"name": str(exc)}) from None
     if not target.is_active:
         raise DeviceNotFound()
     old_name, target.name = target.name, new_name
@@ -643,8 +383,8 @@ def rename_device(target: Device, name: Any, *, actor: str) -> Device:
     return target
 
 
-def set_push_subscription(device: Device, subscription: dict[str, Any] | None) -> None:
-    device.push_subscription = subscription
+def set_push_subscription(device: Device, subscription: Subscription | None) -> None:
+    device.push_subscription = subscription.as_dict() if subscription is not None else None
 
 
 def describe(device: Device, *, current: Device | None = None) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Passkeys: registration on the account page, signing in with a passkey, and
-a passkey as the second factor after a password.
+"""Passkeys: signing in with a passkey, and a passkey as the second factor
+after a password. Adding and removing them is ``idp.passkeys.registration``.
 
 Every ceremony's challenge lives in Redis with a TTL, bound to what asked for
 it, and is consumed with GETDEL before anything is verified, so a response
@@ -29,30 +29,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..accounts.models import User
-from ..auth.amr import ACR_MFA, acr_satisfies
-from ..auth.factors import second_factors
 from ..auth.first_factor import AccountLocked, TooManyAttempts, ip_limit, reserve_attempt
-from ..auth.models import LoginSession
-from ..devices.models import Device
-from ..errors import IdpError, InvalidRequest
 from ..extensions import db
 from ..state import idp
 from ..store.ratelimit import retry_after
-from ..tokens import new_token
 from ..webauthn import (
+    CredentialJSON,
     WebAuthnError,
     authentication_options,
     challenge_of,
     credential_id_of,
-    registration_options,
     verify_assertion,
-    verify_registration,
+)
+from .errors import (
+    InvalidPasskeyRequest,
+    NoPasskey,
+    PasskeyError,
+    PasskeyOfAnotherAccount,
+    PasskeyRequestExpired,
+    UnknownPasskey,
+    client_error,
 )
 from .models import Passkey
 
@@ -61,88 +61,8 @@ log = logging.getLogger(__name__)
 # A ceremony's options are good for this long (the browser's own timeout is
 # 120 s, idp.webauthn.DEFAULT_TIMEOUT_MS).
 CHALLENGE_TTL = 300
-# Adding or removing a passkey needs an authentication this recent: a session
-# cookie lives for hours, and a passkey added from a stolen one would outlive
-# it. NIST SP 800-63B (rev. 3) §6.1.2.1: binding another authenticator needs
-# authentication at the level the new one will give (see may_manage).
-RECENT_AUTHENTICATION = 600
-MAX_NAME = 100
 
 Purpose = Literal["login", "mfa"]
-
-
-class PasskeyError(IdpError):
-    error = "passkey_failed"
-    status = 401
-    message = _l("Your passkey could not be verified. Please try again.")
-
-
-class InvalidPasskeyRequest(InvalidRequest, PasskeyError):
-    """Malformed input (400 invalid_request)."""
-
-
-class PasskeyRequestExpired(PasskeyError):
-    # No challenge: never asked for, expired, or used already (a replay).
-    error = "passkey_expired"
-    status = 400
-    message = _l("This passkey request has expired or was already used. Please try again.")
-
-
-class UnknownPasskey(PasskeyError):
-    # The same for a credential of nobody and a device's credential.
-    error = "passkey_unknown"
-    message = _l(
-        "This passkey is not registered with Freigabe. Sign in with your password, "
-        "or choose another passkey."
-    )
-
-
-class PasskeyNotVerified(PasskeyError):
-    error = "passkey_not_verified"
-    message = _l(
-        "Your passkey was used without checking your fingerprint, face or PIN. "
-        "Please try again and confirm it is you."
-    )
-
-
-class PasskeyOfAnotherAccount(PasskeyError):
-    error = "passkey_wrong_user"
-    message = _l(
-        "This passkey belongs to another account. Use a passkey of the account you signed in with."
-    )
-
-
-class NoPasskey(PasskeyError):
-    error = "no_passkey"
-    status = 400
-    message = _l("No passkey is registered for your account.")
-
-
-class PasskeyAlreadyRegistered(PasskeyError):
-    error = "passkey_already_registered"
-    status = 400
-    message = _l("This passkey is already registered.")
-
-
-class PasskeyNotFound(PasskeyError):
-    error = "passkey_not_found"
-    status = 404
-    message = _l("This passkey does not exist.")
-
-
-class MfaRequired(PasskeyError):
-    error = "mfa_required"
-    status = 403
-    message = _l(
-        "To add or remove passkeys, sign in with a passkey or with a confirmation in "
-        "the Freigabe app first."
-    )
-
-
-class ReauthenticationRequired(PasskeyError):
-    error = "reauthentication_required"
-    status = 403
-    message = _l("For your security, please sign in again before you change your passkeys.")
 
 
 @dataclass(frozen=True)
@@ -191,148 +111,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
-# --- adding and removing ------------------------------------------------------------
-
-
-def may_manage(login: LoginSession, *, now: datetime) -> PasskeyError | None:
-    """Why this session may not add or remove passkeys, or None if it may.
-
-    - A session with MFA may. A password session only while the user has no
-      second factor at all (no device, no passkey): otherwise a stolen
-      password would add a passkey and never meet the push approval again.
-    - And only shortly after signing in (RECENT_AUTHENTICATION): an old
-      session, or a cookie copied from it, must sign in again first. Signing
-      in again with a passkey gives MFA at once; the page links to the login.
-    """
-    if not acr_satisfies(login.acr, ACR_MFA) and second_factors(login.user_id, now).enrolled:
-        return MfaRequired()
-    if (now - login.auth_time).total_seconds() > RECENT_AUTHENTICATION:
-        return ReauthenticationRequired()
-    return None
-
-
-def _require_manage(login: LoginSession, *, now: datetime) -> None:
-    refusal = may_manage(login, now=now)
-    if refusal is not None:
-        audit.record("passkey_change_refused", user_id=login.user_id, reason=refusal.error)
-        raise refusal
-
-
-def check_name(value: Any) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str) or len(value) > MAX_NAME:
-        raise InvalidPasskeyRequest(detail=f"name: at most {MAX_NAME} characters")
-    return " ".join(value.split())
-
-
-def _credential_ids_in_use(user_id: int) -> list[bytes]:
-    """The user's passkeys and device credentials: the same RP ID, so a new
-    passkey must not land on an authenticator that already holds one
-    (excludeCredentials, WebAuthn §5.4)."""
-    passkeys = db.session.scalars(select(Passkey.credential_id).where(Passkey.user_id == user_id))
-    devices = db.session.scalars(
-        select(Device.credential_id).where(Device.user_id == user_id, Device.revoked_at.is_(None))
-    )
-    return [*passkeys, *devices]
-
-
-def begin_registration(login: LoginSession, *, name: str, now: datetime) -> str:
-    """Options for ``navigator.credentials.create()`` (JSON); the challenge is
-    kept for this login session, once."""
-    _require_manage(login, now=now)
-    settings = idp().settings
-    user = login.user
-    options = registration_options(
-        rp_id=settings.rp_id,
-        rp_name="Freigabe",
-        user_handle=user_handle(user),
-        user_name=user.username or user.access_number,
-        user_display_name=user.name or user.email or user.access_number,
-        exclude_credential_ids=_credential_ids_in_use(user.id),
-        attestation=settings.passkey_attestation,
-        resident_key="preferred",
-    )
-    idp().store.put(
-        "passkey-challenge",
-        f"register:{login.id}",
-        {"challenge": options.challenge.hex(), "user_id": user.id, "name": name},
-        ttl=CHALLENGE_TTL,
-    )
-    return options.json
-
-
-def finish_registration(
-    login: LoginSession, *, credential: Any, default_name: str, now: datetime
-) -> Passkey:
-    """Verify the new credential and store it as a passkey of the session's user."""
-    _require_manage(login, now=now)
-    settings = idp().settings
-    state = idp().store.consume("passkey-challenge", f"register:{login.id}")
-    if state is None or state.get("user_id") != login.user_id:
-        raise PasskeyRequestExpired()
-    if not isinstance(credential, dict):
-        raise InvalidPasskeyRequest(detail="credential: a JSON object")
-    try:
-        verified = verify_registration(
-            response=credential,
-            expected_challenge=bytes.fromhex(state["challenge"]),
-            expected_origin=settings.issuer,
-            rp_id=settings.rp_id,
-        )
-    except WebAuthnError as exc:
-        audit.record("passkey_refused", user_id=login.user_id, step="register", reason=exc.reason)
-        raise _client_error(exc) from None
-    # WebAuthn §7.1 step 22: a credential ID registered already (for anyone,
-    # as a passkey or a device) is refused.
-    taken = db.session.scalar(
-        select(Passkey.id).where(Passkey.credential_id == verified.credential_id)
-    ) or db.session.scalar(select(Device.id).where(Device.credential_id == verified.credential_id))
-    if taken is not None:
-        audit.record(
-            "passkey_refused", user_id=login.user_id, step="register", reason="already_registered"
-        )
-        raise PasskeyAlreadyRegistered()
-    passkey = Passkey(
-        id=new_token(12),
-        user_id=login.user_id,
-        name=state.get("name") or default_name,
-        credential_id=verified.credential_id,
-        public_key=verified.public_key,
-        sign_count=verified.sign_count,
-        aaguid=verified.aaguid,
-        attestation_fmt=verified.fmt,
-        backup_eligible=verified.backup_eligible,
-        backed_up=verified.backed_up,
-        transports=list(verified.transports),
-        created_at=now,
-    )
-    db.session.add(passkey)
-    audit.record(
-        "passkey_registered", user_id=login.user_id, passkey=passkey.id,
-        aaguid=passkey.aaguid, fmt=passkey.attestation_fmt,
-        backup_eligible=passkey.backup_eligible,
-    )  # fmt: skip
-    try:
-        db.session.flush()
-    except IntegrityError:
-        # The same credential registered concurrently.
-        db.session.rollback()
-        raise PasskeyAlreadyRegistered() from None
-    return passkey
-
-
-def delete(login: LoginSession, passkey_id: str, *, now: datetime) -> None:
-    _require_manage(login, now=now)
-    passkey = db.session.scalar(
-        select(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == login.user_id)
-    )
-    if passkey is None:
-        raise PasskeyNotFound()
-    db.session.delete(passkey)
-    audit.record("passkey_deleted", user_id=login.user_id, passkey=passkey_id)
-
-
 # --- signing in -----------------------------------------------------------------------
 
 
@@ -372,7 +150,7 @@ def finish_authentication(
     *,
     purpose: Purpose,
     binding: str,
-    response: Any,
+    response: CredentialJSON | None,
     ip: str,
     now: datetime,
     client_id: str | None = None,
@@ -411,13 +189,13 @@ def _verify_passkey_login(
     *,
     purpose: Purpose,
     binding: str,
-    response: Any,
+    response: CredentialJSON | None,
     now: datetime,
     client_id: str | None,
 ) -> VerifiedPasskey:
     settings = idp().settings
     try:
-        challenge: bytes | None = challenge_of(response)
+        challenge: bytes | None = challenge_of(response) if response is not None else None
     except WebAuthnError:
         challenge = None
     state = (
@@ -436,7 +214,7 @@ def _verify_passkey_login(
         )  # fmt: skip
         return error
 
-    if not isinstance(response, dict) or challenge is None:
+    if response is None or challenge is None:
         raise refuse(InvalidPasskeyRequest(), "malformed")
     if state is None:
         raise refuse(PasskeyRequestExpired(), "no_challenge")
@@ -471,7 +249,7 @@ def _verify_passkey_login(
     except WebAuthnError as exc:
         if exc.reason == "sign_count_regressed":
             _sign_count_regressed(passkey, accepted=False, client_id=client_id)
-        raise refuse(_client_error(exc), exc.reason, user_id=owner.id, passkey=passkey.id) from None
+        raise refuse(client_error(exc), exc.reason, user_id=owner.id, passkey=passkey.id) from None
     if verified.sign_count_regressed:
         _sign_count_regressed(passkey, accepted=True, client_id=client_id)
     if not owner.is_active:
@@ -506,12 +284,3 @@ def _sign_count_regressed(passkey: Passkey, *, accepted: bool, client_id: str | 
         "passkey_sign_count_regressed", user_id=passkey.user_id, client_id=client_id,
         passkey=passkey.id, stored=passkey.sign_count, accepted=accepted,
     )  # fmt: skip
-
-
-def _client_error(exc: WebAuthnError) -> PasskeyError:
-    """What the browser is told; the reason itself goes to the audit log only."""
-    if exc.reason == "user_not_verified":
-        return PasskeyNotVerified()
-    if exc.reason == "malformed":
-        return InvalidPasskeyRequest()
-    return PasskeyError()

@@ -10,7 +10,7 @@ or ``{"error": code, "error_description": text}`` to show (idp.errors).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
 from flask import (
     Blueprint,
@@ -25,6 +25,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from .. import audit
 from ..approvals import service as approvals
@@ -36,9 +37,9 @@ from ..devices.service import active_devices
 from ..errors import IdpError, LoginTransactionExpired
 from ..extensions import utcnow
 from ..oidc.client_auth import query_client
-from . import service
+from ..openapi import parse_body
+from . import registration, service
 from .binding import browser_binding
-from .service import InvalidPasskeyRequest
 
 bp = Blueprint("passkeys", __name__)
 
@@ -49,11 +50,26 @@ class LoginRequired(IdpError):
     message = _l("Please sign in first.")
 
 
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidPasskeyRequest(detail="a JSON object is expected")
-    return data
+class CeremonyResponse(BaseModel):
+    """``{"credential": ...}``: what navigator.credentials returned (toJSON());
+    checked by the service (a missing or unreadable one is refused there, and
+    counted as a failed sign-in)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    credential: dict[str, JsonValue] | None = None
+
+
+class NewPasskey(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: Annotated[str, Field(max_length=registration.MAX_NAME)] | None = None
+
+
+def _credential() -> dict[str, JsonValue] | None:
+    parsed = parse_body(CeremonyResponse, required=True)
+    assert isinstance(parsed, CeremonyResponse)
+    return parsed.credential
 
 
 def _options(options_json: str) -> Response:
@@ -103,11 +119,11 @@ def login_options() -> ResponseReturnValue:
 @bp.post("/login/passkey")
 def login() -> ResponseReturnValue:
     tx = _login_transaction()
-    body = _body()
+    credential = _credential()
     verified = service.finish_authentication(
         purpose="login",
         binding=_login_binding(tx, create=False),
-        response=body.get("credential"),
+        response=credential,
         ip=_ip(),
         now=utcnow(),
         client_id=tx.client_id if tx else None,
@@ -178,11 +194,11 @@ def confirm_options() -> ResponseReturnValue:
 @bp.post("/login/passkey/confirm")
 def confirm() -> ResponseReturnValue:
     tx, login = _second_factor()
-    body = _body()
+    credential = _credential()
     verified = service.finish_authentication(
         purpose="mfa",
         binding=tx.id,
-        response=body.get("credential"),
+        response=credential,
         ip=_ip(),
         now=utcnow(),
         client_id=tx.client_id,
@@ -214,15 +230,17 @@ def _signed_in() -> LoginSession:
 @bp.post("/account/passkeys/options")
 def registration_options() -> ResponseReturnValue:
     login = _signed_in()
-    name = service.check_name(_body().get("name"))
-    return _options(service.begin_registration(login, name=name, now=utcnow()))
+    given = parse_body(NewPasskey, required=True)
+    assert isinstance(given, NewPasskey)
+    name = registration.check_name(given.name)
+    return _options(registration.begin_registration(login, name=name, now=utcnow()))
 
 
 @bp.post("/account/passkeys")
 def register() -> ResponseReturnValue:
     login = _signed_in()
-    passkey = service.finish_registration(
-        login, credential=_body().get("credential"), default_name=_("Passkey"), now=utcnow()
+    passkey = registration.finish_registration(
+        login, credential=_credential(), default_name=_("Passkey"), now=utcnow()
     )
     response = jsonify(passkey=service.describe(passkey), redirect=url_for("account.home"))
     response.status_code = 201
@@ -235,5 +253,5 @@ def delete(passkey_id: str) -> ResponseReturnValue:
     login = current_login_session()
     if login is None:
         return redirect(url_for("auth.login"))
-    service.delete(login, passkey_id[:32], now=utcnow())
+    registration.delete(login, passkey_id[:32], now=utcnow())
     return redirect(url_for("account.home"))

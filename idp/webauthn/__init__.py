@@ -6,6 +6,8 @@ exceptions come out as ``WebAuthnError`` with a ``reason`` code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..encoding import b64url_decode, b64url_encode, canonical_json
 from .ceremonies import (
     ALGORITHMS,
@@ -28,10 +30,15 @@ from .challenges import (
 )
 from .errors import REASONS, Reason, WebAuthnError
 
+# A registration or authentication response as navigator.credentials returns
+# it after toJSON(), unverified: any JSON object (the ceremonies check it).
+CredentialJSON = Mapping[str, object]
+
 __all__ = [
     "ALGORITHMS",
     "CHALLENGE_VERSION",
     "REASONS",
+    "CredentialJSON",
     "Decision",
     "PublicKeyOptions",
     "Reason",

@@ -478,7 +478,7 @@ def test_devices_and_status_as_json_with_a_second_device_from_a_binding_code(
     idp: Any, cli: Cli, tmp_path: Path
 ) -> None:
     from idp.accounts.models import User
-    from idp.devices.service import new_binding_code
+    from idp.devices.enrolment import new_binding_code
     from idp.extensions import db
 
     user = new_user(idp)

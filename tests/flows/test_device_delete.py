@@ -31,7 +31,7 @@ from .test_device_cli import enrol as cli_enrol
 def binding_device(idp: Any, user: Any, **body: Any) -> SoftDevice:
     """A second device of ``user``, enrolled with a binding code (path B)."""
     from idp.accounts.models import User
-    from idp.devices.service import new_binding_code
+    from idp.devices.enrolment import new_binding_code
     from idp.extensions import db
 
     with idp.app.app_context():
@@ -302,7 +302,7 @@ def test_the_cli_deletes_a_device_and_the_deleted_one_wipes_its_store(
     idp: Any, tmp_path: Path
 ) -> None:
     from idp.accounts.models import User
-    from idp.devices.service import new_binding_code
+    from idp.devices.enrolment import new_binding_code
     from idp.extensions import db
 
     laptop = Cli(store=tmp_path / "laptop" / "device.json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from idp.restore.service import CODE1_ALPHABET, CODE1_LENGTH, new_code1, normalise_code1
+from idp.restore.codes import CODE1_ALPHABET, CODE1_LENGTH, new_code1, normalise_code1
 
 
 def test_code1_has_at_least_64_bits_from_an_unambiguous_alphabet() -> None:

@@ -1,6 +1,6 @@
-"""A small declarative layer for the admin JSON API: each operation is a Flask
-route whose query, body and response are pydantic models, and the OpenAPI 3.1
-document is generated from the same declarations.
+"""A small declarative layer for our JSON APIs (the admin API, the device API):
+each operation is a Flask route whose query, body and response are pydantic
+models, and the OpenAPI 3.1 document is generated from the same declarations.
 
 Pydantic's JSON Schema is draft 2020-12, the dialect of OpenAPI 3.1, so the
 model schemas go into ``components/schemas`` unchanged. A request is parsed
@@ -18,11 +18,10 @@ from http import HTTPStatus
 from typing import Any, TypeVar, get_origin
 
 from flask import Blueprint, Response, jsonify, request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from ..errors import InvalidRequest
-from .schemas import Error
+from .errors import InvalidRequest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +33,20 @@ BEARER_CHALLENGE = {
         "schema": {"type": "string"},
     }
 }
+
+
+class Error(BaseModel):
+    """The one error object of our APIs (RFC 6749 §5.2 / RFC 6750 §3 style;
+    ``idp.errors``)."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=False)
+
+    error: str = Field(description="A code: invalid_request, invalid_token, not_found, ...")
+    error_description: str = Field(description="For people; never internal detail.")
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="With invalid_request: what is wrong with each field sent.",
+    )
 
 
 class InvalidInput(InvalidRequest):
@@ -61,6 +74,8 @@ class Operation:
     public: bool = False
     description: str = ""
     errors: tuple[int, ...] = ()
+    # Other successful answers: (status, response model), as ``Answer``.
+    also: tuple[tuple[int, type[BaseModel]], ...] = ()
 
     @property
     def path_params(self) -> list[str]:
@@ -109,14 +124,32 @@ def parse_body(model: type[BaseModel], *, required: bool) -> BaseModel:
         raise InvalidInput(_field_errors(exc, "body")) from None
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A view's answer with another status than the operation's (declared in
+    its ``also``)."""
+
+    body: BaseModel
+    status: int
+
+
 @dataclass
 class Api:
-    """The operations of one JSON API on a blueprint, and their document."""
+    """The operations of one JSON API on a blueprint, and their document.
+
+    ``security_schemes`` makes the document's ``components/securitySchemes``
+    from what ``document`` is given besides the server URL; ``security`` is
+    what every operation not declared ``public`` needs; ``challenge``: a 401
+    or 403 carries an RFC 6750 ``WWW-Authenticate`` challenge.
+    """
 
     blueprint: Blueprint
     title: str
     version: str
+    security_schemes: Callable[..., dict[str, Any]]
+    security: list[dict[str, list[str]]]
     description: str = ""
+    challenge: bool = True
     operations: list[Operation] = field(default_factory=list)
 
     def operation(self, method: str, path: str, **options: Any) -> Callable[[F], F]:
@@ -158,6 +191,10 @@ class Api:
     def _respond(op: Operation, result: Any) -> Response:
         if isinstance(result, Response):
             return result
+        if isinstance(result, Answer):
+            response = jsonify(result.body.model_dump(mode="json"))
+            response.status_code = result.status
+            return response
         if op.response is None:
             return Response(status=op.status)
         model = result if isinstance(result, op.response) else op.response.model_validate(result)
@@ -167,51 +204,38 @@ class Api:
 
     # --- the OpenAPI document --------------------------------------------------------
 
-    def document(self, *, server_url: str, token_url: str) -> dict[str, Any]:
+    def document(self, *, server_url: str, **context: str) -> dict[str, Any]:
+        """The OpenAPI 3.1 document; ``context`` goes to ``security_schemes``."""
         wanted: list[tuple[type[BaseModel], Any]] = [(Error, "serialization")]
         for op in self.operations:
             if op.body is not None:
                 wanted.append((op.body, "validation"))
             if op.response is not None:
                 wanted.append((op.response, "serialization"))
+            wanted += [(model, "serialization") for _status, model in op.also]
         refs, definitions = models_json_schema(list(dict.fromkeys(wanted)), ref_template=REF)
         ref: dict[Any, str] = {model: schema["$ref"] for (model, _mode), schema in refs.items()}
         paths: dict[str, dict[str, Any]] = {}
         for op in self.operations:
-            paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, ref)
+            paths.setdefault(op.path, {})[op.method.lower()] = _operation(
+                op, ref, challenge=self.challenge
+            )
         return {
             "openapi": "3.1.0",
             "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
             "info": {"title": self.title, "version": self.version, "description": self.description},
             "servers": [{"url": server_url}],
-            "security": [{"oauth2": ["admin"]}, {"bearer": []}],
+            "security": self.security,
             "tags": [{"name": tag} for tag in dict.fromkeys(op.tag for op in self.operations)],
             "paths": paths,
             "components": {
                 "schemas": definitions.get("$defs", {}),
-                "securitySchemes": {
-                    "oauth2": {
-                        "type": "oauth2",
-                        "description": "A client registered with the client_credentials "
-                        "grant and allowed the admin scope.",
-                        "flows": {
-                            "clientCredentials": {
-                                "tokenUrl": token_url,
-                                "scopes": {"admin": "Manage clients, users, devices and keys."},
-                            }
-                        },
-                    },
-                    "bearer": {
-                        "type": "http",
-                        "scheme": "bearer",
-                        "description": "An access token with the admin scope (RFC 6750).",
-                    },
-                },
+                "securitySchemes": self.security_schemes(**context),
             },
         }
 
 
-def _operation(op: Operation, ref: dict[Any, str]) -> dict[str, Any]:
+def _operation(op: Operation, ref: dict[Any, str], *, challenge: bool) -> dict[str, Any]:
     item: dict[str, Any] = {
         "operationId": op.operation_id,
         "summary": op.summary,
@@ -242,13 +266,20 @@ def _operation(op: Operation, ref: dict[Any, str]) -> dict[str, Any]:
     success: dict[str, Any] = {"description": HTTPStatus(op.status).phrase}
     if op.response is not None:
         success["content"] = {op.media_type: {"schema": {"$ref": ref[op.response]}}}
+    elif op.media_type != "application/json":
+        success["content"] = {op.media_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(op.status): success}
+    for status, model in op.also:
+        responses[str(status)] = {
+            "description": HTTPStatus(status).phrase,
+            "content": {"application/json": {"schema": {"$ref": ref[model]}}},
+        }
     for status in op.error_statuses:
         error: dict[str, Any] = {
             "description": HTTPStatus(status).phrase,
             "content": {"application/json": {"schema": {"$ref": ref[Error]}}},
         }
-        if status in (401, 403):
+        if challenge and status in (401, 403):
             error["headers"] = BEARER_CHALLENGE
         responses[str(status)] = error
     item["responses"] = responses
