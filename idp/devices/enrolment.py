@@ -11,7 +11,7 @@ A restoration (``idp.restore``) enrols its new device the same way.
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
@@ -22,6 +22,7 @@ from .. import audit
 from ..accounts.models import User
 from ..extensions import after_commit, db
 from ..state import idp
+from ..store.kinds import Kind
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve
 from ..tokens import new_token
 from ..webauthn import CredentialJSON, registration_options, verify_registration
@@ -52,11 +53,14 @@ class Enrolment:
     code_digest: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, ttl: int) -> None:
-        idp().store.put("enrol", self.id, asdict(self), ttl=ttl)
+    def save(self, ttl: int | None = None) -> None:
+        ENROLMENTS.put(self.id, self, ttl=ttl)
 
 
-_ENROLMENT_FIELDS = frozenset(f.name for f in fields(Enrolment))
+# An enrolment under way, until the device completes it (single use).
+ENROLMENTS = Kind("enrol", Enrolment, ttl=lambda s: s.enrolment_lifetime)
+# A binding code from the account page (by its digest): {"user_id"}.
+BINDING_CODES = Kind("bind", dict, ttl=lambda s: s.binding_code_lifetime)
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,7 @@ def new_binding_code(user: User) -> str:
     """Path B: a single-use code for the account page (60 bits, 10 minutes)."""
     code = "".join(secrets.choice(BINDING_ALPHABET) for _ in range(BINDING_LENGTH))
     digest = idp().digester.digest(code, purpose="binding-code")
-    idp().store.put("bind", digest, {"user_id": user.id}, ttl=idp().settings.binding_code_lifetime)
+    BINDING_CODES.put(digest, {"user_id": user.id})
     audit.record("binding_code_issued", user_id=user.id)
     return "-".join(code[i : i + 4] for i in range(0, BINDING_LENGTH, 4))
 
@@ -168,7 +172,7 @@ def start_with_binding_code(code: str, *, device_name: str, kind: str, ip: str) 
     with attempt.given_back_on_error(InvalidBindingCode):
         normalised = "".join(c for c in code.upper() if c.isalnum())
         digest = idp().digester.digest(normalised, purpose="binding-code")
-        data = idp().store.consume("bind", digest)  # single use, atomically
+        data = BINDING_CODES.consume(digest)  # single use, atomically
         user = db.session.get(User, data["user_id"]) if data else None
         if user is None or not user.is_active:
             audit.record("binding_code_refused")
@@ -210,11 +214,11 @@ def add_device(
     changes (a restoration rotates code 1 in the same one, then sends
     ``device_added`` itself)."""
     settings = idp().settings
-    data = idp().store.get("enrol", enrolment_id) if enrolment_id else None
-    if data is None:
+    # (Records stored by an earlier release may carry a "tries" member: the
+    # kind ignores members the type lacks.)
+    enrolment = ENROLMENTS.get(enrolment_id)
+    if enrolment is None:
         raise InvalidEnrolment()
-    # (Records stored by an earlier release may carry a "tries" member.)
-    enrolment = Enrolment(**{k: v for k, v in data.items() if k in _ENROLMENT_FIELDS})
     if enrolment.code_digest is not None:
         tries = Limit("enrol-code", ENROLMENT_CODE_TRIES, settings.enrolment_lifetime)
         # Each try counts before the code is compared, so concurrent guesses
@@ -222,7 +226,7 @@ def add_device(
         try:
             attempt = reserve(idp().store, (tries, enrolment.id))
         except LimitReached:
-            idp().store.delete("enrol", enrolment.id)
+            ENROLMENTS.delete(enrolment.id)
             raise TooManyCodeAttempts() from None
         with attempt.given_back_on_error(WrongCode, TooManyCodeAttempts):
             ok = confirmation_code is not None and idp().digester.matches(
@@ -237,11 +241,11 @@ def add_device(
                     failures=attempt.number(tries),
                 )
                 if attempt.last_allowed(tries):
-                    idp().store.delete("enrol", enrolment.id)
+                    ENROLMENTS.delete(enrolment.id)
                     raise TooManyCodeAttempts()
                 raise WrongCode()
     # Single use from here on: a second completion finds nothing.
-    if idp().store.consume("enrol", enrolment.id) is None:
+    if ENROLMENTS.consume(enrolment.id) is None:
         raise InvalidEnrolment()
     user = db.session.get(User, enrolment.user_id)
     if user is None or not user.is_active:

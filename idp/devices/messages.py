@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
 from ..accounts.models import User
+from ..notify import compose
 from ..state import idp
 from .models import Device, EnrolledVia
 
@@ -46,8 +47,6 @@ def user_locale(user: User) -> str:
 
 def send_enrolment_code(user: User, code: str, *, channel: str) -> None:
     """The confirmation code of path A, by SMS or (without a phone) e-mail."""
-    from ..notify import compose
-
     with force_locale(user_locale(user)):
         text = _(
             "Your Freigabe confirmation code: %(code)s. It is valid for %(minutes)s minutes. "
@@ -123,8 +122,6 @@ def send_device_added(user: User, device: Device, *, ip: str | None) -> None:
     how, and the way to remove it if it was not the user."""
     if not user.email:
         return
-    from ..notify import compose
-
     with force_locale(user_locale(user)):
         subject = _("A new device was added to your Freigabe ID")
         text = _(
@@ -173,8 +170,6 @@ def send_device_removed(
     """A device was removed from the account: what, when, from where, by whom."""
     if not user.email:
         return
-    from ..notify import compose
-
     with force_locale(user_locale(user)):
         subject = _("A device was removed from your Freigabe ID")
         text = _(

@@ -14,6 +14,8 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from .. import audit
+from ..extensions import commit, db
 from .models import Device
 
 log = logging.getLogger(__name__)
@@ -42,9 +44,6 @@ def push_to_devices(devices: list[Device], payload: dict[str, str], *, ttl: int)
 def _send(
     app: Flask, device_id: str, subscription: dict[str, Any], payload: dict[str, str], ttl: int
 ) -> None:
-    from .. import audit
-    from ..extensions import commit, db
-
     kind = payload.get("type")
     with app.app_context():
         try:

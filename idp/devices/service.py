@@ -23,6 +23,7 @@ from ..errors import IdpError, InvalidRequest, Throttled
 from ..extensions import after_commit, db, utcnow
 from ..push import Subscription
 from ..state import idp
+from ..store.kinds import Kind
 from ..tokens import new_token
 from ..webauthn import (
     CredentialJSON,
@@ -45,6 +46,8 @@ ActionPurpose = Literal[
 ]
 ACTION_PURPOSES: tuple[str, ...] = get_args(ActionPurpose)
 ACTION_NONCE_LIFETIME = 300
+# A nonce handed to a device for one signed action: {"device", "purpose"}.
+ACTION_NONCES = Kind("action-nonce", dict, ttl=lambda s: ACTION_NONCE_LIFETIME)
 
 _signals = Namespace()
 # Sent (sender: the app) while a device is being revoked, inside the
@@ -197,12 +200,7 @@ def record_use(device: Device, *, old_sign_count: int, new_sign_count: int, now:
 def new_action_nonce(*, device: Device, purpose: ActionPurpose) -> ActionNonce:
     """A single-use nonce for one signed action of ``device`` (TTL'd in Redis)."""
     nonce = new_token(24)
-    idp().store.put(
-        "action-nonce",
-        nonce,
-        {"device": device.id, "purpose": purpose},
-        ttl=ACTION_NONCE_LIFETIME,
-    )
+    ACTION_NONCES.put(nonce, {"device": device.id, "purpose": purpose})
     return ActionNonce(nonce=nonce, purpose=purpose, expires_in=ACTION_NONCE_LIFETIME)
 
 
@@ -211,7 +209,7 @@ def take_action_nonce(nonce: str | None, *, device: Device, purpose: ActionPurpo
     it was issued to ``device`` for ``purpose``."""
     if not nonce or len(nonce) > 64:
         raise InvalidActionNonce()
-    data = idp().store.consume("action-nonce", nonce)
+    data = ACTION_NONCES.consume(nonce)
     if not isinstance(data, dict) or data.get("device") != device.id:
         raise InvalidActionNonce()
     if data.get("purpose") != purpose:

@@ -32,7 +32,7 @@ from .errors import (
     client_error,
 )
 from .models import Passkey
-from .service import CHALLENGE_TTL, user_handle
+from .service import CHALLENGES, user_handle
 
 # Adding or removing a passkey needs an authentication this recent: a session
 # cookie lives for hours, and a passkey added from a stolen one would outlive
@@ -103,11 +103,9 @@ def begin_registration(login: LoginSession, *, name: str, now: datetime) -> str:
         attestation=settings.passkey_attestation,
         resident_key="preferred",
     )
-    idp().store.put(
-        "passkey-challenge",
+    CHALLENGES.put(
         f"register:{login.id}",
         {"challenge": options.challenge.hex(), "user_id": user.id, "name": name},
-        ttl=CHALLENGE_TTL,
     )
     return options.json
 
@@ -118,7 +116,7 @@ def finish_registration(
     """Verify the new credential and store it as a passkey of the session's user."""
     _require_manage(login, now=now)
     settings = idp().settings
-    state = idp().store.consume("passkey-challenge", f"register:{login.id}")
+    state = CHALLENGES.consume(f"register:{login.id}")
     if state is None or state.get("user_id") != login.user_id:
         raise PasskeyRequestExpired()
     if credential is None:

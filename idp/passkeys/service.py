@@ -36,6 +36,7 @@ from ..accounts.models import User
 from ..auth.first_factor import AccountLocked, TooManyAttempts, ip_limit, reserve_attempt
 from ..extensions import db
 from ..state import idp
+from ..store.kinds import Kind
 from ..store.ratelimit import retry_after
 from ..webauthn import (
     CredentialJSON,
@@ -61,6 +62,9 @@ log = logging.getLogger(__name__)
 # A ceremony's options are good for this long (the browser's own timeout is
 # 120 s, idp.webauthn.DEFAULT_TIMEOUT_MS).
 CHALLENGE_TTL = 300
+# A ceremony's challenge until the browser answers it (single use), named
+# "purpose:binding:challenge" (sign-in, second factor) or "register:sid".
+CHALLENGES = Kind("passkey-challenge", dict, ttl=lambda s: CHALLENGE_TTL)
 
 Purpose = Literal["login", "mfa"]
 
@@ -128,11 +132,8 @@ def begin_authentication(*, purpose: Purpose, binding: str, user: User | None) -
         if not allowed:
             raise NoPasskey()
     options = authentication_options(rp_id=idp().settings.rp_id, allow_credential_ids=allowed)
-    idp().store.put(
-        "passkey-challenge",
-        f"{purpose}:{binding}:{options.challenge.hex()}",
-        {"user_id": user.id if user else None},
-        ttl=CHALLENGE_TTL,
+    CHALLENGES.put(
+        f"{purpose}:{binding}:{options.challenge.hex()}", {"user_id": user.id if user else None}
     )
     return options.json
 
@@ -198,11 +199,7 @@ def _verify_passkey_login(
         challenge: bytes | None = challenge_of(response) if response is not None else None
     except WebAuthnError:
         challenge = None
-    state = (
-        idp().store.consume("passkey-challenge", f"{purpose}:{binding}:{challenge.hex()}")
-        if challenge
-        else None
-    )
+    state = CHALLENGES.consume(f"{purpose}:{binding}:{challenge.hex()}") if challenge else None
     expected_user_id = state.get("user_id") if state else None
 
     def refuse(

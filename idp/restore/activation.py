@@ -31,6 +31,7 @@ from ..devices.service import DeviceNotFound, TooManyCodeAttempts, WrongCode, ac
 from ..extensions import db
 from ..notify import DeliveryError
 from ..state import idp
+from ..store.kinds import Kind
 from ..store.ratelimit import Limit, LimitReached, reserve
 from ..tokens import new_token
 from ..webauthn import CredentialJSON
@@ -58,6 +59,9 @@ from .messages import send_activation_code, send_code_revoked
 from .models import RestorationSetup
 
 _MAX_EMAIL = 254
+# An activation waiting for its e-mail confirmation code:
+# {"user_id", "device_id", "email", "code_digest"}.
+ACTIVATIONS = Kind("restore-activation", dict, ttl=lambda s: s.restore_code_lifetime)
 
 
 @dataclass(frozen=True)
@@ -214,11 +218,11 @@ def activate(
         "email": to,
         "code_digest": idp().digester.digest(code, purpose=f"restore-activation:{activation_id}"),
     }
-    idp().store.put("restore-activation", activation_id, record, ttl=lifetime)
+    ACTIVATIONS.put(activation_id, record, ttl=lifetime)
     try:
         send_activation_code(user, to, code)
     except DeliveryError:
-        idp().store.delete("restore-activation", activation_id)
+        ACTIVATIONS.delete(activation_id)
         raise
     audit.record("restoration_email_code_sent", user_id=user.id, device=device.id,
                  new_address=user.email is None)  # fmt: skip
@@ -231,7 +235,7 @@ def confirm_activation(
     """The e-mail confirmation code of an activation: the address is confirmed
     (and becomes the account's, if it had none) and code 1 is returned once."""
     store = idp().store
-    data = store.get("restore-activation", activation_id) if valid_id(activation_id) else None
+    data = ACTIVATIONS.get(activation_id) if valid_id(activation_id) else None
     # Only the device that started it may finish it.
     if not isinstance(data, dict) or data.get("device_id") != device.id:
         raise InvalidActivation()
@@ -241,7 +245,7 @@ def confirm_activation(
     try:
         attempt = reserve(store, (tries, activation_id))
     except LimitReached:
-        store.delete("restore-activation", activation_id)
+        ACTIVATIONS.delete(activation_id)
         raise TooManyCodeAttempts() from None
     with attempt.given_back_on_error(WrongCode, TooManyCodeAttempts):
         typed = digits(code, EMAIL_CODE_DIGITS)
@@ -252,10 +256,10 @@ def confirm_activation(
             audit.record("restoration_email_wrong_code", user_id=device.user_id,
                          device=device.id, failures=attempt.number(tries))  # fmt: skip
             if attempt.last_allowed(tries):
-                store.delete("restore-activation", activation_id)
+                ACTIVATIONS.delete(activation_id)
                 raise TooManyCodeAttempts()
             raise WrongCode()
-    if store.consume("restore-activation", activation_id) is None:
+    if ACTIVATIONS.consume(activation_id) is None:
         raise InvalidActivation()  # a concurrent confirmation got there first
     user = device.user
     address = str(data["email"])

@@ -8,14 +8,13 @@ from flask_babel import gettext as _
 from ..accounts.models import User
 from ..devices.messages import user_locale
 from ..devices.models import Device
+from ..notify import compose, send_after_commit
 from ..state import idp
 
 
 def _send(to: str, subject: str, text: str, *, after_commit: bool = False) -> None:
     """Send now, or once the current transaction commits (never if it rolls
     back; a failure to send is then logged, and the change stands)."""
-    from ..notify import compose, send_after_commit
-
     message = compose(to, subject, text)
     if after_commit:
         send_after_commit(idp().mailer, message)

@@ -21,7 +21,7 @@ Redis keys (all with TTLs):
 from __future__ import annotations
 
 import hmac
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
@@ -38,6 +38,7 @@ from ..devices.service import active_devices
 from ..extensions import db
 from ..notify import DeliveryError
 from ..state import idp
+from ..store.kinds import Kind
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve, reset
 from ..tokens import new_token
 from ..webauthn import CredentialJSON, WebAuthnError
@@ -74,6 +75,11 @@ class Attempt:
     code1_digest: str  # code 1 as it was: a code 1 replaced meanwhile voids the attempt
     code2_digest: str | None = None
     enrolment_id: str | None = None
+
+
+# A restoration between step 1 and step 2, and between step 2 and step 3.
+ATTEMPTS = Kind("restore", Attempt, ttl=lambda s: s.restore_code_lifetime)
+VERIFIED = Kind("restore-verified", Attempt, ttl=lambda s: s.restore_code_lifetime)
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,6 @@ def start_restore(
     confirmed address and every device of the user gets a notice."""
     name, device_kind = device_name, kind
     identifier = normalise_identifier(login_id)[:254]
-    store = idp().store
     lookup = find_user(identifier) if identifier else None
     user = lookup.user if lookup else None
     login_key = (
@@ -190,7 +195,7 @@ def start_restore(
     attempt.code2_digest = idp().digester.digest(code2, purpose=f"restore-code2:{attempt.id}")
     # Redis first (the attempt, the notice to every device): if it is down,
     # no code 2 goes out and nothing is recorded.
-    store.put("restore", attempt.id, asdict(attempt), ttl=lifetime)
+    ATTEMPTS.put(attempt.id, attempt, ttl=lifetime)
     notices.post(
         user_id=user.id,
         notice_type=notices.RESTORE_STARTED,
@@ -201,7 +206,7 @@ def start_restore(
     try:
         send_restore_code(user, code2, device_name=name, ip=ip)
     except DeliveryError:
-        store.delete("restore", attempt.id)
+        ATTEMPTS.delete(attempt.id)
         audit.record("restore_mail_failed", user_id=user.id)
         raise
     audit.record("restore_started", user_id=user.id, restoration=attempt.id, kind=device_kind,
@@ -213,12 +218,11 @@ def verify_code2(*, restore_id: str, code2: str, ip: str, now: datetime) -> Veri
     """Step 2: code 2 of this attempt (single use, ``CODE2_TRIES`` tries).
     Answers the WebAuthn creation options for the new device's key."""
     store = idp().store
-    data = store.get("restore", restore_id) if valid_id(restore_id) else None
-    if not isinstance(data, dict):
+    attempt = ATTEMPTS.get(restore_id) if valid_id(restore_id) else None
+    if attempt is None:
         _fail_counted("unknown_restoration", ip=ip)
-    attempt = Attempt(**data)
     if current_code1(attempt.user_id) != attempt.code1_digest:
-        store.delete("restore", attempt.id)
+        ATTEMPTS.delete(attempt.id)
         _fail("code1_replaced", user_id=attempt.user_id)
     lifetime = idp().settings.restore_code_lifetime
     per_login, per_ip = _limits()
@@ -233,7 +237,7 @@ def verify_code2(*, restore_id: str, code2: str, ip: str, now: datetime) -> Veri
             audit.record("restore_throttled", user_id=attempt.user_id,
                          scope="ip" if exc.limit == per_ip else "login_id")  # fmt: skip
             raise TooManyRestoreAttempts(retry_after=exc.retry_after) from None
-        store.delete("restore", attempt.id)
+        ATTEMPTS.delete(attempt.id)
         _fail("too_many_tries", user_id=attempt.user_id)
     with reserved.given_back_on_error(RestoreFailed):
         typed = digits(code2, CODE2_DIGITS)
@@ -247,12 +251,12 @@ def verify_code2(*, restore_id: str, code2: str, ip: str, now: datetime) -> Veri
         )
         if not ok:
             if reserved.last_allowed(tries):
-                store.delete("restore", attempt.id)  # void: its right code fails too
+                ATTEMPTS.delete(attempt.id)  # void: its right code fails too
             _fail("wrong_code2", user_id=attempt.user_id)
     reserved.give_back(per_ip)
     reserved.reset(per_login)
     # Single use: exactly one request moves the attempt on.
-    if store.consume("restore", attempt.id) is None:
+    if ATTEMPTS.consume(attempt.id) is None:
         _fail("used", user_id=attempt.user_id)
     user = db.session.get(User, attempt.user_id)
     if user is None or not user.is_active:
@@ -263,7 +267,7 @@ def verify_code2(*, restore_id: str, code2: str, ip: str, now: datetime) -> Veri
     enrolment.save(lifetime)
     attempt.enrolment_id = enrolment.id
     attempt.code2_digest = None
-    store.put("restore-verified", attempt.id, asdict(attempt), ttl=lifetime)
+    VERIFIED.put(attempt.id, attempt, ttl=lifetime)
     audit.record("restore_code_verified", user_id=user.id, restoration=attempt.id)
     return VerifiedRestore(id=attempt.id, options_json=options_json, expires_in=lifetime)
 
@@ -274,11 +278,9 @@ def complete_restore(
     """Step 3: the new device's registration. The device is enrolled (via
     "restoration"), code 1 is rotated, and the user's other devices and
     e-mail address are told, naming the new device."""
-    store = idp().store
-    data = store.consume("restore-verified", restore_id) if valid_id(restore_id) else None
-    if not isinstance(data, dict):
+    attempt = VERIFIED.consume(restore_id) if valid_id(restore_id) else None
+    if attempt is None:
         _fail_counted("unknown_restoration", ip=ip)
-    attempt = Attempt(**data)
     assert attempt.enrolment_id is not None
     if current_code1(attempt.user_id) != attempt.code1_digest:
         _fail("code1_replaced", user_id=attempt.user_id)

@@ -388,9 +388,7 @@ def test_refused_tokens(idp: Any) -> None:
 def stored_token(idp: Any, client_id: str, *, expires_in: int) -> str:
     """An admin access token saved as the token endpoint saves one, but whose
     lifetime is already over (Redis would drop it only a little later)."""
-    from dataclasses import asdict
-
-    from idp.oidc.tokens import AccessToken
+    from idp.oidc.tokens import ACCESS_TOKENS, AccessToken
     from idp.tokens import new_token
 
     token, now = new_token(32), int(time.time())
@@ -403,7 +401,7 @@ def stored_token(idp: Any, client_id: str, *, expires_in: int) -> str:
             issued_at=now - 60,
             expires_at=now + expires_in,
         )
-        ext.store.put("at", record.digest, asdict(record), ttl=60)
+        ACCESS_TOKENS.put(record.digest, record, ttl=60)
     return token
 
 
