@@ -13,7 +13,7 @@ from flask import Flask
 from flask.cli import FlaskGroup
 from flask_migrate import upgrade
 
-from . import create_app
+from .app import create_app
 from .config import ConfigError, load_settings
 from .demo import run_demo
 from .serving import run_gunicorn

@@ -20,8 +20,8 @@ from typing import Any
 import requests
 from flask_migrate import upgrade
 
-from . import create_app
 from .accounts.service import create_user, find_user
+from .app import create_app
 from .extensions import commit
 from .oidc.clients import create_client, get_client, set_secret
 from .state import idp

@@ -21,7 +21,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from . import create_app
+from .app import create_app
 from .config import Settings, default_instance_path
 from .store import embedded_redis
 

@@ -1,7 +1,7 @@
 """Alembic environment for Flask-Migrate: the engine and metadata come from the app.
 
 Run it through ``flask db ...`` / ``idp db ...`` or ``flask_migrate.upgrade()`` inside
-an app context of ``idp.create_app``.
+an app context of ``idp.app.create_app``.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ class LiveIdp:
 
 
 def start_idp(overrides: dict[str, Any]) -> LiveIdp:
-    from idp import create_app
+    from idp.app import create_app
 
     port = free_port()
     url = f"http://localhost:{port}"

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 
-from idp import create_app
+from idp.app import create_app
 from idp.config import ConfigError, load_settings
 from idp.extensions import db
 from idp.notify import (

@@ -23,7 +23,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 import idp.push.keys as keys_module
-from idp import create_app
+from idp.app import create_app
 from idp.extensions import db
 from idp.push import PushService, VapidKey
 from idp.tokens import derive_key

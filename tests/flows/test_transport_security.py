@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from idp import create_app
+from idp.app import create_app
 
 from .conftest import PASSWORD
 
