@@ -68,6 +68,12 @@
   "use strict";
 
   const STORAGE_KEY = "freigabe-device";
+
+  // Why this browser was unenrolled ("this device was removed"), until it enrols
+
+  // again: a reload, or an app that learnt it from a poll, still says why.
+
+  const REMOVED_KEY = "freigabe-device-removed";
   const STORE_VERSION = 1;
   const WEBAUTHN_TIMEOUT_MS = 120000;
   const HIDDEN_POLL_MS = 30000;
@@ -192,6 +198,7 @@
 
   function save() {
     localStorage.setItem(STORAGE_KEY, JSON.stringify(state));
+    localStorage.removeItem(REMOVED_KEY);
   }
 
   // This device is gone (deleted, or unknown to the server): forget everything.
@@ -205,6 +212,7 @@
     unsubscribePush();
     showEnrol();
     if (wasEnrolled || message) { setText("app-message", message); }
+    if (message) { localStorage.setItem(REMOVED_KEY, message); }
   }
 
   // --- the device API -----------------------------------------------------------------
@@ -1627,7 +1635,13 @@
     }
 
     registerServiceWorker();
-    if (state) { showMain(); } else { showEnrol(); }
+    if (state) {
+      showMain();
+    } else {
+      showEnrol();
+      const removed = localStorage.getItem(REMOVED_KEY);
+      if (removed) { setText("app-message", removed); }
+    }
     if (!window.PublicKeyCredential || !navigator.credentials || !window.crypto || !crypto.subtle) {
       setText("webauthn-missing", msg("webauthn_missing"));
       $("webauthn-missing").hidden = false;
