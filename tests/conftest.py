@@ -213,6 +213,12 @@ class RedisServer:
     port: int
     databases: int = 16
 
+    @property
+    def shared_db(self) -> int:
+        """The database of the worker's shared IdP (tests/flows/shared.py);
+        the others go round the tests that get a backend of their own."""
+        return self.databases - 1
+
     def url(self, db: int) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
@@ -322,7 +328,7 @@ def backend_overrides(
 
     postgres: PostgresServer = request.getfixturevalue("postgres_server")
     redis_server: RedisServer = request.getfixturevalue("redis_server")
-    db_number = next(_redis_numbers) % redis_server.databases
+    db_number = next(_redis_numbers) % redis_server.shared_db
     client = redis_server.client(db_number)
     try:
         client.flushdb()

@@ -1,4 +1,5 @@
-"""A live IdP per test, on the backend the test runs with."""
+"""Live IdPs on the backend the test runs with: the worker's shared one
+(tests/flows/shared.py), reset before each test, or one of the test's own."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,9 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from clients.demo_rp import Tokens
 from clients.demo_rp import create_app as create_rp_app
+
+from ..conftest import PostgresServer, RedisServer, copy_sqlite
+from .shared import MAIL_SETTINGS, RUNTIME_SETTINGS, SharedIdp
 
 PASSWORD = "Correct-Horse-9"
 
@@ -37,6 +42,8 @@ class LiveIdp:
     app: Flask
     server: BaseWSGIServer
     thread: threading.Thread
+    # What start_idp chose for it (issuer, secret_key, key_encryption_key).
+    settings: dict[str, Any] = field(default_factory=dict)
     _n: int = field(default=0)
 
     def add_user(self, status: str = "active", **fields: Any) -> Any:
@@ -93,31 +100,90 @@ def start_idp(overrides: dict[str, Any]) -> LiveIdp:
 
     port = free_port()
     url = f"http://localhost:{port}"
-    config = {
+    chosen = {
         "issuer": url,
         "secret_key": secrets.token_urlsafe(48),
         "key_encryption_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-        **overrides,
     }
+    config = {**chosen, **overrides}
     app = create_app(config)
     server = make_server("localhost", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    return LiveIdp(url=url, app=app, server=server, thread=thread)
+    used = {key: config[key] for key in chosen}
+    return LiveIdp(url=url, app=app, server=server, thread=thread, settings=used)
+
+
+@pytest.fixture(scope="session")
+def shared_idps() -> Iterator[dict[str, SharedIdp]]:
+    """The worker's shared IdP of each backend, started on first use."""
+    started: dict[str, SharedIdp] = {}
+    yield started
+    for shared in started.values():
+        shared.live.stop()
+
+
+def start_shared_idp(backend: str, request: pytest.FixtureRequest) -> SharedIdp:
+    """An IdP on a database and Redis of its own (not one ``backend_overrides`` hands out)."""
+    instance: Path = request.getfixturevalue("tmp_path_factory").mktemp(f"shared-{backend}")
+    overrides: dict[str, Any] = {"instance_path": str(instance)}
+    if backend == "embedded":
+        copy_sqlite(request.getfixturevalue("sqlite_template"), instance / "idp.db")
+    else:
+        postgres: PostgresServer = request.getfixturevalue("postgres_server")
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        overrides["database_url"] = postgres.url(postgres.create_database())
+        overrides["redis_url"] = redis_server.url(redis_server.shared_db)
+    live = start_idp(overrides)
+    shared = SharedIdp(live=live, overrides={**overrides, **live.settings})
+    shared.remember_keys()
+    return shared
 
 
 @pytest.fixture
-def idp_factory(backend_overrides: dict[str, Any]) -> Iterator[Callable[..., LiveIdp]]:
+def idp_factory(
+    backend: str, request: pytest.FixtureRequest, shared_idps: dict[str, SharedIdp]
+) -> Iterator[Callable[..., LiveIdp]]:
+    """IdPs for this test, all on one backend of the test's kind.
+
+    The first IdP a test asks for is the worker's shared one (reset for the
+    test) when its settings are default ones or ones the app reads on each use
+    (shared.RUNTIME_SETTINGS, MAIL_SETTINGS); later ones run on its database,
+    Redis and instance folder (and its key encryption key, which opens the
+    keys there). A first IdP with other settings (its own issuer, keys, Redis,
+    trusted proxies ...) runs on a fresh backend (``backend_overrides``) with
+    any later ones."""
     started: list[LiveIdp] = []
+    claimed: list[SharedIdp] = []
+    backend_settings: dict[str, Any] | None = None
 
     def factory(**settings: Any) -> LiveIdp:
-        live = start_idp({**backend_overrides, **settings})
+        nonlocal backend_settings
+        if backend_settings is None and set(settings) <= RUNTIME_SETTINGS | MAIL_SETTINGS:
+            shared = shared_idps.get(backend)
+            if shared is None:
+                shared = shared_idps[backend] = start_shared_idp(backend, request)
+            shared.reset()
+            claimed.append(shared)
+            if settings:
+                shared.configure(settings)
+            backend_settings = {
+                key: shared.overrides[key]
+                for key in ("instance_path", "database_url", "redis_url", "key_encryption_key")
+                if key in shared.overrides
+            }
+            return replace(shared.live, _n=0)
+        if backend_settings is None:
+            backend_settings = request.getfixturevalue("backend_overrides")
+        live = start_idp({**backend_settings, **settings})
         started.append(live)
         return live
 
     yield factory
     for live in started:
         live.stop()
+    for shared in claimed:
+        shared.restore()
 
 
 @pytest.fixture

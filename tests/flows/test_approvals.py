@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from ..support.waiting import wait_until
 from .conftest import PASSWORD
 from .devices import SoftDevice, last_sms_code
 from .helpers import Browser, RelyingParty, form_fields, query
@@ -442,9 +442,7 @@ def test_gone_push_subscription_is_dropped(idp: Any, push_service: Any) -> None:
     push_service.mark_gone(subscription)
     to_waiting_page(idp, mfa_client(idp), user)
     # Delivery runs off the request thread: wait for its audit event.
-    deadline = time.monotonic() + 10
-    while not idp.events("push_subscription_dropped") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: idp.events("push_subscription_dropped"), what="the dropped subscription")
     with idp.app.app_context():
         assert db.session.get(Device, device.device_id).push_subscription is None
 

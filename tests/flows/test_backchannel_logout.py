@@ -27,6 +27,7 @@ from joserfc.jwk import ECKey, KeySet
 
 from tests.support.logout_receiver import LogoutReceiver
 
+from ..support.waiting import wait_until
 from .conftest import PASSWORD, LiveRp, free_port
 from .helpers import Browser, RelyingParty, form_fields
 from .test_admin_api import automation
@@ -58,13 +59,12 @@ def receivers() -> Iterator[Callable[..., LogoutReceiver]]:
 def logouts(idp: Any, client_id: str, count: int = 1, timeout: float = 20) -> list[Any]:
     """The ``backchannel_logout`` audit events of ``client_id``, once there
     are ``count`` of them (delivery runs in the background)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [e for e in idp.events("backchannel_logout") if e.client_id == client_id]
-        if len(found) >= count:
-            return found
-        assert time.monotonic() < deadline, f"no back-channel logout for {client_id}"
-        time.sleep(0.05)
+
+    def found() -> list[Any]:
+        events = [e for e in idp.events("backchannel_logout") if e.client_id == client_id]
+        return events if len(events) >= count else []
+
+    return wait_until(found, timeout=timeout, what=f"a back-channel logout for {client_id}")
 
 
 def signed_in_at(browser: requests.Session, rp: LiveRp) -> bool:

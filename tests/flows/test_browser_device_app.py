@@ -179,6 +179,13 @@ def test_add_a_second_browser_with_a_binding_code_and_delete_the_first(
     second.click("#binding-start")
     expect(second.locator("body")).to_have_attribute("data-app-state", "main")
 
+    # The old browser's tab is closed while the new one deletes it: an open
+    # app polls every few seconds and may learn of the deletion by itself
+    # (then it shows the message at once and forgets its key, so a reload
+    # would find nothing to tell). Opened again, it must learn it from the server.
+    old_browser = first.context
+    first.close()
+
     # Both devices are listed; the new one deletes the old one.
     devices = second.locator("#devices li[data-device-id]")
     expect(devices).to_have_count(2)
@@ -190,8 +197,9 @@ def test_add_a_second_browser_with_a_binding_code_and_delete_the_first(
     expect(devices).to_have_count(1)
     assert idp.events("device_deleted")
 
-    # The old browser learns it was removed and forgets its key.
-    first.reload()
+    # The old browser, opened again, learns it was removed and forgets its key.
+    first = old_browser.new_page()
+    first.goto(idp.url + "/app/")
     expect(first.locator("body")).to_have_attribute("data-app-state", "enrol")
     expect(first.locator("#app-message")).to_be_visible()
     assert first.evaluate("localStorage.getItem('freigabe-device')") is None

@@ -20,7 +20,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from clients.device.api import parse_events
 from clients.device.cli import main
 from clients.device.keystore import KeyStore
 
+from ..support.waiting import wait_until
 from .conftest import PASSWORD
 from .helpers import Browser, RelyingParty, form_fields, query
 
@@ -172,10 +172,11 @@ def sms_codes(idp: Any) -> list[str]:
 
 
 def wait_for_sms(idp: Any, count: int, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while len(codes := sms_codes(idp)) < count:
-        assert time.monotonic() < deadline, "no confirmation code was sent"
-        time.sleep(0.1)
+    codes = wait_until(
+        lambda: (found := sms_codes(idp)) and len(found) >= count and found,
+        timeout=timeout,
+        what="a confirmation code",
+    )
     return codes[-1]
 
 

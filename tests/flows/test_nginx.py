@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ..conftest import missing_service
+from ..support.waiting import wait_until
 from .conftest import PASSWORD, free_port, start_idp
 from .devices import SoftDevice
 from .helpers import RelyingParty, query
@@ -90,16 +90,16 @@ def certificate(folder: Path) -> tuple[Path, Path, Path]:
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"nginx exited: {log.read_text() if log.exists() else ''}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
         except OSError:
-            time.sleep(0.05)
-    raise AssertionError("nginx did not come up")
+            return False
+        return True
+
+    wait_until(listening, timeout=20, what="nginx to come up")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -20,6 +19,7 @@ import requests
 from clients.device.authenticator import create_credential, get_assertion
 from idp.webauthn import action_challenge
 
+from ..support.waiting import wait_until
 from .conftest import PASSWORD, LiveIdp
 from .devices import SoftDevice
 from .helpers import Browser, query
@@ -171,13 +171,6 @@ def restored(
 
 def reasons(idp: LiveIdp) -> list[str]:
     return [e.detail["reason"] for e in idp.events("restore_failed")]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def approve_a_login(idp: LiveIdp, user: Any, device: SoftDevice, rp: Any) -> dict[str, Any]:
@@ -415,7 +408,7 @@ def test_brute_force_of_code1_is_stopped_until_the_window_ends(
     assert idp.events("restore_throttled")
 
     # The lockout ends with the window.
-    wait_until(lambda: attacker.restore(user.access_number, code1).status_code != 429)
+    wait_until(lambda: attacker.restore(user.access_number, code1).status_code != 429, interval=0.2)
     assert len(smtp_server.mail_for(EMAIL, subject=CODE2_MAIL)) == 1
 
 
@@ -464,7 +457,7 @@ def test_brute_force_of_code2_is_stopped(
     assert reasons(idp) == ["wrong_code2"] * 3 + ["unknown_restoration", "wrong_code2"]
 
     # After the window the attempt (still alive) goes on with its right code.
-    wait_until(lambda: attacker.send_code2(second, right).status_code != 429)
+    wait_until(lambda: attacker.send_code2(second, right).status_code != 429, interval=0.2)
     assert len(idp.events("restore_code_verified")) == 1
 
 
@@ -597,7 +590,7 @@ def test_after_the_veto_window_the_restored_device_works(
     code1 = activated(idp, phone)
     tablet = RestoringDevice(idp.url)
     assert restored(tablet, user, code1, smtp_server).json()["status"] == "pending"
-    wait_until(lambda: tablet.call("GET", "/status").status_code == 200)
+    wait_until(lambda: tablet.call("GET", "/status").status_code == 200, interval=0.2)
     # Too late to refuse it; it is an ordinary device now.
     late = phone.refuse(tablet.device_id or "")
     assert late.status_code == 409 and late.json()["error"] == "device_not_pending"
