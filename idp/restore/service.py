@@ -107,7 +107,8 @@ class RestoredDevice:
 # --- restoring on a new device -----------------------------------------------------
 
 
-def _limits() -> tuple[Limit, Limit]:
+def limits() -> tuple[Limit, Limit]:
+    """The failure limits of restoring: per login ID and per IP address."""
     s = idp().settings
     return (
         Limit("restore-login", s.restore_failures_per_login, s.restore_failure_window),
@@ -135,7 +136,7 @@ def _fail(reason: str, *, user_id: int | None) -> NoReturn:
 
 def _fail_counted(reason: str, *, ip: str) -> NoReturn:
     """A failure that names no known attempt: counted for the IP address."""
-    _, per_ip = _limits()
+    _, per_ip = limits()
     _reserve((per_ip, ip), user_id=None)
     _fail(reason, user_id=None)
 
@@ -155,7 +156,7 @@ def start_restore(
         if user is not None
         else "unknown:" + idp().digester.digest(identifier.lower(), purpose="restore-login-id")
     )
-    per_login, per_ip = _limits()
+    per_login, per_ip = limits()
     reserved = _reserve((per_ip, ip), (per_login, login_key), user_id=user.id if user else None)
 
     with reserved.given_back_on_error(RestoreFailed):
@@ -225,7 +226,7 @@ def verify_code2(*, restore_id: str, code2: str, ip: str, now: datetime) -> Veri
         ATTEMPTS.delete(attempt.id)
         _fail("code1_replaced", user_id=attempt.user_id)
     lifetime = idp().settings.restore_code_lifetime
-    per_login, per_ip = _limits()
+    per_login, per_ip = limits()
     tries = Limit("restore-tries", CODE2_TRIES, lifetime)
     # Each try counts (for the attempt, the login ID and the IP address)
     # before the code is compared, so that concurrent guesses cannot get past
@@ -320,7 +321,7 @@ def complete_restore(
         pending_until=_iso(pending_until) if pending_until else None,
     )  # fmt: skip
     db.session.flush()
-    per_login, _ = _limits()
+    per_login, _ = limits()
     reset(idp().store, per_login, attempt.login_key)
 
     # Once the restoration is committed, the other devices and the e-mail

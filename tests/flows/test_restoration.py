@@ -169,6 +169,17 @@ def restored(
     return device.register(started.json()["restoration_id"], verified.json()["public_key"])
 
 
+def failure_window_ends(idp: LiveIdp, user: Any) -> None:
+    """The restoration failure window of ``user``'s login ID ends: its counter
+    expires, as the window's time would make it (without waiting it out)."""
+    from idp.restore.service import limits
+    from idp.store.ratelimit import reset
+
+    with idp.app.app_context():
+        per_login, _per_ip = limits()
+        reset(idp.app.extensions["idp"].store, per_login, f"user:{user.id}")
+
+
 def reasons(idp: LiveIdp) -> list[str]:
     return [e.detail["reason"] for e in idp.events("restore_failed")]
 
@@ -388,7 +399,7 @@ def test_unknown_id_inactive_restoration_and_wrong_code1_answer_alike(
 def test_brute_force_of_code1_is_stopped_until_the_window_ends(
     idp_factory: Callable[..., LiveIdp], smtp_server: Any
 ) -> None:
-    idp = smtp_idp(idp_factory, smtp_server, restore_failures_per_login=3, restore_failure_window=3)
+    idp = smtp_idp(idp_factory, smtp_server, restore_failures_per_login=3)
     user, phone = enrolled(idp, email=EMAIL)
     verify_email(idp, user)
     code1 = activated(idp, phone)
@@ -399,7 +410,7 @@ def test_brute_force_of_code1_is_stopped_until_the_window_ends(
     # unknown ID that was guessed at as often.
     locked = attacker.restore(user.access_number, code1)
     assert locked.status_code == 429 and locked.json()["error"] == "too_many_attempts"
-    assert 1 <= int(locked.headers["Retry-After"]) <= 3
+    assert 1 <= int(locked.headers["Retry-After"]) <= 3600
     for _ in range(3):
         attacker.restore("9999999999", code1)
     unknown = attacker.restore("9999999999", code1)
@@ -408,7 +419,8 @@ def test_brute_force_of_code1_is_stopped_until_the_window_ends(
     assert idp.events("restore_throttled")
 
     # The lockout ends with the window.
-    wait_until(lambda: attacker.restore(user.access_number, code1).status_code != 429, interval=0.2)
+    failure_window_ends(idp, user)
+    assert attacker.restore(user.access_number, code1).ok
     assert len(smtp_server.mail_for(EMAIL, subject=CODE2_MAIL)) == 1
 
 
@@ -430,7 +442,7 @@ def test_failures_are_also_counted_per_ip_address(
 def test_brute_force_of_code2_is_stopped(
     idp_factory: Callable[..., LiveIdp], smtp_server: Any
 ) -> None:
-    idp = smtp_idp(idp_factory, smtp_server, restore_failures_per_login=4, restore_failure_window=3)
+    idp = smtp_idp(idp_factory, smtp_server, restore_failures_per_login=4)
     user, phone = enrolled(idp, email=EMAIL)
     verify_email(idp, user)
     code1 = activated(idp, phone)
@@ -457,7 +469,8 @@ def test_brute_force_of_code2_is_stopped(
     assert reasons(idp) == ["wrong_code2"] * 3 + ["unknown_restoration", "wrong_code2"]
 
     # After the window the attempt (still alive) goes on with its right code.
-    wait_until(lambda: attacker.send_code2(second, right).status_code != 429, interval=0.2)
+    failure_window_ends(idp, user)
+    assert attacker.send_code2(second, right).ok
     assert len(idp.events("restore_code_verified")) == 1
 
 
