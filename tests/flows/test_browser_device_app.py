@@ -179,10 +179,9 @@ def test_add_a_second_browser_with_a_binding_code_and_delete_the_first(
     second.click("#binding-start")
     expect(second.locator("body")).to_have_attribute("data-app-state", "main")
 
-    # The old browser's tab is closed while the new one deletes it: an open
-    # app polls every few seconds and may learn of the deletion by itself
-    # (then it shows the message at once and forgets its key, so a reload
-    # would find nothing to tell). Opened again, it must learn it from the server.
+    # The old browser's tab is closed while the new one deletes it, so that it
+    # learns of it from the server when opened again (an open app would learn
+    # it from its next poll: test_browser_restore.py covers that order).
     old_browser = first.context
     first.close()
 
