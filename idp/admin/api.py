@@ -26,7 +26,7 @@ from ..oidc.fields import BY_KEY, load
 from ..oidc.models import ADMIN_SCOPE
 from ..openapi import Api, InvalidInput
 from ..state import idp
-from . import schemas, service
+from . import audit_log, paging, schemas, service
 from .service import Actor
 
 bp = ApiBlueprint("admin_api", __name__, url_prefix="/admin/api/v1")
@@ -160,7 +160,7 @@ def _client_error(exc: ClientError) -> Response:
     return render_error("invalid_request", str(exc), 400, fields={exc.field: exc.message})
 
 
-def _page(page: service.Page[Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+def _page(page: paging.Page[Any], items: list[dict[str, Any]]) -> dict[str, Any]:
     """The envelope of every listing, around ``items`` (the page's, described)."""
     return {
         "items": items,
@@ -341,7 +341,7 @@ def revoke_admin(sub: str) -> dict[str, Any]:
 def list_devices(sub: str, query: schemas.PageQuery) -> dict[str, Any]:
     """The user's active devices, oldest first."""
     devices = service.user_devices(service.get_user(sub))
-    page = service.page_of(devices, query.offset, query.limit)
+    page = paging.page_of(devices, query.offset, query.limit)
     return _page(page, [service.describe_device(d) for d in page.items])
 
 
@@ -357,7 +357,7 @@ def remove_device(sub: str, device_id: str) -> None:
 @api.operation("GET", "/keys", tag="keys", query=schemas.PageQuery, response=schemas.SigningKeyPage)
 def list_keys(query: schemas.PageQuery) -> dict[str, Any]:
     """Signing keys, newest first: active, retiring (still published), retired."""
-    page = service.page_of(service.signing_keys(), query.offset, query.limit)
+    page = paging.page_of(service.signing_keys(), query.offset, query.limit)
     return _page(page, [service.describe_key(k) for k in page.items])
 
 
@@ -390,7 +390,7 @@ def vapid_key() -> dict[str, Any]:
 # --- the audit log -------------------------------------------------------------------
 
 
-def _audit_query(given: schemas.AuditFilter) -> service.AuditQuery | None:
+def _audit_query(given: schemas.AuditFilter) -> audit_log.AuditQuery | None:
     """The service's query; None when no event can match (an unknown user)."""
     user_id = None
     if given.user:
@@ -398,7 +398,7 @@ def _audit_query(given: schemas.AuditFilter) -> service.AuditQuery | None:
             user_id = service.get_user(given.user).id
         except service.NotFound:
             return None
-    return service.AuditQuery(
+    return audit_log.AuditQuery(
         user_id=user_id,
         client_id=given.client_id,
         types=tuple(given.type),
@@ -418,9 +418,9 @@ def list_audit_events(query: schemas.AuditPageQuery) -> dict[str, Any]:
     """Security events, newest first, filtered by user, client, type and time."""
     found = _audit_query(query)
     if found is None:
-        return _page(service.Page([], 0, query.offset, query.limit), [])
-    page = service.audit_events(found, offset=query.offset, limit=query.limit)
-    return _page(page, service.describe_events(page.items))
+        return _page(paging.Page([], 0, query.offset, query.limit), [])
+    page = audit_log.audit_events(found, offset=query.offset, limit=query.limit)
+    return _page(page, audit_log.describe_events(page.items))
 
 
 @api.operation(
@@ -439,7 +439,7 @@ def export_audit_events(query: schemas.AuditFilter) -> Response:
     def lines() -> Iterator[str]:
         if found is None:
             return
-        for event in service.export_audit(found):
+        for event in audit_log.export_audit(found):
             yield json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n"
 
     return Response(
@@ -452,4 +452,4 @@ def export_audit_events(query: schemas.AuditFilter) -> Response:
 @api.operation("GET", "/audit/types", tag="audit", response=schemas.AuditTypes)
 def audit_types() -> dict[str, Any]:
     """The event types that occur in the log (for a filter's choices)."""
-    return {"types": service.audit_event_types()}
+    return {"types": audit_log.audit_event_types()}

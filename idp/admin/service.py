@@ -9,13 +9,13 @@ Callers commit nothing themselves: each change commits with its audit event.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import func, select, update
 
 from .. import audit
 from ..accounts import service as accounts
@@ -33,11 +33,11 @@ from ..oidc.models import Client, RefreshToken, SigningKey
 from ..passkeys.models import Passkey
 from ..restore.models import RestorationSetup
 from ..state import idp
+from .audit_log import AuditQuery, audit_events, describe_events
+from .paging import DEFAULT_PAGE, Page, iso, page_query
 
 T = TypeVar("T")
 
-DEFAULT_PAGE = 50
-MAX_PAGE = 500
 RECENT_EVENTS = 20
 
 
@@ -85,47 +85,6 @@ class Actor:
         return cls(label="cli")
 
 
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of a listing: ``items`` from ``offset`` on, ``total`` in all."""
-
-    items: list[T]
-    total: int
-    offset: int
-    limit: int
-
-    @property
-    def next_offset(self) -> int | None:
-        end = self.offset + len(self.items)
-        return end if end < self.total else None
-
-
-def page_bounds(offset: Any, limit: Any) -> tuple[int, int]:
-    """Offset and limit from untrusted input, clamped (bad values: the defaults)."""
-    try:
-        start = max(0, int(offset))
-    except (TypeError, ValueError):
-        start = 0
-    try:
-        size = min(MAX_PAGE, max(1, int(limit)))
-    except (TypeError, ValueError):
-        size = DEFAULT_PAGE
-    return start, size
-
-
-def _page(query: Select[T], offset: int, limit: int) -> Page[T]:
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    items = list(db.session.scalars(query.offset(offset).limit(limit)))
-    return Page(items=items, total=int(total or 0), offset=offset, limit=limit)
-
-
-def page_of(items: Sequence[T], offset: int = 0, limit: int = MAX_PAGE) -> Page[T]:
-    """A page of a short list that is read whole (a user's devices, the keys)."""
-    return Page(
-        items=list(items[offset : offset + limit]), total=len(items), offset=offset, limit=limit
-    )
-
-
 # --- users ---------------------------------------------------------------------------
 
 
@@ -142,7 +101,7 @@ def search_users(text: str | None, *, offset: int = 0, limit: int = DEFAULT_PAGE
             | func.lower(User.family_name).like(pattern, escape="\\")
             | User.access_number.like(pattern, escape="\\")
         )
-    return _page(query, offset, limit)
+    return page_query(query, offset, limit)
 
 
 def _escape_like(text: str) -> str:
@@ -188,7 +147,7 @@ def describe_user(user: User) -> dict[str, Any]:
         "status": user.status,
         "is_admin": user.is_admin,
         "password_reset_required": user.password_reset_required,
-        "created_at": _iso(user.created_at),
+        "created_at": iso(user.created_at),
     }
 
 
@@ -224,8 +183,8 @@ def describe_passkey(passkey: Passkey) -> dict[str, Any]:
         "id": passkey.id,
         "name": passkey.name,
         "backup_eligible": passkey.backup_eligible,
-        "created_at": _iso(passkey.created_at),
-        "last_used_at": _iso(passkey.last_used_at),
+        "created_at": iso(passkey.created_at),
+        "last_used_at": iso(passkey.last_used_at),
     }
 
 
@@ -238,7 +197,7 @@ def describe_overview(overview: UserOverview) -> dict[str, Any]:
         "passkeys": [describe_passkey(p) for p in overview.passkeys],
         "restoration": {
             "active": overview.restoration_active,
-            "activated_at": _iso(overview.restoration_activated_at),
+            "activated_at": iso(overview.restoration_activated_at),
         },
         "recent_events": describe_events(overview.recent_events),
     }
@@ -327,7 +286,7 @@ def search_clients(text: str | None, *, offset: int = 0, limit: int = DEFAULT_PA
             func.lower(Client.client_id).like(pattern, escape="\\")
             | func.lower(Client.name).like(pattern, escape="\\")
         )
-    return _page(query, offset, limit)
+    return page_query(query, offset, limit)
 
 
 def get_client(client_id: str) -> Client:
@@ -432,90 +391,10 @@ def describe_key(key: SigningKey) -> dict[str, Any]:
         "kid": key.kid,
         "alg": key.alg,
         "state": key.state,
-        "created_at": _iso(key.created_at),
-        "retire_after": _iso(key.retire_after),
+        "created_at": iso(key.created_at),
+        "retire_after": iso(key.retire_after),
     }
 
 
 def vapid_public_key() -> str:
     return str(idp().push.public_key())
-
-
-# --- the audit log -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuditQuery:
-    """Filters of the audit log; ``None`` means any."""
-
-    user_id: int | None = None
-    client_id: str | None = None
-    types: tuple[str, ...] = ()
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def select(self) -> Select[AuditEvent]:
-        query = select(AuditEvent)
-        if self.user_id is not None:
-            query = query.where(AuditEvent.user_id == self.user_id)
-        if self.client_id:
-            query = query.where(AuditEvent.client_id == self.client_id)
-        if self.types:
-            query = query.where(AuditEvent.type.in_(self.types))
-        if self.since is not None:
-            query = query.where(AuditEvent.at >= self.since)
-        if self.until is not None:
-            query = query.where(AuditEvent.at < self.until)
-        return query
-
-
-def audit_events(
-    query: AuditQuery, *, offset: int = 0, limit: int = DEFAULT_PAGE
-) -> Page[AuditEvent]:
-    """Matching events, newest first."""
-    return _page(query.select().order_by(AuditEvent.id.desc()), offset, limit)
-
-
-def export_audit(query: AuditQuery, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
-    """Every matching event, oldest first, read in batches (for JSON lines)."""
-    last_id = 0
-    while True:
-        rows = list(
-            db.session.scalars(
-                query.select().where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch)
-            )
-        )
-        if not rows:
-            return
-        yield from describe_events(rows)
-        last_id = rows[-1].id
-
-
-def audit_event_types() -> list[str]:
-    """The event types that occur in the log (for the filter's choices)."""
-    return sorted(db.session.scalars(select(AuditEvent.type).distinct()))
-
-
-def describe_events(events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
-    """Events as the API and the export show them: users by ``sub``."""
-    ids = {e.user_id for e in events if e.user_id is not None}
-    rows = db.session.execute(select(User.id, User.sub).where(User.id.in_(ids)))
-    subs = {user_id: sub for user_id, sub in rows}
-    return [
-        {
-            "id": event.id,
-            "at": _iso(event.at),
-            "type": event.type,
-            "actor": event.actor,
-            "user": subs.get(event.user_id) if event.user_id is not None else None,
-            "client_id": event.client_id,
-            "device_id": (event.detail or {}).get("device"),
-            "ip": event.ip,
-            "detail": dict(event.detail or {}),
-        }
-        for event in events
-    ]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from ..admin import service
+from ..admin import audit_log
+from ..admin.paging import MAX_PAGE
 from .common import Commands, emit_json, event_line, find_user, say
 
 group = Commands("audit", help="Read and export the audit log.")
@@ -37,8 +38,8 @@ def _audit_query(
     types: tuple[str, ...],
     since: datetime | None,
     until: datetime | None,
-) -> service.AuditQuery:
-    return service.AuditQuery(
+) -> audit_log.AuditQuery:
+    return audit_log.AuditQuery(
         user_id=find_user(user).id if user else None,
         client_id=client_id,
         types=types,
@@ -49,13 +50,13 @@ def _audit_query(
 
 @group.command("list")
 @_audit_options
-@click.option("--limit", type=click.IntRange(1, service.MAX_PAGE), default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(1, MAX_PAGE), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0)
 @click.option("--json", "as_json", is_flag=True)
 def audit_list(offset: int, limit: int, as_json: bool, **filters: Any) -> None:
     """Security events, newest first."""
-    page = service.audit_events(_audit_query(**filters), offset=offset, limit=limit)
-    rows = service.describe_events(page.items)
+    page = audit_log.audit_events(_audit_query(**filters), offset=offset, limit=limit)
+    rows = audit_log.describe_events(page.items)
     if as_json:
         emit_json(rows)
         return
@@ -69,5 +70,5 @@ def audit_list(offset: int, limit: int, as_json: bool, **filters: Any) -> None:
 @_audit_options
 def audit_export(**filters: Any) -> None:
     """Every matching event as JSON lines on stdout, oldest first."""
-    for event in service.export_audit(_audit_query(**filters)):
+    for event in audit_log.export_audit(_audit_query(**filters)):
         click.echo(json.dumps(event, separators=(",", ":"), ensure_ascii=False))

@@ -12,6 +12,7 @@ import click
 from flask.cli import AppGroup
 
 from ..admin import service
+from ..admin.paging import MAX_PAGE
 from ..admin.service import Actor, AdminError
 from ..extensions import commit, rollback
 
@@ -71,9 +72,7 @@ def find_user(identifier: str) -> Any:
 
 
 def page_options(command: Any) -> Any:
-    command = click.option(
-        "--limit", type=click.IntRange(1, service.MAX_PAGE), default=service.MAX_PAGE
-    )(command)
+    command = click.option("--limit", type=click.IntRange(1, MAX_PAGE), default=MAX_PAGE)(command)
     return click.option("--offset", type=click.IntRange(0), default=0)(command)
 
 

@@ -17,7 +17,8 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from .. import service
+from .. import audit_log, service
+from ..paging import Page
 from ..service import AdminError
 from .common import (
     MAX_SEARCH,
@@ -34,7 +35,7 @@ def _moment(raw: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _audit_filters() -> tuple[service.AuditQuery | None, dict[str, str], dict[str, str]]:
+def _audit_filters() -> tuple[audit_log.AuditQuery | None, dict[str, str], dict[str, str]]:
     """The query from the filter form (None: nothing can match), the values
     as given, and what was wrong with them."""
     values = {
@@ -59,7 +60,7 @@ def _audit_filters() -> tuple[service.AuditQuery | None, dict[str, str], dict[st
                 errors[name] = _("Please enter a date and time, e.g. 2025-01-31T14:30.")
     if errors:
         return None, values, errors
-    query = service.AuditQuery(
+    query = audit_log.AuditQuery(
         user_id=user_id,
         client_id=values["client"] or None,
         types=(values["type"],) if values["type"] else (),
@@ -74,17 +75,17 @@ def audit() -> ResponseReturnValue:
     query, values, errors = _audit_filters()
     offset, limit = paging()
     if query is None:
-        page: service.Page[Any] = service.Page([], 0, offset, limit)
+        page: Page[Any] = Page([], 0, offset, limit)
     else:
-        page = service.audit_events(query, offset=offset, limit=limit)
+        page = audit_log.audit_events(query, offset=offset, limit=limit)
     filters: dict[str, Any] = {k: v for k, v in values.items() if v}
     return render_template(
         "admin/audit.html",
         page=page,
-        events=service.describe_events(page.items),
+        events=audit_log.describe_events(page.items),
         values=values,
         errors=errors,
-        types=service.audit_event_types(),
+        types=audit_log.audit_event_types(),
         args={**filters, "limit": limit},
         export_url=url_for("admin.audit_export", **filters),
     ), 400 if errors else 200
@@ -98,7 +99,7 @@ def audit_export() -> ResponseReturnValue:
     def lines() -> Iterator[str]:
         if query is None:
             return
-        for event in service.export_audit(query):
+        for event in audit_log.export_audit(query):
             yield json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n"
 
     return Response(

@@ -11,7 +11,7 @@ from flask import (
 
 from ...accounts.models import User
 from ...store.kinds import Kind
-from .. import service
+from ..paging import page_bounds
 from ..service import Actor
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -35,7 +35,7 @@ def actor() -> Actor:
 
 
 def paging() -> tuple[int, int]:
-    return service.page_bounds(request.args.get("offset"), request.args.get("limit", PAGE_SIZE))
+    return page_bounds(request.args.get("offset"), request.args.get("limit", PAGE_SIZE))
 
 
 def search_text() -> str:

@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from ...accounts.models import User
 from ...devices.messages import ENROLLED_VIA_LABELS, KIND_LABELS
 from ...extensions import utcnow
-from .. import service
+from .. import audit_log, service
 from .common import (
     actor,
     admin_user,
@@ -39,7 +39,7 @@ def _user_page(user: User, *, error: str | None = None) -> str:
         "admin/user.html",
         overview=overview,
         user=user,
-        events=service.describe_events(overview.recent_events),
+        events=audit_log.describe_events(overview.recent_events),
         now=utcnow(),
         kinds=KIND_LABELS,
         enrolled_via=ENROLLED_VIA_LABELS,
