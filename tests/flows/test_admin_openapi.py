@@ -16,7 +16,6 @@ from typing import Any
 import jsonschema_rs
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -26,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from ..support.schema_run import check_operation
 from .test_admin_api import automation
 from .test_approvals import enrolled
 
@@ -60,24 +60,10 @@ def test_live_api_matches_its_document(idp: Any) -> None:
     for operation in operations:
         params = [p.name for p in operation.path_parameters]
         fixed = [None, {name: known[name] for name in params}] if params else [None]
-        for path_parameters in fixed:
-            strategy = operation.as_strategy(path_parameters=path_parameters)
-
-            @given(case=strategy)
-            @settings(
-                max_examples=EXAMPLES,
-                deadline=None,
-                database=None,
-                derandomize=True,
-                phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=list(HealthCheck),
-            )
-            def check(case: Any) -> None:
-                case.call_and_validate(
-                    base_url=base_url, session=session, headers=headers, checks=CHECKS
-                )
-
-            check()
+        check_operation(
+            operation, fixed, base_url=base_url, session=session, headers=headers,
+            checks=CHECKS, examples=EXAMPLES,
+        )  # fmt: skip
 
     # The export's JSON lines: each one an AuditEvent as the document says.
     export = session.get(f"{base_url}/audit/export", headers=headers, timeout=30)

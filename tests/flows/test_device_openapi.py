@@ -16,7 +16,6 @@ from typing import Any
 
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -24,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from ..support.schema_run import check_operation
 from .test_approvals import enrolled
 
 PREFIX = "/device/v1"
@@ -75,23 +75,9 @@ def test_live_api_matches_its_document(idp: Any) -> None:
         fixed: list[dict[str, Any] | None] = [None]
         if params and set(params) <= set(known):
             fixed.append({name: known[name] for name in params})
-        for path_parameters in fixed:
-            strategy = operation.as_strategy(path_parameters=path_parameters)
-
-            @given(case=strategy)
-            @settings(
-                max_examples=EXAMPLES,
-                deadline=None,
-                database=None,
-                derandomize=True,
-                phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=list(HealthCheck),
-            )
-            def check(case: Any) -> None:
-                case.call_and_validate(
-                    base_url=base_url, session=session, headers=headers, checks=CHECKS
-                )
-
-            check()
+        check_operation(
+            operation, fixed, base_url=base_url, session=session, headers=headers,
+            checks=CHECKS, examples=EXAMPLES,
+        )  # fmt: skip
     # The device is still there: nothing generated could sign an action.
     assert device.call("GET", "/status").status_code == 200
