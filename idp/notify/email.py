@@ -7,6 +7,7 @@ date and message id) with the text in the user's language, and hand it to
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -108,16 +109,21 @@ class SmtpEmailSender:
             raise DeliveryError(f"SMTP delivery failed ({type(exc).__name__})") from exc
         log.info("mail to %s via %s:%s", ", ".join(to), self.host, self.port)
 
+    @functools.cached_property
+    def _tls(self) -> ssl.SSLContext:
+        # Made once: loading the system's CA certificates takes longer than
+        # sending a message to a local relay.
+        return ssl.create_default_context()
+
     def _connect(self) -> smtplib.SMTP:
-        context = ssl.create_default_context()
         if self.security == "ssl":
-            return smtplib.SMTP_SSL(self.host, self.port, timeout=self._timeout, context=context)
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=self._timeout, context=self._tls)
         smtp = smtplib.SMTP(self.host, self.port, timeout=self._timeout)
         try:
             if self.security == "starttls":
                 smtp.ehlo()
                 # Refuses (SMTPNotSupportedError) rather than going on in clear.
-                smtp.starttls(context=context)
+                smtp.starttls(context=self._tls)
                 smtp.ehlo()
         except BaseException:
             smtp.close()
