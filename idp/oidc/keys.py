@@ -47,6 +47,10 @@ class KeyRing:
         self._sealer = Sealer(encryption_key)
         self._token_lifetime = token_lifetime
         self._cache: Cached[_Published] = Cached(CACHE_SECONDS)
+        # Private keys opened by earlier loads, by kid, with the sealed bytes
+        # they came from: a reload opens only keys it has not seen (parsing
+        # an RSA key checks it, which takes longer than the query).
+        self._opened: dict[str, tuple[bytes, JoseKey]] = {}
 
     # --- reading ------------------------------------------------------------
     def signing_key(self, alg: str) -> ActiveKey:
@@ -67,9 +71,10 @@ class KeyRing:
             published = []
             for row in rows:
                 if row.state == KeyState.ACTIVE:
-                    active[row.alg] = ActiveKey(row.kid, row.alg, self._decrypt(row))
+                    active[row.alg] = ActiveKey(row.kid, row.alg, self._open(row))
                 if is_published(row, now):
                     published.append(row.public_jwk)
+        self._opened = {key.kid: self._opened[key.kid] for key in active.values()}
         jwks = json.dumps({"keys": published}, separators=(",", ":")).encode()
         return _Published(active, jwks)
 
@@ -154,6 +159,13 @@ class KeyRing:
             private_key_encrypted=self._sealer.seal(key.as_pem(private=True), name=key.kid or ""),
             state=KeyState.ACTIVE,
         )
+
+    def _open(self, row: SigningKey) -> JoseKey:
+        sealed = bytes(row.private_key_encrypted)
+        opened = self._opened.get(row.kid)
+        if opened is None or opened[0] != sealed:
+            opened = self._opened[row.kid] = (sealed, self._decrypt(row))
+        return opened[1]
 
     def _decrypt(self, row: SigningKey) -> JoseKey:
         pem = self._sealer.open(row.private_key_encrypted, name=row.kid)
