@@ -99,7 +99,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         settings=settings,
         store=Store(connect(settings.redis_url, instance_path)),
         digester=TokenDigester(derive_key(master_key, "token-digest")),
-        passwords=PasswordService(concurrency=settings.password_hash_concurrency),
+        passwords=PasswordService(
+            concurrency=settings.password_hash_concurrency,
+            memory_kib=settings.password_hash_memory_kib,
+            time_cost=settings.password_hash_time_cost,
+        ),
         key_encryption_key=master_key,
         keyring=KeyRing(
             encryption_key=derive_key(master_key, "signing-keys"),

@@ -24,6 +24,9 @@ from pydantic_settings import (
 )
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+# OWASP Password Storage Cheat Sheet: argon2id configurations of equal
+# strength (memory in KiB, iterations), the least a public issuer accepts.
+OWASP_ARGON2ID = ((47 * 1024, 1), (19 * 1024, 2), (12 * 1024, 3), (9 * 1024, 4), (7 * 1024, 5))
 
 
 class ConfigError(Exception):
@@ -59,6 +62,12 @@ class Settings(BaseSettings):
     login_failure_window: int = Field(default=900, ge=60)
     # At most this many argon2id hashes run at once in one process.
     password_hash_concurrency: int = Field(default=2, ge=1)
+    # argon2id's cost (RFC 9106; parallelism 1). The default is OWASP's
+    # minimum; an issuer outside localhost refuses anything weaker
+    # (OWASP_ARGON2ID). Stored hashes of another cost are hashed again at
+    # the next login.
+    password_hash_memory_kib: int = Field(default=19 * 1024, ge=8, le=4 * 1024 * 1024)
+    password_hash_time_cost: int = Field(default=2, ge=1, le=100)
 
     # Strict-Transport-Security (RFC 6797): with an https issuer every
     # response tells browsers to use only https for this host for that many
@@ -234,6 +243,15 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"{', '.join(missing)} must be set when the issuer is not localhost"
                 )
+        if not self.is_local and not any(
+            self.password_hash_memory_kib >= memory and self.password_hash_time_cost >= time
+            for memory, time in OWASP_ARGON2ID
+        ):
+            raise ValueError(
+                "password_hash_memory_kib and password_hash_time_cost are below OWASP's"
+                " minimum for argon2id (19456 KiB and 2 iterations, or an equivalent)"
+                " when the issuer is not localhost"
+            )
         if self.secret_key and len(self.secret_key) < 32:
             raise ValueError("secret_key must be at least 32 characters")
         host = self.issuer_host

@@ -1,6 +1,7 @@
 """argon2id password hashing with a per-process cap on concurrent hashes.
 
-OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB, t=2, p=1.
+The cost comes from the settings (``password_hash_memory_kib``,
+``password_hash_time_cost``); by default OWASP's minimum, m=19 MiB, t=2, p=1.
 The semaphore keeps a burst of logins from occupying every worker thread, so
 the token endpoint (which never hashes slowly) stays responsive.
 """
@@ -14,8 +15,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 
 class PasswordService:
-    def __init__(self, *, concurrency: int) -> None:
-        self._hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+    def __init__(self, *, concurrency: int, memory_kib: int, time_cost: int) -> None:
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=1)
         self._slots = threading.BoundedSemaphore(concurrency)
         # Verified when the account does not exist, so the time taken does not
         # tell whether it does.

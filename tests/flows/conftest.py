@@ -28,6 +28,10 @@ from ..conftest import PostgresServer, RedisServer, copy_sqlite
 from .shared import MAIL_SETTINGS, RUNTIME_SETTINGS, SharedIdp
 
 PASSWORD = "Correct-Horse-9"
+# argon2id at a small cost for the IdPs the tests start in this process (an
+# issuer on localhost allows it): at OWASP's cost, hashing was 13 % of the
+# suite's CPU. The processes test_serve.py starts hash at the default cost.
+CHEAP_HASHING = {"password_hash_memory_kib": 1024, "password_hash_time_cost": 1}
 
 
 def free_port() -> int:
@@ -42,7 +46,8 @@ class LiveIdp:
     app: Flask
     server: BaseWSGIServer
     thread: threading.Thread
-    # What start_idp chose for it (issuer, secret_key, key_encryption_key).
+    # What start_idp chose for it (issuer, secret_key, key_encryption_key,
+    # the password hashing cost).
     settings: dict[str, Any] = field(default_factory=dict)
     _n: int = field(default=0)
 
@@ -104,6 +109,7 @@ def start_idp(overrides: dict[str, Any]) -> LiveIdp:
         "issuer": url,
         "secret_key": secrets.token_urlsafe(48),
         "key_encryption_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        **CHEAP_HASHING,
     }
     config = {**chosen, **overrides}
     app = create_app(config)

@@ -188,6 +188,30 @@ def test_failed_logins_are_throttled_per_account(idp: Any) -> None:
     assert idp.events("login_throttled")
 
 
+def test_a_password_hashed_at_another_cost_is_hashed_again_at_login(idp: Any) -> None:
+    """An operator who raises (or lowers) the argon2id cost: each stored hash
+    follows at the user's next login."""
+    from argon2 import PasswordHasher
+    from argon2.low_level import Type
+
+    from idp.accounts.models import User
+    from idp.extensions import db
+
+    settings = idp.app.extensions["idp"].settings
+    user = idp.add_user()
+    older = PasswordHasher(time_cost=2, memory_cost=2048, parallelism=1, type=Type.ID)
+    with idp.app.app_context():
+        db.session.get(User, user.id).password_hash = older.hash(PASSWORD)
+        db.session.commit()
+    client_id, secret = idp.add_client(first_party=True)
+    rp = RelyingParty(idp.url, client_id, secret)
+    login_through(idp, rp, Browser(idp.url), user)
+    with idp.app.app_context():
+        stored = db.session.get(User, user.id).password_hash
+    cost = f"m={settings.password_hash_memory_kib},t={settings.password_hash_time_cost},p=1"
+    assert stored.startswith("$argon2id$v=19$" + cost + "$"), stored
+
+
 def test_failed_logins_are_throttled_per_ip(idp_factory: Any) -> None:
     idp = idp_factory(login_failures_per_ip=3)
     idp.add_user(username="someone")

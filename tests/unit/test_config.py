@@ -42,6 +42,14 @@ def test_toml_then_environment_then_mapping(
         ({"secret_key": "short"}, "at least 32 characters"),
         ({"access_token_lifetime": 5}, "access_token_lifetime"),
         ({"no_such_setting": 1}, "no_such_setting"),
+        (
+            {"issuer": "https://login.example.org", **SECRETS, "password_hash_memory_kib": 8192},
+            "below OWASP's minimum",
+        ),
+        (
+            {"issuer": "https://login.example.org", **SECRETS, "password_hash_time_cost": 1},
+            "below OWASP's minimum",
+        ),
     ],
 )
 def test_unsafe_or_wrong_settings_are_refused_with_a_clear_message(
@@ -69,6 +77,26 @@ def test_production_settings_are_accepted(monkeypatch: pytest.MonkeyPatch) -> No
     settings = load_settings({"issuer": "https://login.example.org/", **SECRETS})
     assert settings.issuer == "https://login.example.org"
     assert not settings.is_local
+    # OWASP's equivalents of its argon2id minimum: less memory, more iterations.
+    for memory, time in ((47 * 1024, 1), (12 * 1024, 3), (7 * 1024, 5)):
+        load_settings(
+            {
+                "issuer": "https://login.example.org/",
+                **SECRETS,
+                "password_hash_memory_kib": memory,
+                "password_hash_time_cost": time,
+            }
+        )
+
+
+def test_cheap_password_hashing_only_for_a_localhost_issuer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("IDP_CONFIG", raising=False)
+    cheap = {"password_hash_memory_kib": 1024, "password_hash_time_cost": 1}
+    assert load_settings(cheap).password_hash_memory_kib == 1024
+    with pytest.raises(ConfigError, match="below OWASP's minimum"):
+        load_settings({"issuer": "https://login.example.org", **SECRETS, **cheap})
 
 
 def test_example_config_documents_every_setting_and_loads(monkeypatch: pytest.MonkeyPatch) -> None:
