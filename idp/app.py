@@ -97,7 +97,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     app.extensions[IDP] = Idp(
         settings=settings,
-        store=Store(connect(settings.redis_url, instance_path)),
+        store=Store(lambda: connect(settings.redis_url, instance_path)),
         digester=TokenDigester(derive_key(master_key, "token-digest")),
         passwords=PasswordService(
             concurrency=settings.password_hash_concurrency,

