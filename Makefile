@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 IDP_PORT ?= 5000
 DEMO_RP_PORT ?= 5001
+# One pytest worker more than there are cores: flow tests spend part of their
+# time waiting (for a browser, a process, a stream), which another fills.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 # uv from PATH, or bootstrapped once into .tools/ with the system's pip.
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
@@ -26,7 +29,7 @@ demo: $(STAMP) $(COMPILED)
 # every module it imports from source, 4 s of CPU for `import idp.app`.
 test: $(STAMP) $(COMPILED)
 	$(BIN)/python -m compileall -q -j 0 idp clients tests
-	$(BIN)/pytest -n auto --dist loadfile --cov=idp --cov=clients --cov-report=term:skip-covered $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov=idp --cov=clients --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -37,7 +37,7 @@ CHECKS = [
     response_schema_conformance,
     ignored_auth,
 ]
-EXAMPLES = 12
+EXAMPLES = 8
 
 
 def test_live_api_matches_its_document(idp: Any) -> None:
