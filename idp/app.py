@@ -27,7 +27,7 @@ from .devices import push as device_push
 from .devices import service as device_service
 from .extensions import babel, csrf, db, init_unit_of_work, migrate
 from .notify import email_sender, sms_sender
-from .oidc import backchannel
+from .oidc import backchannel, published
 from .oidc import server as oidc_server
 from .oidc import views as oidc_views
 from .oidc.keys import KeyRing
@@ -153,6 +153,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(admin_views.bp)
     cli.register(app)
+    # Outermost: discovery and the JWKS are answered before anything else runs.
+    published.install(app, http.common_headers(settings))
     return app
 
 

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     languages: tuple[str, ...] = ("en", "de")
     default_language: str = "en"
     log_level: str = "INFO"
+    # `idp serve`: one line per request on stdout (gunicorn's access log). Off
+    # by default: writing it cost more than answering a discovery request.
+    access_log: bool = False
 
     # --- behind a reverse proxy (idp.proxy)
     # Whose X-Forwarded-For / X-Forwarded-Proto to believe: the number of

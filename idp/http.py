@@ -12,22 +12,29 @@ CSP = (
 )
 
 
-def init_app(app: Flask, settings: Settings) -> None:
+def common_headers(settings: Settings) -> list[tuple[str, str]]:
+    """The headers of every response."""
+    headers = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        # Transaction ids travel in URLs; keep them out of Referer headers.
+        ("Referrer-Policy", "no-referrer"),
+    ]
     # Strict-Transport-Security (RFC 6797) when the issuer is https, whatever
     # this process sees: behind a TLS proxy its requests come in plain http.
     # hsts_max_age = 0 leaves the header to the proxy.
-    hsts = None
     if settings.is_https and settings.hsts_max_age:
-        hsts = f"max-age={settings.hsts_max_age}"
+        headers.append(("Strict-Transport-Security", f"max-age={settings.hsts_max_age}"))
+    return headers
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    common = common_headers(settings)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        # Transaction ids travel in URLs; keep them out of Referer headers.
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if hsts is not None:
-            response.headers.setdefault("Strict-Transport-Security", hsts)
+        for name, value in common:
+            response.headers.setdefault(name, value)
         if response.mimetype == "text/html":
             response.headers.setdefault("Content-Security-Policy", CSP)
             response.headers.setdefault("Cache-Control", "no-store")

@@ -68,6 +68,10 @@ class Cached(Generic[T]):
                 self._value, self._loaded_at = value, time.monotonic()
             return value
 
+    def peek(self) -> T | None:
+        """The value if it is still trusted, without loading."""
+        return self._fresh()
+
     def invalidate(self) -> None:
         """Load again on next use."""
         self._loaded_at = 0.0

@@ -59,7 +59,7 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         "graceful_timeout": 10,
         "timeout": 60,
         "keepalive": 5,
-        "accesslog": "-",
+        "accesslog": "-" if settings.access_log else None,
         "errorlog": "-",
         "proc_name": "freigabe-idp",
         "control_socket_disable": True,

@@ -57,8 +57,13 @@ class KeyRing:
         return self._cache.get(self._load).active[alg]
 
     def jwks_bytes(self) -> bytes:
-        """The published key set."""
+        """The published key set (the same bytes object until the next load)."""
         return self._cache.get(self._load).jwks
+
+    def fresh_jwks_bytes(self) -> bytes | None:
+        """The published key set if it needs no reload (no database, no app context)."""
+        published = self._cache.peek()
+        return None if published is None else published.jwks
 
     def _load(self) -> _Published:
         # A session of its own: reading (and on first use generating) the

@@ -38,10 +38,9 @@ from ..auth.sessions import current_login_session
 from ..errors import ApiBlueprint, InvalidAuthorizationRequest
 from ..extensions import csrf, db, insert_ignore, utcnow
 from ..state import authorization_server, idp, resource_protector
-from . import metadata, registration
+from . import metadata, published, registration
 from .claims import user_info
 from .client_auth import query_client
-from .discovery import discovery_bytes
 from .models import SUPPORTED_SCOPES, Client, Consent
 from .server import IdpAuthorizationServer
 
@@ -74,22 +73,17 @@ def server() -> IdpAuthorizationServer:
     return authorization_server()
 
 
-def _cacheable(body: bytes, content_type: str) -> Response:
-    response = Response(body, content_type=content_type)
-    response.headers["Cache-Control"] = "public, max-age=300"
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
-
-
+# GET and HEAD of these are answered before routing (idp.oidc.published); the
+# routes answer other methods (405, OPTIONS) and an app without that layer.
 @api.get("/.well-known/openid-configuration")
 @api.get("/.well-known/oauth-authorization-server")
 def discovery() -> Response:
-    return _cacheable(discovery_bytes(), "application/json")
+    return published.discovery_response()
 
 
 @api.get("/jwks.json")
 def jwks() -> Response:
-    return _cacheable(idp().keyring.jwks_bytes(), "application/jwk-set+json")
+    return published.jwks_response()
 
 
 # --- authorization endpoint -----------------------------------------------------------

@@ -125,6 +125,54 @@ def test_discovery_is_truthful(idp: Any) -> None:
     assert rfc8414.json() == doc
 
 
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/.well-known/openid-configuration", "application/json"),
+        ("/jwks.json", "application/jwk-set+json"),
+    ],
+)
+def test_published_documents_are_cacheable_and_conditional(
+    idp: Any, path: str, content_type: str
+) -> None:
+    url = idp.url + path
+    first = requests.get(url, timeout=10)
+    assert first.status_code == 200
+    assert first.headers["Content-Type"] == content_type
+    assert first.headers["Cache-Control"] == "public, max-age=300"
+    assert first.headers["Access-Control-Allow-Origin"] == "*"
+    assert first.headers["X-Content-Type-Options"] == "nosniff"
+    etag = first.headers["ETag"]
+    assert etag.startswith('"') and etag.endswith('"')
+    # RFC 9110 §13.1.2: the same tag (weak or in a list) is "not modified".
+    for tags in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        again = requests.get(url, headers={"If-None-Match": tags}, timeout=10)
+        assert again.status_code == 304, tags
+        assert again.content == b"" and again.headers["ETag"] == etag
+    changed = requests.get(url, headers={"If-None-Match": '"other"'}, timeout=10)
+    assert changed.status_code == 200 and changed.content == first.content
+    head = requests.head(url, timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Length"] == str(len(first.content))
+    assert requests.post(url, timeout=10).status_code == 405
+
+
+def test_a_rotated_key_changes_the_jwks_and_its_etag(idp: Any) -> None:
+    before = requests.get(idp.url + "/jwks.json", timeout=10)
+    with idp.app.app_context():
+        from idp.extensions import commit
+        from idp.state import idp as state
+
+        state().keyring.rotate("ES256")
+        commit()
+    after = requests.get(
+        idp.url + "/jwks.json", headers={"If-None-Match": before.headers["ETag"]}, timeout=10
+    )
+    assert after.status_code == 200
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert len(after.json()["keys"]) == len(before.json()["keys"]) + 1
+
+
 # --- accounts and login ------------------------------------------------------------
 
 

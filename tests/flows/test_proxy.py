@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -144,7 +145,7 @@ def test_without_trusted_proxies_forged_forwarding_headers_change_nothing_under_
     finally:
         seeder.stop()
     issuer = settings["issuer"]
-    process = serve(settings, IDP_LOGIN_FAILURES_PER_IP="3")
+    process = serve(settings, IDP_LOGIN_FAILURES_PER_IP="3", IDP_ACCESS_LOG="true")
     try:
         # From 127.0.0.1, which gunicorn by default believes about the scheme:
         # a forged "X-Forwarded-Proto: https" must not make the app think the
@@ -164,6 +165,10 @@ def test_without_trusted_proxies_forged_forwarding_headers_change_nothing_under_
     finally:
         output = stop(process)
     assert process.returncode == 0, output
+    # The access log (asked for): the socket's address, the path without its query.
+    logged = re.findall(r'^(\S+) "(\w+) (\S+)" (\d+) ', output, re.MULTILINE)
+    assert ("127.0.0.1", "POST", "/login", "401") in logged, output[-2000:]
+    assert all("?" not in path for _, _, path, _ in logged)
 
     reader = start_idp(settings)
     try:
