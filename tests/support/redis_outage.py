@@ -103,8 +103,9 @@ class OutageRedis:
 
     def close(self) -> None:
         self._closed = True
-        self.kill()
         self._listener.close()
+        self._accepting.join(timeout=10)
+        self.kill()
 
     # --- the relay ---------------------------------------------------------------
 
@@ -113,6 +114,9 @@ class OutageRedis:
             try:
                 client, _ = self._listener.accept()
             except OSError:
+                return
+            if self._closed:
+                client.close()
                 return
             if not self.up:
                 client.close()  # refused as a dead server would be
@@ -152,3 +156,10 @@ class OutageRedis:
         for end in (source, target):
             with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
+        # The other direction's pump wakes from the shutdown and ends too;
+        # whichever ends first closes both (closing twice does nothing).
+        with self._lock:
+            for end in (source, target):
+                end.close()
+                if end in self._connections:
+                    self._connections.remove(end)
