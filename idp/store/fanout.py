@@ -60,10 +60,7 @@ class Fanout:
     def close(self) -> None:
         """Stop the listener (it notices within a second) and wake every waiter."""
         self._closed.set()
-        with self._lock:
-            everyone = [w for ws in self._waiters.values() for w in ws]
-        for waiter in everyone:
-            waiter.notify()
+        self._wake_everyone()
 
     def publish(self, channel: str, message: str) -> None:
         self._client.publish(channel, message)
@@ -103,8 +100,15 @@ class Fanout:
         for waiter in waiters:
             waiter.notify()
 
+    def _wake_everyone(self) -> None:
+        with self._lock:
+            everyone = [w for ws in self._waiters.values() for w in ws]
+        for waiter in everyone:
+            waiter.notify()
+
     def _run(self) -> None:
         backoff = 0.1
+        resubscribed = False
         while not self._closed.is_set():
             pubsub = self._listener_client.pubsub()  # type: ignore[no-untyped-call]
             try:
@@ -117,6 +121,10 @@ class Fanout:
                     if message["type"] == "psubscribe":
                         # Confirmed: from now on no message is missed.
                         self._subscribed.set()
+                        if resubscribed:
+                            # What was published while we were away is lost:
+                            # waiters read their state again.
+                            self._wake_everyone()
                         continue
                     if message["type"] != "pmessage":
                         continue
@@ -128,10 +136,8 @@ class Fanout:
                 log.warning("pub/sub listener: %s; reconnecting", type(exc).__name__)
                 # Waiters re-read their state on wake-up: wake everyone, so
                 # nothing published while we were away is missed for long.
-                with self._lock:
-                    everyone = [w for ws in self._waiters.values() for w in ws]
-                for waiter in everyone:
-                    waiter.notify()
+                self._wake_everyone()
+                resubscribed = True
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
