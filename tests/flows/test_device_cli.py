@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import click
 import pytest
 import requests
 from click.testing import CliRunner
@@ -518,6 +519,34 @@ def test_devices_and_status_as_json_with_a_second_device_from_a_binding_code(
     refused = again.run("enrol", "--server", idp.url, "--binding-code", binding_code)
     assert refused.returncode == 1 and "binding code is not valid" in refused.stderr
     assert not again.store.exists()
+
+
+def test_the_enrolment_link_forms() -> None:
+    from clients.device.cli.enrol import parse_link
+
+    code = "K7QH-2MZD-X9TA"
+    # The account page's link: the browser device app below the issuer (which
+    # may have a path), the code in the fragment or the query.
+    assert parse_link(f"https://id.example.com/app/#code={code}") == (
+        "https://id.example.com",
+        code,
+    )
+    assert parse_link(f" https://example.com/idp/app/?code={code}\n") == (
+        "https://example.com/idp",
+        code,
+    )
+    # The earlier custom scheme still works.
+    old = f"freigabe://enrol?server=https%3A%2F%2Fid.example.com&code={code}"
+    assert parse_link(old) == ("https://id.example.com", code)
+    for wrong in (
+        "https://id.example.com/app/",
+        f"https://id.example.com/other/#code={code}",
+        f"ftp://id.example.com/app/#code={code}",
+        f"freigabe://other?server=https://id.example.com&code={code}",
+        f"/app/#code={code}",
+    ):
+        with pytest.raises(click.BadParameter):
+            parse_link(wrong)
 
 
 def test_a_removed_device_wipes_its_key_store(idp: Any, cli: Cli) -> None:
