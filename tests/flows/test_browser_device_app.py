@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import segno
 from playwright.sync_api import BrowserContext, Page, expect
 
 from ..conftest import embedded_only
-from .browser import add_authenticator, screenshot
+from .browser import WIDTHS, add_authenticator, screenshot
 from .conftest import PASSWORD, LiveRp
 from .devices import last_sms_code
 
@@ -40,6 +41,23 @@ def enrol_with_password(page: Page, idp: Any, user: Any, name: str) -> None:
     page.fill("#enrol-code", last_sms_code(idp.app.instance_path))
     page.click("#enrol-complete")
     expect(page.locator("body")).to_have_attribute("data-app-state", "main")
+
+
+def one_line_within_the_page(page: Page, selector: str) -> bool:
+    """The element's text takes one line box and ends inside the viewport."""
+    return bool(
+        page.evaluate(
+            """(selector) => {
+                const element = document.querySelector(selector);
+                const range = document.createRange();
+                range.selectNodeContents(element);
+                const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+                const right = range.getBoundingClientRect().right;
+                return lines.size === 1 && right <= document.documentElement.clientWidth;
+            }""",
+            selector,
+        )
+    )
 
 
 def phone(new_context: Callable[..., BrowserContext], idp: Any, **options: Any) -> Page:
@@ -170,15 +188,29 @@ def test_add_a_second_browser_with_a_binding_code_and_delete_the_first(
     desktop.wait_for_url(rp.url + "/**")
     desktop.goto(idp.url + "/account")
     desktop.click("#add-device")
-    link = desktop.locator("a[href*='/app/#code=']")
-    expect(link).to_be_visible()
-    href = link.get_attribute("href")
-    assert href
+    code = desktop.locator("#binding-code").inner_text()
+    assert re.fullmatch(r"[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}", code), code
+    # The QR code holds the link shown next to it: the app on this server, with
+    # the code in the fragment (a phone camera opens it; no freigabe:// scheme).
+    href = desktop.locator("#binding-link").get_attribute("href")
+    assert href == f"{idp.url}/app/#code={code}"
+    expect(desktop.locator("#binding-link")).to_have_text(href)
+    qr = desktop.locator("#binding-qr").get_attribute("src")
+    assert qr == segno.make(href, error="m").svg_data_uri(scale=5, border=2)
+    # The code stays on one line at phone width, and the copy button copies it.
+    desktop.set_viewport_size({"width": WIDTHS["phone"][0], "height": WIDTHS["phone"][1]})
+    assert one_line_within_the_page(desktop, "#binding-code")
+    assert one_line_within_the_page(desktop, "#binding-link .nowrap")
+    screenshot(desktop, "add-a-device")
+    desktop.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=idp.url)
+    desktop.click("#copy-code")
+    expect(desktop.locator("#copy-code")).to_have_text("Copied")
+    assert desktop.evaluate("navigator.clipboard.readText()") == code
 
-    # Path B on the second browser: the link fills in the code.
+    # Path B on the second browser: the QR code's link fills in the code.
     second = phone(new_context, idp)
-    second.goto(href if "://" in href else idp.url + href)
-    expect(second.locator("#binding-code")).not_to_have_value("")
+    second.goto(href)
+    expect(second.locator("#binding-code")).to_have_value(code)
     second.fill("#device-name", "New laptop")
     second.click("#binding-start")
     expect(second.locator("body")).to_have_attribute("data-app-state", "main")

@@ -14,6 +14,7 @@ the protocol-level Browser; ID tokens are checked against the JWKS.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -35,6 +36,7 @@ from clients.device.api import parse_events
 from clients.device.cli import main
 from clients.device.keystore import KeyStore
 
+from ..conftest import embedded_only
 from ..support.waiting import wait_until
 from .conftest import PASSWORD
 from .helpers import Browser, RelyingParty, form_fields, query
@@ -519,6 +521,35 @@ def test_devices_and_status_as_json_with_a_second_device_from_a_binding_code(
     refused = again.run("enrol", "--server", idp.url, "--binding-code", binding_code)
     assert refused.returncode == 1 and "binding code is not valid" in refused.stderr
     assert not again.store.exists()
+
+
+# What the CLI does with the link; binding codes on both backends: test_approvals.py.
+@embedded_only
+def test_enrol_with_the_link_of_the_add_a_device_page(idp: Any, cli: Cli, tmp_path: Path) -> None:
+    user = new_user(idp)
+    enrol(idp, cli, user, name="Erika's laptop")
+    # A sign-in confirmed on the first device opens "Add a device".
+    rp = mfa_client(idp)
+    browser, page, _ = to_waiting_page(idp, rp, user)
+    (approval,) = cli.json("approvals")["approvals"]
+    cli.ok("approve", approval["id"], "--code", match_code(page))
+    proceed(browser, page)
+    account = browser.go(f"{idp.url}/account")
+    shown = browser.submit(account, "/account/devices/binding-code")
+    found = re.search(r'<a href="([^"]+)" id="binding-link">', shown.text)
+    assert found, shown.text
+    link = html.unescape(found.group(1))
+    assert link.startswith(f"{idp.url}/app/#code=")
+
+    # The link the QR code holds (the browser device app's) enrols the CLI too.
+    tablet = Cli(store=tmp_path / "tablet" / "device.json", pin="2580-tablet")
+    tablet.ok("enrol", "--link", link, "--name", "Erika's tablet", "--kind", "ipad")
+    assert KeyStore.unlock(tablet.store, "2580-tablet")["server"] == idp.url
+    listed = tablet.json("devices")["devices"]
+    assert [(d["name"], d["enrolled_via"], d["this_device"]) for d in listed] == [
+        ("Erika's laptop", "password_sms", False),
+        ("Erika's tablet", "binding_code", True),
+    ]
 
 
 def test_the_enrolment_link_forms() -> None:
