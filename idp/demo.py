@@ -122,16 +122,23 @@ def banner(urls: DemoUrls, outbox: Path) -> str:
     clients         {DEMO_CLIENT_ID} (secret {DEMO_CLIENT_SECRET}; requires a confirmation
                     on a device), {DEMO_PUBLIC_CLIENT_ID} (public; password only)
 
-  FinanceCloud asks for a confirmation in the Freigabe app. The device client
-  plays the app; set it up once, in a second terminal:
+  FinanceCloud asks for a confirmation in the Freigabe app. The demo phone is
+  either the browser device app or the device client; set one up once.
+
+  The browser device app: open {urls.idp}/app/ in a new browser tab, enter a device
+  name, under "With your access number and password" the access number and
+  the password, "Register key", then the confirmation code "sent by SMS" (in
+  {outbox / "sms.log"}) and "Complete key registration". Sign-in requests
+  appear there while it is open.
+
+  The device client, in a second terminal:
 
     .venv/bin/idp-device enrol --server {urls.idp} --identifier {DEMO_ACCESS_NUMBER}
-        (password above; choose a PIN; the confirmation code "sent by SMS" is
-        in {outbox / "sms.log"})
+        (password above; choose a PIN; the confirmation code is in the same file)
     .venv/bin/idp-device watch
 
   Then open {urls.rp}, press "Sign in with Freigabe", sign in, and type
-  the number the browser shows when watch asks for it.
+  the number the browser shows into the app (or when watch asks for it).
 
   {DEMO_USERNAME} is also an administrator: {urls.idp}/admin (confirm in the app).
 

@@ -35,6 +35,7 @@ from ..auth.factors import second_factors
 from ..auth.models import LoginSession
 from ..auth.sessions import current_login_session, end_login_session
 from ..auth.step_up import withdraw_earlier_step_ups
+from ..devices import app_url
 from ..devices.enrolment import new_binding_code
 from ..devices.messages import ENROLLED_VIA_LABELS, KIND_LABELS
 from ..devices.models import Device
@@ -267,7 +268,10 @@ def binding_code() -> ResponseReturnValue:
     if not confirmed_recently(login, utcnow()):
         return redirect(url_for("account.home"))
     code = new_binding_code(login.user)
-    link = "freigabe://enrol?" + urlencode({"server": idp().settings.issuer, "code": code})
+    # An https link a phone camera opens: the browser device app with the code
+    # in the fragment, which never reaches a server log (the app fills it in;
+    # `idp-device enrol --link` takes it too).
+    link = app_url(idp().settings.issuer) + "#" + urlencode({"code": code})
     qr = segno.make(link, error="m").svg_data_uri(scale=5, border=2)
     minutes = idp().settings.binding_code_lifetime // 60
     return render_template("binding_code.html", code=code, qr=qr, link=link, minutes=minutes)

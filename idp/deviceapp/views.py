@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import segno
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
@@ -27,6 +28,7 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import NotFound
 
 from ..devices import API_PREFIX as DEVICE_API
+from ..devices import APP_PATH, app_url
 from ..devices.service import ACTION_NONCE_LIFETIME
 from ..state import idp
 from .icons import ICON_SVG, PNG_SIZES, icon_png
@@ -34,7 +36,7 @@ from .messages import APP_MESSAGES, NOTICE_MESSAGES, NOTIFICATION_MESSAGES, PAGE
 
 bp = Blueprint("device_app", __name__, url_prefix="/app")
 
-SCOPE = "/app/"
+SCOPE = APP_PATH
 THEME_COLOUR = "#0b5fff"  # style.css --accent
 BACKGROUND_COLOUR = "#f4f6f9"  # style.css --bg
 # Seconds between two looks at the pending approvals while the page is open.
@@ -45,10 +47,17 @@ _BINDING_CODE = re.compile(r"[A-Za-z0-9-]{1,32}")
 SERVICE_WORKER = Path(__file__).resolve().parent.parent / "static" / "sw.js"
 
 
+def qr_data_uri(text: str) -> str:
+    """A QR code of ``text`` as an SVG ``data:`` URI (for an ``<img>``)."""
+    return str(segno.make(text, error="m").svg_data_uri(scale=5, border=2))
+
+
 @bp.app_context_processor
-def _app_url() -> dict[str, str]:
-    """``device_app_url`` for every template (the binding code page names it)."""
-    return {"device_app_url": idp().settings.issuer.rstrip("/") + SCOPE}
+def _app_url() -> dict[str, Any]:
+    """``device_app_url`` and ``device_app_qr()`` for every template: the pages
+    that ask for a device offer this app (a link and a QR code for a phone)."""
+    url = app_url(idp().settings.issuer)
+    return {"device_app_url": url, "device_app_qr": lambda: qr_data_uri(url)}
 
 
 @bp.get("/")

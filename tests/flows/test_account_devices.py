@@ -239,6 +239,7 @@ def test_the_last_device_is_deleted_only_after_a_warning(idp: Any) -> None:
     done = post(browser, unconfirmed, path, confirm_last="yes")
     assert done.status_code == 200 and 'id="device-deleted"' in done.text
     assert 'id="no-device-left"' in done.text
+    assert f'<a href="{idp.url}/app/" id="get-device-link">' in done.text
     assert device.call("GET", "/status").json()["error"] == "device_revoked"
     account = browser.go(f"{idp.url}/account")
     assert 'id="no-devices"' in account.text

@@ -298,6 +298,18 @@ def test_no_device_follows_the_client_policy(idp: Any) -> None:
     page = browser.sign_in(browser.go(strict.authorize_url()[0]), user.access_number, PASSWORD)
     assert page.status_code == 403 and 'id="no-device"' in page.text
     assert user.access_number in page.text  # enrolment is offered with the number to use
+    # The way to a device: the browser device app on this server (a link and a
+    # QR code), with the steps in the words the app shows (in English here; the
+    # browser test walks it in German).
+    app_link = f'<a href="{idp.url}/app/" id="get-device-link">'
+    assert app_link in page.text and 'id="get-device-qr"' in page.text
+    for label in ("Set up this browser as a device", "With your access number and password"):
+        assert f"“{label}”" in page.text
+    assert "“Register key”" in page.text and "“Complete key registration”" in page.text
+    assert "plus symbol" not in page.text
+    # The account page, signed in with the password alone, offers the same.
+    account = browser.go(f"{idp.url}/account")
+    assert 'id="no-devices"' in account.text and app_link in account.text
 
     lenient = mfa_client(idp, mfa_fallback="password")
     url, req = lenient.authorize_url()

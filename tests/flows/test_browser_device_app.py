@@ -1,10 +1,12 @@
 """The browser device app (/app/) in Chromium, with a platform authenticator.
 
-One browser profile is the user's phone: it enrols at /app/ (confirmation code
-from the SMS outbox, key made by the virtual authenticator with user
-verification). Another profile signs in to FinanceCloud and waits; the app
-shows the request, the user types the number and confirms, and the waiting
-page continues by itself.
+A user without a device signs in to FinanceCloud and is refused with the way
+to get one: the page links to /app/. Another browser profile, the user's phone,
+opens that link and enrols (confirmation code from the SMS outbox, key made by
+the virtual authenticator with user verification). The next sign-in waits; the
+app shows the request, the user types the number and confirms, and the waiting
+page continues by itself. "Add a device" on the account page gives a second
+browser the app's link with the binding code filled in.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import segno
 from playwright.sync_api import BrowserContext, Page, expect
 
 from ..conftest import embedded_only
-from .browser import add_authenticator, screenshot
+from .browser import WIDTHS, add_authenticator, screenshot
 from .conftest import PASSWORD, LiveRp
 from .devices import last_sms_code
 
@@ -42,6 +45,23 @@ def enrol_with_password(page: Page, idp: Any, user: Any, name: str) -> None:
     expect(page.locator("body")).to_have_attribute("data-app-state", "main")
 
 
+def one_line_within_the_page(page: Page, selector: str) -> bool:
+    """The element's text takes one line box and ends inside the viewport."""
+    return bool(
+        page.evaluate(
+            """(selector) => {
+                const element = document.querySelector(selector);
+                const range = document.createRange();
+                range.selectNodeContents(element);
+                const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+                const right = range.getBoundingClientRect().right;
+                return lines.size === 1 && right <= document.documentElement.clientWidth;
+            }""",
+            selector,
+        )
+    )
+
+
 def phone(new_context: Callable[..., BrowserContext], idp: Any, **options: Any) -> Page:
     context = new_context(**options)
     context.grant_permissions(["notifications"], origin=idp.url)
@@ -61,19 +81,57 @@ def start_sign_in(page: Page, rp: LiveRp, user: Any) -> str:
     return code.inner_text()
 
 
-def test_enrol_the_browser_app_and_approve_a_sign_in_from_another_browser(
+def test_a_user_without_a_device_sets_up_the_app_from_the_refusal_and_approves(
     idp: Any, rp_factory: Callable[..., LiveRp], new_context: Any
 ) -> None:
     user = idp.add_user(phone_number="+49 151 1234567")
     rp = rp_factory(require_mfa=True, first_party=True)
-    app = phone(new_context, idp)
+
+    # No device yet: FinanceCloud requires a confirmation, so the sign-in is
+    # refused with the way to get one (in German: the English page is checked
+    # over HTTP in test_approvals.py).
+    desktop = new_context(locale="de-DE").new_page()
+    desktop.goto(rp.url + "/")
+    desktop.click("#sign-in")
+    desktop.fill("#identifier", user.access_number)
+    desktop.fill("#password", PASSWORD)
+    desktop.click("button[type=submit].primary")
+    expect(desktop.locator("#no-device")).to_be_visible()
+    expect(desktop.locator("h1")).to_have_text("Ein Gerät einrichten")
+    guide = desktop.locator("#get-device")
+    expect(guide).to_contain_text(user.access_number)
+    # The steps name what /app/ shows (its German labels), not a plus symbol.
+    for label in ("Diesen Browser als Gerät einrichten", "Mit Zugangsnummer und Passwort"):
+        expect(guide).to_contain_text(label)
+    expect(guide).to_contain_text("Schlüssel registrieren")
+    expect(guide).not_to_contain_text("Plus")
+    expect(desktop.locator("#get-device-qr")).to_be_visible()
+    screenshot(desktop, "no-device-de")
+    href = desktop.locator("#get-device-link").get_attribute("href")
+    assert href == idp.url + "/app/"
+    # The account page (signed in with the password) offers the same.
+    desktop.goto(idp.url + "/account")
+    expect(desktop.locator("#no-devices")).to_be_visible()
+    expect(desktop.locator("#get-device-link")).to_have_attribute("href", href)
+    screenshot(desktop, "account-no-device-de")
+
+    # The offered link, opened on another device (a second browser profile),
+    # is the app; it enrols there with the steps the page gave.
+    app = phone(new_context, idp, locale="de-DE")
+    app.goto(href)
+    expect(app.locator("#enrol-title")).to_have_text("Diesen Browser als Gerät einrichten")
+    expect(app.locator("#enrol-start")).to_have_text("Schlüssel registrieren")
     enrol_with_password(app, idp, user, "Erika's laptop")
     expect(app.locator("#account-line")).to_contain_text(user.access_number)
     (enrolled,) = idp.events("device_enrolled")
     assert enrolled.detail["kind"] == "browser"
 
-    desktop = new_context().new_page()
-    number = start_sign_in(desktop, rp, user)
+    # Then the user signs in to FinanceCloud again (the password is still
+    # known to this browser's session), and now it asks the app.
+    desktop.goto(rp.url + "/")
+    desktop.click("#sign-in")
+    expect(desktop.locator("#match-code")).to_have_text(TWO_DIGITS)
+    number = desktop.locator("#match-code").inner_text()
 
     # The app finds the request by itself (no push service in a headless
     # profile: it polls while open) and shows where it comes from.
@@ -170,15 +228,29 @@ def test_add_a_second_browser_with_a_binding_code_and_delete_the_first(
     desktop.wait_for_url(rp.url + "/**")
     desktop.goto(idp.url + "/account")
     desktop.click("#add-device")
-    link = desktop.locator("a[href*='/app/#code=']")
-    expect(link).to_be_visible()
-    href = link.get_attribute("href")
-    assert href
+    code = desktop.locator("#binding-code").inner_text()
+    assert re.fullmatch(r"[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}", code), code
+    # The QR code holds the link shown next to it: the app on this server, with
+    # the code in the fragment (a phone camera opens it; no freigabe:// scheme).
+    href = desktop.locator("#binding-link").get_attribute("href")
+    assert href == f"{idp.url}/app/#code={code}"
+    expect(desktop.locator("#binding-link")).to_have_text(href)
+    qr = desktop.locator("#binding-qr").get_attribute("src")
+    assert qr == segno.make(href, error="m").svg_data_uri(scale=5, border=2)
+    # The code stays on one line at phone width, and the copy button copies it.
+    desktop.set_viewport_size({"width": WIDTHS["phone"][0], "height": WIDTHS["phone"][1]})
+    assert one_line_within_the_page(desktop, "#binding-code")
+    assert one_line_within_the_page(desktop, "#binding-link .nowrap")
+    screenshot(desktop, "add-a-device")
+    desktop.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=idp.url)
+    desktop.click("#copy-code")
+    expect(desktop.locator("#copy-code")).to_have_text("Copied")
+    assert desktop.evaluate("navigator.clipboard.readText()") == code
 
-    # Path B on the second browser: the link fills in the code.
+    # Path B on the second browser: the QR code's link fills in the code.
     second = phone(new_context, idp)
-    second.goto(href if "://" in href else idp.url + href)
-    expect(second.locator("#binding-code")).not_to_have_value("")
+    second.goto(href)
+    expect(second.locator("#binding-code")).to_have_value(code)
     second.fill("#device-name", "New laptop")
     second.click("#binding-start")
     expect(second.locator("body")).to_have_attribute("data-app-state", "main")

@@ -186,7 +186,14 @@ def test_the_binding_code_page_links_to_the_app(idp: Any) -> None:
     assert code, shown.text
     link = parse(shown.text).find("open-device-app")
     assert link["href"] == f"/app/#code={code.group(1)}"
-    assert f"{idp.url}/app/" in shown.text
+    # The QR code's link (shown next to it) is absolute: a phone opens it.
+    assert parse(shown.text).find("binding-link")["href"] == f"{idp.url}/app/#code={code.group(1)}"
+    assert "freigabe://" not in shown.text
+    # In German too, naming the app's own button.
+    browser.session.headers["Accept-Language"] = "de"
+    german = browser.submit(account, "/account/devices/binding-code")
+    assert "„Mit Code hinzufügen“" in german.text and "Code kopieren" in german.text
+    assert parse(german.text).find("copy-code")["data-copied"] == "Kopiert"
 
 
 def test_the_manifest_makes_an_installable_app(idp: Any) -> None:

@@ -14,6 +14,7 @@ the protocol-level Browser; ID tokens are checked against the JWKS.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import click
 import pytest
 import requests
 from click.testing import CliRunner
@@ -34,6 +36,7 @@ from clients.device.api import parse_events
 from clients.device.cli import main
 from clients.device.keystore import KeyStore
 
+from ..conftest import embedded_only
 from ..support.waiting import wait_until
 from .conftest import PASSWORD
 from .helpers import Browser, RelyingParty, form_fields, query
@@ -518,6 +521,63 @@ def test_devices_and_status_as_json_with_a_second_device_from_a_binding_code(
     refused = again.run("enrol", "--server", idp.url, "--binding-code", binding_code)
     assert refused.returncode == 1 and "binding code is not valid" in refused.stderr
     assert not again.store.exists()
+
+
+# What the CLI does with the link; binding codes on both backends: test_approvals.py.
+@embedded_only
+def test_enrol_with_the_link_of_the_add_a_device_page(idp: Any, cli: Cli, tmp_path: Path) -> None:
+    user = new_user(idp)
+    enrol(idp, cli, user, name="Erika's laptop")
+    # A sign-in confirmed on the first device opens "Add a device".
+    rp = mfa_client(idp)
+    browser, page, _ = to_waiting_page(idp, rp, user)
+    (approval,) = cli.json("approvals")["approvals"]
+    cli.ok("approve", approval["id"], "--code", match_code(page))
+    proceed(browser, page)
+    account = browser.go(f"{idp.url}/account")
+    shown = browser.submit(account, "/account/devices/binding-code")
+    found = re.search(r'<a href="([^"]+)" id="binding-link">', shown.text)
+    assert found, shown.text
+    link = html.unescape(found.group(1))
+    assert link.startswith(f"{idp.url}/app/#code=")
+
+    # The link the QR code holds (the browser device app's) enrols the CLI too.
+    tablet = Cli(store=tmp_path / "tablet" / "device.json", pin="2580-tablet")
+    tablet.ok("enrol", "--link", link, "--name", "Erika's tablet", "--kind", "ipad")
+    assert KeyStore.unlock(tablet.store, "2580-tablet")["server"] == idp.url
+    listed = tablet.json("devices")["devices"]
+    assert [(d["name"], d["enrolled_via"], d["this_device"]) for d in listed] == [
+        ("Erika's laptop", "password_sms", False),
+        ("Erika's tablet", "binding_code", True),
+    ]
+
+
+def test_the_enrolment_link_forms() -> None:
+    from clients.device.cli.enrol import parse_link
+
+    code = "K7QH-2MZD-X9TA"
+    # The account page's link: the browser device app below the issuer (which
+    # may have a path), the code in the fragment or the query.
+    assert parse_link(f"https://id.example.com/app/#code={code}") == (
+        "https://id.example.com",
+        code,
+    )
+    assert parse_link(f" https://example.com/idp/app/?code={code}\n") == (
+        "https://example.com/idp",
+        code,
+    )
+    # The earlier custom scheme still works.
+    old = f"freigabe://enrol?server=https%3A%2F%2Fid.example.com&code={code}"
+    assert parse_link(old) == ("https://id.example.com", code)
+    for wrong in (
+        "https://id.example.com/app/",
+        f"https://id.example.com/other/#code={code}",
+        f"ftp://id.example.com/app/#code={code}",
+        f"freigabe://other?server=https://id.example.com&code={code}",
+        f"/app/#code={code}",
+    ):
+        with pytest.raises(click.BadParameter):
+            parse_link(wrong)
 
 
 def test_a_removed_device_wipes_its_key_store(idp: Any, cli: Cli) -> None:

@@ -156,6 +156,8 @@ def test_demo_runs_idp_and_relying_party_and_a_login_works(
     banner = "".join(lines)
     assert idp_url in banner and rp_url in banner, banner
     assert DEMO_ACCESS_NUMBER in banner and DEMO_PASSWORD in banner
+    # The demo phone: the browser device app, next to the device client.
+    assert f"open {idp_url}/app/ in a new browser tab" in banner, banner
 
     # The printed steps work: enrol the device client as the banner says ...
     instance = tmp_path / "instance"

@@ -16,17 +16,30 @@ from .keys import default_device_name, register_key
 from .messages import MESSAGES
 
 LINK_SCHEME = "freigabe"
+# The browser device app's path below the issuer (idp.devices.APP_PATH).
+APP_PATH = "/app/"
+LINK_FORMS = f"ISSUER{APP_PATH}#code=CODE or {LINK_SCHEME}://enrol?server=ISSUER&code=CODE"
 
 
 def parse_link(link: str) -> tuple[str, str]:
-    """``freigabe://enrol?server=ISSUER&code=CODE`` (the account page's QR code)."""
+    """The server and the binding code in the account page's link.
+
+    ``https://ISSUER/app/#code=CODE`` (its QR code since the browser device app
+    reads it; the code may also be a query parameter), or the earlier
+    ``freigabe://enrol?server=ISSUER&code=CODE``.
+    """
     parts = urlsplit(link.strip())
-    params = parse_qs(parts.query)
-    server, code = params.get("server", [""])[0], params.get("code", [""])[0]
-    if parts.scheme != LINK_SCHEME or parts.netloc != "enrol" or not server or not code:
-        raise click.BadParameter(
-            f"expected {LINK_SCHEME}://enrol?server=...&code=...", param_hint="--link"
-        )
+    if parts.scheme == LINK_SCHEME and parts.netloc == "enrol":
+        params = parse_qs(parts.query)
+        server, code = params.get("server", [""])[0], params.get("code", [""])[0]
+    elif parts.scheme in ("https", "http") and parts.netloc and parts.path.endswith(APP_PATH):
+        params = parse_qs(parts.fragment) or parse_qs(parts.query)
+        base = parts.path.removesuffix(APP_PATH)
+        server, code = f"{parts.scheme}://{parts.netloc}{base}", params.get("code", [""])[0]
+    else:
+        server = code = ""
+    if not server or not code:
+        raise click.BadParameter(f"expected {LINK_FORMS}", param_hint="--link")
     return server, code
 
 
@@ -41,7 +54,10 @@ def _say_confirmation(started: Mapping[str, Any]) -> None:
 @click.option("--server", help="The Freigabe server (its issuer URL).")
 @click.option("--identifier", help="Access number or e-mail address (path A).")
 @click.option("--binding-code", help="A binding code from the account page (path B).")
-@click.option("--link", help="The account page's link: freigabe://enrol?server=...&code=...")
+@click.option(
+    "--link",
+    help="The account page's link: https://SERVER/app/#code=... (or freigabe://enrol?...).",
+)
 @click.option("--name", "device_name", help="Name of this device [the host name].")
 @click.option("--kind", type=click.Choice(KINDS), default="cli", show_default=True)
 @click.option(
