@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     login_failures_per_account: int = Field(default=5, ge=1)
     login_failures_per_ip: int = Field(default=50, ge=1)
     login_failure_window: int = Field(default=900, ge=60)
-    # At most this many argon2id hashes run at once in one process.
+    # argon2id hashes run on this many threads of their own in each process.
     password_hash_concurrency: int = Field(default=2, ge=1)
     # argon2id's cost (RFC 9106; parallelism 1). The default is OWASP's
     # minimum; an issuer outside localhost refuses anything weaker

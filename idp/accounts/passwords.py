@@ -2,13 +2,18 @@
 
 The cost comes from the settings (``password_hash_memory_kib``,
 ``password_hash_time_cost``); by default OWASP's minimum, m=19 MiB, t=2, p=1.
-The semaphore keeps a burst of logins from occupying every worker thread, so
-the token endpoint (which never hashes slowly) stays responsive.
+
+Hashes run on a small pool of threads of their own (``concurrency`` per
+process), never on the request threads: a burst of logins waits there instead
+of occupying every worker thread, so the token endpoint (which never hashes
+slowly) stays responsive; and argon2's buffer, which glibc keeps in the arena
+of the thread that allocated it, stays in those few threads' arenas instead of
+one per request thread that ever hashed (RSS grew with the thread count).
 """
 
 from __future__ import annotations
 
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -17,23 +22,25 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 class PasswordService:
     def __init__(self, *, concurrency: int, memory_kib: int, time_cost: int) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=1)
-        self._slots = threading.BoundedSemaphore(concurrency)
+        # Threads start on first use (after gunicorn forked the worker).
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="argon2")
         # Verified when the account does not exist, so the time taken does not
         # tell whether it does.
         self._dummy_hash = self._hasher.hash("not a password of anyone")
 
     def hash(self, password: str) -> str:
-        with self._slots:
-            return self._hasher.hash(password)
+        return self._pool.submit(self._hasher.hash, password).result()
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
-        with self._slots:
-            try:
-                return self._hasher.verify(stored_hash or self._dummy_hash, password) and bool(
-                    stored_hash
-                )
-            except (VerifyMismatchError, VerificationError, InvalidHashError):
-                return False
+        return self._pool.submit(self._verify, stored_hash, password).result()
+
+    def _verify(self, stored_hash: str | None, password: str) -> bool:
+        try:
+            return self._hasher.verify(stored_hash or self._dummy_hash, password) and bool(
+                stored_hash
+            )
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
 
     def needs_rehash(self, stored_hash: str) -> bool:
         return self._hasher.check_needs_rehash(stored_hash)
