@@ -90,6 +90,10 @@ class Approval:
     # The devices it was aimed at (the user's active devices when it was made):
     # only these may answer it. None in records made before this member existed.
     device_ids: list[str] | None = None
+    # The limits it was counted in when it was made, each with the end of the
+    # window it was counted in (epoch seconds): given back if it is approved
+    # or withdrawn (idp.approvals.service). None in older records.
+    counted: dict[str, int] | None = None
 
     def aimed_at(self, device: Device) -> bool:
         return device.user_id == self.user_id and (
