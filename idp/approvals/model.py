@@ -65,7 +65,7 @@ class PushesBlocked(Throttled, ApprovalError):
 
 class TooManyApprovals(Throttled, ApprovalError):
     error = "too_many_approvals"
-    message = _l("Too many sign-in confirmations were requested. Please wait a few minutes.")
+    message = _l("Too many sign-in confirmations were not approved in the last minutes.")
 
 
 class InvalidAnswer(InvalidRequest, ApprovalError):

@@ -1,4 +1,4 @@
-"""What counts toward the approval limits.
+"""What counts toward the approval limits, and what the waiting page says.
 
 Against push bombing (MFA fatigue) an approval counts toward
 ``approval_push_limit`` when it may wear the user down: left unanswered
@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 
+from ..conftest import embedded_only
 from .conftest import PASSWORD
 from .helpers import Browser, RelyingParty
 from .test_approvals import enrolled, match_code, mfa_client, proceed, to_waiting_page
@@ -118,12 +119,21 @@ def test_unanswered_and_denied_requests_count(idp_factory: Any) -> None:
     with idp.app.app_context():
         OPEN.expire(second["id"])
 
-    refused(idp, rp, user)
+    page = refused(idp, rp, user)
     assert [e.detail["limit"] for e in idp.events("approval_push_limit")] == ["approval-push"]
+    # The page says exactly when (a time, also without JavaScript), and offers
+    # no "Send a new request" until then.
+    retry_after = int(page.headers["Retry-After"])
+    assert 0 < retry_after <= 900
+    assert re.search(
+        r'id="retry-at">You can send a new request at <time datetime="[^"]+">', page.text
+    )
+    assert re.search(rf'data-retry-in="{retry_after + 1}"', page.text)
+    assert re.search(r'<form [^>]*id="retry-form" hidden>', page.text)
 
 
 def test_when_the_window_ends_a_reload_sends_a_new_request(idp_factory: Any) -> None:
-    """The window ends: reloading the waiting page sends a new request."""
+    """Without JavaScript: the page states the time; reloading it then is enough."""
     idp = idp_factory(approval_push_limit=1)
     user, device = enrolled(idp)
     rp = mfa_client(idp)
@@ -134,6 +144,36 @@ def test_when_the_window_ends_a_reload_sends_a_new_request(idp_factory: Any) -> 
     waiting_url = browser.last.url
     push_window_ends(idp, user)
     again = browser.go(waiting_url)
-    assert again.status_code == 200
+    assert again.status_code == 200 and 'id="retry-at"' not in again.text
     assert match_code(again)
     assert len(device.approvals()) == 2
+
+
+@embedded_only
+def test_the_limit_page_in_german(idp_factory: Any) -> None:
+    idp = idp_factory(approval_push_limit=1)
+    user, _ = enrolled(idp)
+    rp = mfa_client(idp)
+    to_waiting_page(idp, rp, user)
+    browser = Browser(idp.url)
+    browser.session.headers["Accept-Language"] = "de"
+    page = browser.sign_in(browser.go(rp.authorize_url()[0]), user.access_number, PASSWORD)
+    assert page.status_code == 429
+    assert "Eine neue Anfrage ist um <time" in page.text
+    assert "zu viele Freigaben nicht bestätigt" in page.text
+
+
+@embedded_only
+def test_continue_before_the_answer_says_what_is_missing(idp: Any) -> None:
+    """Without JavaScript "Continue" is always there; pressed too early, the
+    page says what is missing (and signs nobody in)."""
+    user, device = enrolled(idp)
+    rp = mfa_client(idp)
+    browser, page, _ = to_waiting_page(idp, rp, user)
+    early = proceed(browser, page)
+    assert early.status_code == 200 and 'id="not-yet"' in early.text
+    assert match_code(early) == match_code(page)
+    browser.session.headers["Accept-Language"] = "de"
+    early = proceed(browser, page)
+    assert "Noch nicht bestätigt" in early.text
+    approve(device, browser, early)
