@@ -177,3 +177,22 @@ def test_continue_before_the_answer_says_what_is_missing(idp: Any) -> None:
     early = proceed(browser, page)
     assert "Noch nicht bestätigt" in early.text
     approve(device, browser, early)
+
+
+def test_a_give_back_from_an_ended_window_does_not_lower_the_next(idp: Any) -> None:
+    """ratelimit.give_back_later: an attempt counted in a window that ended
+    meanwhile is not taken off the window running now."""
+    from idp.store.ratelimit import Limit, give_back_later, reserve, reset
+
+    store = idp.app.extensions["idp"].store
+    limit = Limit("give-back-test", 5, 900)
+    earlier = reserve(store, (limit, "u"))
+    assert give_back_later(store, limit, "u", window_end=earlier.window_end(limit))
+    earlier = reserve(store, (limit, "u"))
+    # That window ends; the next one (of another length, so it ends at another
+    # time than the first would have) counts one attempt.
+    reset(store, limit, "u")
+    later = Limit("give-back-test", 5, 600)
+    assert reserve(store, (later, "u")).number(later) == 1
+    assert not give_back_later(store, later, "u", window_end=earlier.window_end(limit))
+    assert reserve(store, (later, "u")).number(later) == 2
