@@ -37,7 +37,13 @@
       wait.hidden = true;
       var error = document.getElementById("approval-error");
       if (error) { error.hidden = true; }
-      if (retryForm) { retryForm.hidden = false; }
+      // (The ticking countdown is not announced every second; the button that
+      // comes back takes the focus, so a screen reader hears it.)
+      if (retryForm) {
+        retryForm.hidden = false;
+        var again = document.getElementById("retry");
+        if (again) { again.focus(); }
+      }
     }
     tick();
   }
