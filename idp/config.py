@@ -120,10 +120,19 @@ class Settings(BaseSettings):
     # device (2: 1 in 100 for a guess; the wrong-number limit below counts
     # guesses whatever the length).
     approval_code_digits: int = Field(default=2, ge=2, le=6)
-    # Per user and window: at most this many approvals pushed, and this many
-    # wrong numbers before approvals are refused until the window ends (NIST
-    # SP 800-63B-4 §3.2.2; a new approval does not reset the count).
-    approval_push_limit: int = Field(default=5, ge=1)
+    # Per user and window, against push bombing (MFA fatigue): at most this
+    # many approvals left unanswered (expired, replaced) or denied; approved
+    # ones and those the user withdrew (cancelled, or confirmed with a passkey
+    # instead) are given back.
+    approval_push_limit: int = Field(default=10, ge=1)
+    # Per user and window: at most this many approvals pushed that were not
+    # approved and not replaced by a passkey confirmation, withdrawn ones
+    # included (a browser that withdraws each request at once cannot push
+    # without end).
+    approval_request_limit: int = Field(default=30, ge=1)
+    # Per user and window: this many wrong numbers before approvals are refused
+    # until the window ends (NIST SP 800-63B-4 §3.2.2; a new approval does not
+    # reset the count).
     approval_code_failures: int = Field(default=5, ge=1)
     approval_window: int = Field(default=900, ge=60)
     # "Deny and report fraud" pauses approvals for the user this long, and

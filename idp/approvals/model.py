@@ -65,7 +65,7 @@ class PushesBlocked(Throttled, ApprovalError):
 
 class TooManyApprovals(Throttled, ApprovalError):
     error = "too_many_approvals"
-    message = _l("Too many sign-in confirmations were requested. Please wait a few minutes.")
+    message = _l("Too many sign-in confirmations were not approved in the last minutes.")
 
 
 class InvalidAnswer(InvalidRequest, ApprovalError):
@@ -90,6 +90,10 @@ class Approval:
     # The devices it was aimed at (the user's active devices when it was made):
     # only these may answer it. None in records made before this member existed.
     device_ids: list[str] | None = None
+    # The limits it was counted in when it was made, each with the end of the
+    # window it was counted in (epoch seconds): given back if it is approved
+    # or withdrawn (idp.approvals.service). None in older records.
+    counted: dict[str, int] | None = None
 
     def aimed_at(self, device: Device) -> bool:
         return device.user_id == self.user_id and (

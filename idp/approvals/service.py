@@ -32,7 +32,14 @@ from ..devices.service import active_devices, record_use
 from ..extensions import after_commit, db
 from ..notify import DeliveryError
 from ..state import idp
-from ..store.ratelimit import Limit, LimitReached, reserve, reset, retry_after
+from ..store.ratelimit import (
+    Limit,
+    LimitReached,
+    give_back_later,
+    reserve,
+    reset,
+    retry_after,
+)
 from ..tokens import new_token
 from ..webauthn import CredentialJSON, Decision, approval_challenge, verify_assertion
 from .messages import send_fraud_notice
@@ -76,7 +83,7 @@ __all__ = [
     "ApprovalAlreadyAnswered", "ApprovalError", "ApprovalExpired", "ApprovalNotFound",
     "InvalidAnswer", "PushesBlocked", "StartedApproval", "TooManyApprovals",
     "TooManyWrongCodes", "VerifiedAnswer", "WrongMatchCode", "answer", "cancel",
-    "cancel_unanswerable", "for_device", "live_for", "load", "on_device_revoked",
+    "cancel_unanswerable", "for_device", "limits", "live_for", "load", "on_device_revoked",
     "pending_for", "release", "start", "take_grant", "user_channel", "wait", "withdraw",
 ]  # fmt: skip
 
@@ -87,14 +94,27 @@ def _code_digest(approval_id: str, code: str) -> str:
     return idp().digester.digest(code, purpose=f"match-code:{approval_id}")
 
 
-def _limits() -> tuple[Limit, Limit]:
+def limits() -> tuple[Limit, Limit, Limit]:
+    """Per user: wrong numbers; approvals that may wear the user down (left
+    unanswered, denied); approvals pushed and not approved (withdrawn ones too)."""
     s = idp().settings
     return (
         # NIST SP 800-63B-4 §3.2.2: failed attempts count per user, across
         # approvals: a new approval does not reset them.
         Limit("approval-code", s.approval_code_failures, s.approval_window),
         Limit("approval-push", s.approval_push_limit, s.approval_window),
+        Limit("approval-request", s.approval_request_limit, s.approval_window),
     )
+
+
+def _give_back(approval: Approval, *limits: Limit) -> None:
+    """Uncount ``approval`` from ``limits`` (it was approved, or withdrawn).
+    Called by the one caller that closed it, so once per approval."""
+    counted = approval.counted or {}
+    for limit in limits:
+        window_end = counted.get(limit.name)
+        if window_end is not None:
+            give_back_later(idp().store, limit, str(approval.user_id), window_end=window_end)
 
 
 def release(tx_id: str, *, reason: str) -> None:
@@ -110,10 +130,18 @@ def release(tx_id: str, *, reason: str) -> None:
 
 def withdraw(tx_id: str, *, reason: str) -> None:
     """Cancel the login transaction's live approval (the user chose another
-    way, or cancelled the sign-in)."""
+    way, or cancelled the sign-in): it no longer counts toward the push limit.
+    Only a passkey confirmation (``reason="passkey"``: the user proved who
+    they are) uncounts it from the request limit too: a browser with the
+    password alone that withdraws every request it makes still runs into it."""
     approval = live_for(tx_id)
-    if approval is not None:
-        cancel(approval.id, reason=reason)
+    if approval is None or not cancel(approval.id, reason=reason):
+        return
+    _, pushes, requests = limits()
+    if reason == "passkey":
+        _give_back(approval, pushes, requests)
+    else:
+        _give_back(approval, pushes)
 
 
 def start(
@@ -134,15 +162,17 @@ def start(
     if PUSH_BLOCKS.exists(subject):
         audit.record("approval_blocked", user_id=user.id, client_id=client_id)
         raise PushesBlocked(retry_after=max(1, PUSH_BLOCKS.seconds_left(subject)))
-    wrong_codes, pushes = _limits()
+    wrong_codes, pushes, requests = limits()
     blocked_for = retry_after(store, wrong_codes, subject)
     if blocked_for is not None:
         raise TooManyWrongCodes(retry_after=blocked_for)
     try:
         # Counted before it is made: concurrent requests cannot get past it.
-        attempt = reserve(store, (pushes, subject))
+        # Given back later if it is approved or withdrawn (_give_back).
+        attempt = reserve(store, (pushes, subject), (requests, subject))
     except LimitReached as exc:
-        audit.record("approval_push_limit", user_id=user.id, client_id=client_id)
+        audit.record("approval_push_limit", user_id=user.id, client_id=client_id,
+                     limit=exc.limit.name)  # fmt: skip
         raise TooManyApprovals(retry_after=exc.retry_after) from None
 
     with attempt.given_back_on_error():
@@ -160,6 +190,7 @@ def start(
             created_at=iso(now),
             expires_at=int(now.timestamp()) + settings.approval_lifetime,
             code_digest=_code_digest(approval_id, code),
+            counted={limit.name: attempt.window_end(limit) for limit in (pushes, requests)},
         )
         devices = active_devices(user.id)
         approval.device_ids = [d.id for d in devices]
@@ -180,15 +211,18 @@ def start(
     return StartedApproval(approval=approval, match_code=code, devices=len(devices))
 
 
-def cancel(approval_id: str, *, reason: str) -> None:
-    """Close a pending approval as cancelled (its waiting page is woken)."""
+def cancel(approval_id: str, *, reason: str) -> bool:
+    """Close a pending approval as cancelled (its waiting page is woken);
+    True if this call closed it."""
     approval = load(approval_id)
     if approval is None or approval.status != PENDING:
-        return
+        return False
     approval.status = CANCELLED
-    if close(approval):
-        audit.record("approval_cancelled", user_id=approval.user_id, approval=approval_id,
-                     reason=reason)  # fmt: skip
+    if not close(approval):
+        return False
+    audit.record("approval_cancelled", user_id=approval.user_id, approval=approval_id,
+                 reason=reason)  # fmt: skip
+    return True
 
 
 def for_device(approval_id: str, device: Device, now: datetime) -> Approval:
@@ -257,7 +291,7 @@ def answer(
     store = idp().store
     if approval.expired(now) or not OPEN.exists(approval.id):
         raise ApprovalExpired()
-    wrong_codes, _ = _limits()
+    wrong_codes, pushes, requests = limits()
     subject = str(device.user_id)
     if decision == "approve":
         blocked_for = retry_after(store, wrong_codes, subject)
@@ -315,6 +349,8 @@ def answer(
         raise ApprovalAlreadyAnswered()
     if decision == "approve":
         reset(store, wrong_codes, subject)
+        # Answered by the user: no push bombing (a denial stays counted).
+        _give_back(approval, pushes, requests)
     if fraud and settings.fraud_report_email:
         after_commit(lambda: _mail_fraud_notice(approval, device))
     return VerifiedAnswer(
@@ -330,7 +366,7 @@ def _check_code(approval: Approval, device: Device, code: str) -> None:
     (constant-time). Each try is counted before the comparison, so however
     many answers arrive at once, at most ``approval_code_failures`` numbers
     are compared per window; a right number clears the count."""
-    wrong_codes, _ = _limits()
+    wrong_codes, _, _ = limits()
     subject = str(device.user_id)
     try:
         attempt = reserve(idp().store, (wrong_codes, subject))

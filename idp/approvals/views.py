@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import (
     Blueprint,
@@ -119,6 +119,21 @@ def _retry(exc: ApprovalError) -> dict[str, str]:
     return {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
 
 
+def _refused(
+    tx: transactions.LoginTransaction, approval: service.Approval | None, exc: ApprovalError
+) -> ResponseReturnValue:
+    """The page when no new approval may be made now: why, and for a limit
+    exactly when a new request is possible (the page counts down to it and
+    only then offers "Send a new request")."""
+    extra: dict[str, object] = {"error": exc.message}
+    if exc.retry_after:
+        # One second more: the window's counter may live a moment past its TTL.
+        retry_in = exc.retry_after + 1
+        extra["retry_in"] = retry_in
+        extra["retry_at"] = utcnow().replace(microsecond=0) + timedelta(seconds=retry_in)
+    return _page(tx, approval, **extra), exc.status, _retry(exc)
+
+
 @bp.get("/login/approval")
 def wait_page() -> ResponseReturnValue:
     tx, login = _context()
@@ -130,7 +145,7 @@ def wait_page() -> ResponseReturnValue:
         try:
             approval = _new_approval(tx, login).approval
         except ApprovalError as exc:
-            return _page(tx, None, error=exc.message), exc.status, _retry(exc)
+            return _refused(tx, None, exc)
     return _page(tx, approval)
 
 
@@ -140,8 +155,7 @@ def retry() -> ResponseReturnValue:
     try:
         _new_approval(tx, login)
     except ApprovalError as exc:
-        page = _page(tx, service.live_for(tx.id), error=exc.message)
-        return page, exc.status, _retry(exc)
+        return _refused(tx, service.live_for(tx.id), exc)
     return redirect(url_for("approvals.wait_page", tx=tx.id))
 
 
@@ -197,7 +211,9 @@ def proceed() -> ResponseReturnValue:
         raise LoginTransactionExpired()
     state = approval.public(utcnow())["status"]
     if state != APPROVED:
-        return _page(tx, approval), (200 if state not in FINAL else 409)
+        # "Continue" pressed before the device answered (without JavaScript
+        # the button is always there): say what is still missing.
+        return _page(tx, approval, not_yet=state == PENDING), (200 if state not in FINAL else 409)
     if not service.take_grant(approval):
         # Used already (another tab, or a replay of this form).
         raise LoginTransactionExpired()

@@ -30,6 +30,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import audit
+from ..approvals import service as approvals
 from ..auth import transactions
 from ..auth.factors import NONE as NO_FACTORS
 from ..auth.factors import second_factors
@@ -174,6 +175,9 @@ def consent() -> ResponseReturnValue:
 @bp.post("/authorize/cancel")
 def cancel() -> ResponseReturnValue:
     tx = transactions.load(request.form.get("tx"))
+    # The approval waiting on the device is not needed any more: no device may
+    # answer it, and it does not count toward the push limit.
+    approvals.withdraw(tx.id, reason="cancelled")
     return _deny(_request_from_transaction(tx), tx, "The user cancelled the sign-in.")
 
 

@@ -24,8 +24,8 @@ from . import Store
 
 # KEYS: the counters; ARGV: limit and window (seconds) of each, in turn.
 # Counts the attempt in every window, or, if any window is full, in none.
-# Returns {ok, count_1, ttl_1, count_2, ttl_2, ...}: the attempt's number in
-# each window and the seconds left of it.
+# Returns {ok, count_1, ttl_1, count_2, ttl_2, ..., now}: the attempt's number
+# in each window, the seconds left of it, and the server's clock (epoch seconds).
 _RESERVE = """
 local result = {1}
 local refused = false
@@ -46,6 +46,7 @@ if refused then
     redis.call('DECR', key)
   end
 end
+result[#result + 1] = tonumber(redis.call('TIME')[1])
 return result
 """
 
@@ -59,6 +60,23 @@ for _, key in ipairs(KEYS) do
   end
 end
 return 0
+"""
+
+# Gives one attempt back to a counter later, from another request, only if the
+# window it was counted in is still the one running: it ends at ARGV[1] (epoch
+# seconds, by the server's clock, give or take a second). A window that ended
+# meanwhile took the attempt with it; the next one never pays for it.
+_GIVE_BACK_IN = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count <= 0 then
+  return 0
+end
+local ends = tonumber(redis.call('TIME')[1]) + redis.call('TTL', KEYS[1])
+if math.abs(ends - tonumber(ARGV[1])) > 1 then
+  return 0
+end
+redis.call('DECR', KEYS[1])
+return 1
 """
 
 
@@ -89,6 +107,8 @@ class Reservation:
     numbers: tuple[int, ...]
     ttls: tuple[int, ...]
     _returned: set[str]
+    # The server's clock when it was counted (epoch seconds).
+    now: int = 0
 
     def number(self, limit: Limit) -> int:
         """This attempt's number in ``limit``'s window (1 = the first)."""
@@ -103,6 +123,11 @@ class Reservation:
             if counted == limit:
                 return max(1, ttl)
         raise KeyError(limit.name)
+
+    def window_end(self, limit: Limit) -> int:
+        """When ``limit``'s window this attempt was counted in ends (epoch
+        seconds, the server's clock): what ``give_back_later`` needs."""
+        return self.now + self.retry_after(limit)
 
     def last_allowed(self, limit: Limit) -> bool:
         """This attempt filled ``limit``'s window: the next one is refused."""
@@ -156,6 +181,7 @@ def reserve(store: Store, *counts: tuple[Limit, str]) -> Reservation:
     result = [int(x) for x in store.script(_RESERVE)(keys=keys, args=args)]
     numbers = tuple(result[1::2][: len(counts)])
     ttls = tuple(result[2::2][: len(counts)])
+    now = result[-1]
     if result[0] != 1:
         full = [
             (limit, subject, ttl)
@@ -165,8 +191,16 @@ def reserve(store: Store, *counts: tuple[Limit, str]) -> Reservation:
         limit, subject, _ttl = full[0]
         raise LimitReached(limit, subject, retry_after=max(1, *(ttl for _, _, ttl in full)))
     return Reservation(
-        store=store, counted=tuple(counts), numbers=numbers, ttls=ttls, _returned=set()
+        store=store, counted=tuple(counts), numbers=numbers, ttls=ttls, _returned=set(), now=now
     )
+
+
+def give_back_later(store: Store, limit: Limit, subject: str, *, window_end: int) -> bool:
+    """Give back one attempt counted by an earlier request (its
+    ``Reservation.window_end``), if that window is still running; once per
+    attempt is the caller's duty. True if it was given back."""
+    given = store.script(_GIVE_BACK_IN)(keys=[_key(store, limit, subject)], args=[window_end])
+    return bool(int(given))
 
 
 def retry_after(store: Store, limit: Limit, subject: str) -> int | None:

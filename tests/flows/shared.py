@@ -40,6 +40,7 @@ RUNTIME_SETTINGS = frozenset(
         "approval_code_digits",
         "approval_code_failures",
         "approval_push_limit",
+        "approval_request_limit",
         "client_registration_open",
         "client_registration_rate_limit",
         "login_failures_per_account",

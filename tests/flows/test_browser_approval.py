@@ -58,6 +58,9 @@ def test_approval_on_the_device_continues_the_waiting_page(
 
     code = page.locator("#match-code")
     expect(code).to_have_text(TWO_DIGITS)
+    # Nothing to continue with before the device answers: disabled, and said why.
+    expect(page.locator("#continue")).to_be_disabled()
+    expect(page.locator("#continue-hint")).to_be_visible()
     screenshot(page, "approval-waiting")
     (pending,) = device.approvals()
     assert pending["client_name"] == "FinanceCloud"

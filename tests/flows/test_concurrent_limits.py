@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import pytest
 import requests
 
 from .conftest import PASSWORD
@@ -205,8 +206,19 @@ def test_concurrent_wrong_numbers_get_at_most_the_limit(idp_factory: Any) -> Non
     assert set(statuses(answers)) <= {400, 410, 429}
 
 
-def test_concurrent_approval_requests_get_at_most_the_push_limit(idp_factory: Any) -> None:
-    idp = idp_factory(approval_push_limit=3)
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"approval_push_limit": 3},
+        # The request limit (withdrawn ones count too) is reserved in the same step.
+        {"approval_push_limit": 10, "approval_request_limit": 3},
+    ],
+    ids=["push", "request"],
+)
+def test_concurrent_approval_requests_get_at_most_the_push_limit(
+    idp_factory: Any, limits: dict[str, int]
+) -> None:
+    idp = idp_factory(**limits)
     user, _device = enrolled(idp)
     rp = mfa_client(idp)
     browsers = []
