@@ -171,6 +171,12 @@ def test_consent_and_account_pages_are_german(idp: Any) -> None:
     assert "Angemeldet als erika." in consent.text
     assert "Ihre E-Mail-Adresse" in consent.text
     assert ">Erlauben<" in consent.text and ">Ablehnen<" in consent.text
+    # No promise of an account page section that does not exist.
+    assert (
+        "Wenn Sie erlauben, werden Sie nicht erneut gefragt, wenn Client 1 denselben "
+        "Zugriff anfragt." in html.unescape(consent.text)
+    )
+    assert "Ihr Zugang" not in consent.text
 
     account = b.go(f"{idp.url}/account")
     assert account.status_code == 200
