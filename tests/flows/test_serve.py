@@ -230,10 +230,11 @@ def test_db_upgrade_and_current_from_the_command_line(tmp_path: Path) -> None:
         "IDP_INSTANCE_PATH": str(tmp_path),
     }
 
-    def idp(*args: str) -> subprocess.CompletedProcess[str]:
+    def idp(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "idp", *args],
             env=env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=60,
@@ -246,3 +247,13 @@ def test_db_upgrade_and_current_from_the_command_line(tmp_path: Path) -> None:
     assert "(head)" in idp("db", "current").stdout
     listed = idp("users", "list", "--json")
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
+    # Without -v the commands say nothing on stderr (no INFO lines, not even the
+    # embedded Redis); with -v they log at INFO.
+    assert listed.stderr == ""
+    added = idp("users", "add", "--username", "quiet", "--password-stdin", stdin="Quiet-Horse-99\n")
+    assert added.returncode == 0 and added.stderr == "", added.stderr
+    locked = idp("users", "lock", "quiet")
+    assert locked.returncode == 0 and locked.stderr == "", locked.stderr
+    unlocked = idp("-v", "users", "unlock", "quiet")
+    assert unlocked.returncode == 0
+    assert "INFO idp.security user_unlocked" in unlocked.stderr, unlocked.stderr
