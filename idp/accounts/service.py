@@ -70,6 +70,16 @@ def remember_language(user: User) -> None:
         user.locale = language
 
 
+def accounts_with_email(email: str) -> int:
+    """How many accounts have this e-mail address (compared as at sign-in)."""
+    return int(
+        db.session.scalar(
+            select(func.count(User.id)).where(func.lower(User.email) == email.lower())
+        )
+        or 0
+    )
+
+
 def create_user(
     passwords: PasswordService,
     *,
