@@ -212,6 +212,26 @@ def test_demo_runs_idp_and_relying_party_and_a_login_works(
     admin = browser.go(f"{idp_url}/admin/")
     assert admin.status_code == 200 and 'id="admin-home"' in admin.text, admin.text[:500]
 
+    # An idp command in the demo's folder, with no settings of its own, uses the
+    # demo's issuer (instance/demo.toml): the Logout Tokens that locking the
+    # user causes carry the right iss, and the demo RP accepts them.
+    assert f'issuer = "{idp_url}"' in (instance / "demo.toml").read_text()
+    command_env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    command_env["IDP_INSTANCE_PATH"] = str(instance)
+
+    def idp_command(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "idp", *args],
+            cwd=REPO, env=command_env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    locked = idp_command("users", "lock", DEMO_ACCESS_NUMBER)
+    assert locked.returncode == 0, locked.stderr
+    logouts = json.loads(
+        idp_command("audit", "list", "--type", "backchannel_logout", "--json").stdout
+    )
+    assert logouts and {e["detail"]["outcome"] for e in logouts} == {"delivered"}, logouts
+
     output = interrupt(process)
     assert process.returncode == 0, output
     for port in (idp_port, rp_port):
