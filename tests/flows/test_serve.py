@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from idp.demo import DEMO_ACCESS_NUMBER, DEMO_CLIENT_ID, DEMO_PASSWORD
+from idp.demo import DEMO_ACCESS_NUMBER, DEMO_CLIENT_ID, DEMO_PASSWORD, DEMO_USERNAME
 
 from ..support.waiting import wait_until
 from .conftest import free_port
@@ -212,6 +212,17 @@ def test_demo_runs_idp_and_relying_party_and_a_login_works(
     admin = browser.go(f"{idp_url}/admin/")
     assert admin.status_code == 200 and 'id="admin-home"' in admin.text, admin.text[:500]
 
+    # A second sign-in waits for its approval; its event stream makes the
+    # worker's pub/sub listener run, which Ctrl-C must stop without a word.
+    waiting = Browser(idp_url)
+    start_page = waiting.session.get(f"{rp_url}/login", allow_redirects=False, timeout=30)
+    page = waiting.sign_in(waiting.go(start_page.headers["Location"]), DEMO_USERNAME, DEMO_PASSWORD)
+    events = re.search(r'data-events="([^"]+)"', page.text)
+    assert events, page.text[:1000]
+    stream = waiting.session.get(idp_url + html.unescape(events.group(1)), stream=True, timeout=30)
+    lines = stream.iter_lines(decode_unicode=True)
+    assert next(line for line in lines if line.startswith("event:")) == "event: status"
+
     # An idp command in the demo's folder, with no settings of its own, uses the
     # demo's issuer (instance/demo.toml): the Logout Tokens that locking the
     # user causes carry the right iss, and the demo RP accepts them.
@@ -231,9 +242,11 @@ def test_demo_runs_idp_and_relying_party_and_a_login_works(
         idp_command("audit", "list", "--type", "backchannel_logout", "--json").stdout
     )
     assert logouts and {e["detail"]["outcome"] for e in logouts} == {"delivered"}, logouts
+    stream.close()
 
     output = interrupt(process)
     assert process.returncode == 0, output
+    assert "pub/sub listener" not in output and "Traceback" not in output, output
     for port in (idp_port, rp_port):
         wait_until(
             lambda port=port: refused(f"http://localhost:{port}/"), what=f"port {port} closed"
