@@ -136,6 +136,9 @@ def banner(urls: DemoUrls, outbox: Path) -> str:
 
   {DEMO_USERNAME} is also an administrator: {urls.idp}/admin (confirm in the app).
 
+  E-mails (restoration codes, notices about devices) are .eml files in
+  {outbox}. idp commands run here use this demo's issuer.
+
   Ctrl-C stops everything.
 """
 

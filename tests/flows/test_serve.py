@@ -177,6 +177,7 @@ def test_demo_runs_idp_and_relying_party_and_a_login_works(
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     assert str(instance / "outbox" / "sms.log") in banner
+    assert f".eml files in\n  {instance / 'outbox'}." in banner
     code = last_sms_code(instance)
     completed = device("enrol-complete", "--code", code)
     assert completed.returncode == 0, completed.stderr
