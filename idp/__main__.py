@@ -8,6 +8,8 @@ command groups of ``idp.cli`` that ``create_app()`` attaches. ``serve`` and
 
 from __future__ import annotations
 
+import logging
+
 import click
 from flask import Flask
 from flask.cli import FlaskGroup
@@ -18,6 +20,23 @@ from .config import ConfigError, load_settings
 from .demo import run_demo
 from .serving import run_gunicorn
 from .state import IDP, idp
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def _logging(context: click.Context, parameter: click.Parameter, verbose: bool) -> None:
+    """The idp commands log warnings and errors; INFO only with -v.
+
+    The root logger gets its handler here, before create_app, whose own
+    ``basicConfig`` then leaves it alone. ``serve`` and ``demo`` set the
+    level from the ``log_level`` setting again (``_server_logging``).
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT)
+
+
+def _server_logging(level: str) -> None:
+    """The servers log at the ``log_level`` setting (INFO by default), -v or not."""
+    logging.getLogger().setLevel(level)
 
 
 def _create_app() -> Flask:
@@ -67,6 +86,9 @@ def serve(host: str, port: int, workers: int, threads: int, migrate: bool) -> No
         raise click.ClickException(str(exc)) from None
     if migrate:
         _upgrade_database()
+    # After the migrations: alembic.ini's logging configuration sets the root
+    # logger to WARN.
+    _server_logging(settings.log_level)
     run_gunicorn(settings, host=host, port=port, workers=workers, threads=threads)
 
 
@@ -75,6 +97,10 @@ def serve(host: str, port: int, workers: int, threads: int, migrate: bool) -> No
 @click.option("--rp-port", default=5001, show_default=True, type=int, help="The demo RP's port.")
 def demo(port: int, rp_port: int) -> None:
     """Migrate, seed demo data, run the IdP and the demo relying party."""
+    try:
+        _server_logging(load_settings().log_level)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     run_demo(idp_port=port, rp_port=rp_port)
 
 
@@ -83,6 +109,16 @@ def main() -> None:
         create_app=_create_app,
         load_dotenv=False,
         help="Freigabe identity provider. Configuration: IDP_CONFIG and IDP_* variables.",
+        params=[
+            click.Option(
+                ["-v", "--verbose"],
+                is_flag=True,
+                expose_value=False,
+                callback=_logging,
+                help="Log at INFO (default: warnings and errors only; serve and demo log "
+                "at the log_level setting).",
+            )
+        ],
     )
     group.add_command(serve)
     group.add_command(demo)

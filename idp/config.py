@@ -1,12 +1,14 @@
 """Typed configuration, validated at start-up.
 
-Sources, later ones winning: the defaults below, the TOML file named by
+Sources, later ones winning: the defaults below, the issuer ``idp demo``
+left in the instance folder (``demo.toml``), the TOML file named by
 ``IDP_CONFIG``, ``IDP_*`` environment variables, and the mapping given to
 ``create_app``. ``config/example.toml`` documents every setting.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from ipaddress import ip_network
@@ -301,7 +303,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _toml_file(settings_cls))
+        toml_file = _toml_file(settings_cls)
+        return (
+            init_settings,
+            env_settings,
+            toml_file,
+            _DemoSettings(settings_cls, init_settings, toml_file),
+        )
 
 
 def parse_trusted_proxies(value: object) -> int | tuple[str, ...]:
@@ -343,6 +351,58 @@ def _toml_file(settings_cls: type[BaseSettings]) -> PydanticBaseSettingsSource:
     if path and not os.path.isfile(path):
         raise ConfigError(f"IDP_CONFIG names {path}, which does not exist")
     return TomlConfigSettingsSource(settings_cls, toml_file=path or ())
+
+
+# ``idp demo`` writes the issuer it runs with here (in the instance folder), so
+# that an ``idp`` command run beside it, with the same instance folder, signs
+# what it causes (Logout Tokens) with the same issuer, whatever the demo's port.
+DEMO_SETTINGS = "demo.toml"
+
+
+class _DemoSettings(PydanticBaseSettingsSource):
+    """The ``issuer`` from ``<instance folder>/demo.toml``, the lowest source
+    above the defaults; nothing else is read from that file."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        toml_file: PydanticBaseSettingsSource,
+    ) -> None:
+        super().__init__(settings_cls)
+        self._init_settings = init_settings
+        self._toml_file = toml_file
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is read in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        instance = (
+            self._init_settings().get("instance_path")
+            or os.environ.get("IDP_INSTANCE_PATH")
+            or self._toml_file().get("instance_path")
+            or default_instance_path()
+        )
+        path = Path(instance) / DEMO_SETTINGS
+        try:
+            with path.open("rb") as file:
+                issuer = tomllib.load(file).get("issuer")
+        except (OSError, tomllib.TOMLDecodeError):
+            return {}
+        return {"issuer": issuer} if isinstance(issuer, str) else {}
+
+
+def write_demo_settings(instance_path: Path, *, issuer: str) -> Path:
+    """Leave the demo's issuer where ``load_settings`` finds it (``idp demo``)."""
+    path = instance_path / DEMO_SETTINGS
+    path.write_text(
+        "# Written by `idp demo` at each start: the issuer it runs with, so that\n"
+        "# `idp` commands with this instance folder use it too. Only `issuer` is\n"
+        "# read from this file; IDP_CONFIG and IDP_* variables come first.\n"
+        f"issuer = {json.dumps(issuer)}\n",
+        encoding="utf-8",
+    )
+    return path
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:

@@ -22,6 +22,7 @@ from flask_migrate import upgrade
 
 from .accounts.service import create_user, find_user
 from .app import create_app
+from .config import write_demo_settings
 from .extensions import commit
 from .oidc.clients import create_client, get_client, set_secret
 from .state import idp
@@ -142,14 +143,20 @@ def banner(urls: DemoUrls, outbox: Path) -> str:
 
   {DEMO_USERNAME} is also an administrator: {urls.idp}/admin (confirm in the app).
 
+  E-mails (restoration codes, notices about devices) are .eml files in
+  {outbox}. idp commands run here use this demo's issuer.
+
   Ctrl-C stops everything.
 """
 
 
 def run_demo(*, idp_port: int, rp_port: int) -> None:
     urls = DemoUrls(idp=f"http://localhost:{idp_port}", rp=f"http://localhost:{rp_port}")
+    # The issuer follows the demo's port unless IDP_ISSUER says otherwise (an
+    # issuer left in demo.toml by an earlier run on another port does not count).
     os.environ.setdefault("IDP_ISSUER", urls.idp)
     app = create_app()
+    write_demo_settings(Path(app.instance_path), issuer=app.extensions["idp"].settings.issuer)
     with app.app_context():
         upgrade()
         seed(rp_base=urls.rp)

@@ -8,10 +8,11 @@ from flask_babel import Babel
 from .state import idp
 
 
-def select_locale() -> str | None:
+def stated_language() -> str | None:
+    """The language the current request asks for, or None outside a request
+    or when it states none we have (a device API call without Accept-Language)."""
     if not has_request_context():
-        # The CLI and other work outside a request (an error built there).
-        return idp().settings.default_language
+        return None
     languages = list(idp().settings.languages)
     chosen = session.get("lang")
     if chosen in languages:
@@ -21,7 +22,13 @@ def select_locale() -> str | None:
         base = tag.split("-")[0].lower()
         if base in languages:
             return str(base)
-    return str(request.accept_languages.best_match(languages) or idp().settings.default_language)
+    best = request.accept_languages.best_match(languages)
+    return str(best) if best else None
+
+
+def select_locale() -> str | None:
+    # Outside a request: the CLI and other work (an error built there).
+    return stated_language() or idp().settings.default_language
 
 
 def init_app(app: Flask, babel: Babel) -> None:

@@ -23,7 +23,7 @@ from gunicorn.app.base import BaseApplication
 
 from .app import create_app
 from .config import Settings, default_instance_path
-from .store import embedded_redis
+from .store import disown_embedded, embedded_redis
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,12 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         instance = Path(settings.instance_path or default_instance_path()).resolve()
         embedded = embedded_redis(instance)
         os.environ["IDP_REDIS_URL"] = f"unix://{embedded.socket_file}"
+
+    def post_fork(_arbiter: Any, _worker: Any) -> None:
+        # Workers use the embedded Redis through IDP_REDIS_URL; the master stops it.
+        if embedded is not None:
+            disown_embedded(embedded)
+
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -63,6 +69,7 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         "errorlog": "-",
         "proc_name": "freigabe-idp",
         "control_socket_disable": True,
+        "post_fork": post_fork,
         # gunicorn believes no request header about the client: by default it
         # takes the scheme from X-Forwarded-Proto (and -Protocol, -Ssl), and
         # SCRIPT_NAME / PATH_INFO from headers, when the peer is 127.0.0.1 or

@@ -10,6 +10,7 @@ by ``DeviceApi.events``.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -108,6 +109,25 @@ def _error_from(response: requests.Response) -> ApiError:
     )
 
 
+def accept_language(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The person's language from the locale environment, as gettext reads it
+    (LANGUAGE, LC_ALL, LC_MESSAGES, LANG), for ``Accept-Language``: the server
+    sends its text messages and e-mails in it. ``de_DE.UTF-8`` is ``de-DE``;
+    ``C`` and ``POSIX`` say nothing."""
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name, "")
+        tags = []
+        for entry in value.split(":"):
+            tag = entry.split(".")[0].split("@")[0].replace("_", "-")
+            if re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", tag):
+                tags.append(tag)
+        if tags:
+            return ", ".join(tags)
+        if value:
+            return None  # "C" or "POSIX": no language
+    return None
+
+
 class DeviceApi:
     """The device API of one server; ``token`` for every call but enrolment."""
 
@@ -122,6 +142,9 @@ class DeviceApi:
         self._token = token
         self._session = session or requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
+        language = accept_language()
+        if language:
+            self._session.headers["Accept-Language"] = language
 
     # --- plumbing ----------------------------------------------------------------------
 

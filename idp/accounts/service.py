@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from .. import subjects
+from .. import i18n, subjects
 from ..extensions import db
 from .models import User, UserStatus
 from .passwords import PasswordService, check_password_policy
@@ -57,6 +57,27 @@ def find_user(identifier: str) -> Lookup:
         return Lookup(user=users[0] if users else None)
     user = db.session.scalar(select(User).where(func.lower(User.username) == ident.lower()))
     return Lookup(user=user)
+
+
+def remember_language(user: User) -> None:
+    """Keep the language the person's current request states as the user's
+    ``locale``: the messages sent to them later (text messages, e-mails, also
+    those an administrator or a background task causes) are in that language.
+    Called where the person acts (sign-in, enrolment, restoration, their
+    device's API calls); a request that states no language changes nothing."""
+    language = i18n.stated_language()
+    if language is not None and user.locale != language:
+        user.locale = language
+
+
+def accounts_with_email(email: str) -> int:
+    """How many accounts have this e-mail address (compared as at sign-in)."""
+    return int(
+        db.session.scalar(
+            select(func.count(User.id)).where(func.lower(User.email) == email.lower())
+        )
+        or 0
+    )
 
 
 def create_user(

@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..accounts.models import User
-from ..accounts.service import find_user
+from ..accounts.service import find_user, remember_language
 from ..errors import IdpError, InvalidRequest, Throttled
 from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve
@@ -115,4 +115,5 @@ def verify_password_login(
     attempt.reset(per_account)
     if user.password_hash and idp().passwords.needs_rehash(user.password_hash):
         user.password_hash = idp().passwords.hash(password)
+    remember_language(user)
     return user

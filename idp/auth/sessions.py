@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from .. import audit
 from ..accounts.models import User
+from ..accounts.service import remember_language
 from ..extensions import db, insert_ignore, utcnow
 from ..state import idp
 from ..tokens import new_token
@@ -67,6 +68,7 @@ def start_login_session(
     keep = {k: session[k] for k in ("lang", "txs") if k in session}
     session.clear()  # also drops the CSRF token: a new one is made on demand
     session.update(keep)
+    remember_language(user)  # a passkey sign-in too
     secret = new_token(32)
     now = utcnow()
     row = LoginSession(

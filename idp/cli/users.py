@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..accounts.service import AccountError
+from ..accounts.service import AccountError, accounts_with_email
 from ..admin import service
 from ..state import idp
 from .common import (
@@ -54,6 +54,15 @@ def users_add(password_stdin: bool, as_json: bool, **fields: Any) -> None:
         emit_json(_user_row(user))
     else:
         click.echo(f"created user {user.access_number} (sub {user.sub})")
+    if user.email and accounts_with_email(user.email) > 1:
+        # Allowed (a family may share one address), but signing in with it is
+        # then refused as ambiguous: say so where it happens.
+        click.echo(
+            f"note: other accounts already have the e-mail address {user.email}; "
+            "these accounts must now sign in with their access number or user name, "
+            "not with the e-mail address",
+            err=True,
+        )
 
 
 @group.command("list")

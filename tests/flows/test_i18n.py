@@ -3,6 +3,8 @@ against a live IdP."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import html
 import os
 import re
@@ -171,6 +173,12 @@ def test_consent_and_account_pages_are_german(idp: Any) -> None:
     assert "Angemeldet als erika." in consent.text
     assert "Ihre E-Mail-Adresse" in consent.text
     assert ">Erlauben<" in consent.text and ">Ablehnen<" in consent.text
+    # No promise of an account page section that does not exist.
+    assert (
+        "Wenn Sie erlauben, werden Sie nicht erneut gefragt, wenn Client 1 denselben "
+        "Zugriff anfragt." in html.unescape(consent.text)
+    )
+    assert "Ihr Zugang" not in consent.text
 
     account = b.go(f"{idp.url}/account")
     assert account.status_code == 200
@@ -178,3 +186,52 @@ def test_consent_and_account_pages_are_german(idp: Any) -> None:
     assert user.access_number in account.text
     # The sign-in time in German notation (dd.mm.yyyy, hh:mm:ss).
     assert re.search(r"<dd>\d{2}\.\d{2}\.\d{4}, \d{2}:\d{2}:\d{2} UTC</dd>", account.text)
+
+
+def outbox_subjects(idp: Any, to: str) -> list[str]:
+    """The subjects of the development outbox's mails to ``to``, oldest first."""
+    subjects = []
+    for path in sorted((Path(idp.app.instance_path) / "outbox").glob("*.eml")):
+        mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if to in str(mail["To"]):
+            subjects.append(str(mail["Subject"]))
+    return subjects
+
+
+def test_messages_follow_the_language_the_person_used(idp: Any) -> None:
+    from .devices import SoftDevice, last_sms_code
+    from .test_admin_cli import ok as idp_command
+    from .test_device_change_notices import ADDED_DE, REMOVED_DE
+
+    address = "sprache@example.org"
+    user = idp.add_user(phone_number="+49 151 7654321", email=address)
+    phone = SoftDevice(idp.url)
+    # The enrolment is started in German (the device's Accept-Language): the
+    # text message with the code is German.
+    started = phone.call(
+        "POST",
+        "/enrolments",
+        json={"identifier": user.access_number, "password": PASSWORD, "device_name": "Handy",
+              "kind": "cli"},
+        headers={"Accept-Language": GERMAN},
+    )  # fmt: skip
+    assert started.status_code == 201, started.text
+    sms = (Path(idp.app.instance_path) / "outbox" / "sms.log").read_text(encoding="utf-8")
+    assert '"text": "Ihr Freigabe-Bestätigungscode: ' in sms, sms
+
+    # The language is remembered: the completion states none, and the mail
+    # about the new device is German; so is the one an administrator causes.
+    done = phone.complete(started.json(), last_sms_code(idp.app.instance_path))
+    assert done.status_code == 201, done.text
+    assert outbox_subjects(idp, address) == [ADDED_DE]
+    idp_command(idp, "devices", "remove", user.access_number, str(phone.device_id))
+    assert outbox_subjects(idp, address) == [ADDED_DE, REMOVED_DE]
+
+    # A sign-in in English changes it: the next message is English.
+    b = browser(idp, ENGLISH)
+    page = b.sign_in(login_page(idp, b), user.access_number, PASSWORD)
+    assert page.status_code in (200, 302), page.text[:500]
+    started = SoftDevice(idp.url).start(identifier=user.access_number, password=PASSWORD)
+    assert started.status_code == 201, started.text
+    last = (Path(idp.app.instance_path) / "outbox" / "sms.log").read_text().splitlines()[-1]
+    assert '"text": "Your Freigabe confirmation code: ' in last, last

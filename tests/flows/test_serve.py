@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from idp.demo import DEMO_ACCESS_NUMBER, DEMO_CLIENT_ID, DEMO_PASSWORD
+from idp.demo import DEMO_ACCESS_NUMBER, DEMO_CLIENT_ID, DEMO_PASSWORD, DEMO_USERNAME
 
 from ..support.waiting import wait_until
 from .conftest import free_port
@@ -180,6 +180,7 @@ def test_demo_runs_idp_and_relying_party_and_a_login_works(
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     assert str(instance / "outbox" / "sms.log") in banner
+    assert f".eml files in\n  {instance / 'outbox'}." in banner
     code = last_sms_code(instance)
     completed = device("enrol-complete", "--code", code)
     assert completed.returncode == 0, completed.stderr
@@ -215,8 +216,41 @@ def test_demo_runs_idp_and_relying_party_and_a_login_works(
     admin = browser.go(f"{idp_url}/admin/")
     assert admin.status_code == 200 and 'id="admin-home"' in admin.text, admin.text[:500]
 
+    # A second sign-in waits for its approval; its event stream makes the
+    # worker's pub/sub listener run, which Ctrl-C must stop without a word.
+    waiting = Browser(idp_url)
+    start_page = waiting.session.get(f"{rp_url}/login", allow_redirects=False, timeout=30)
+    page = waiting.sign_in(waiting.go(start_page.headers["Location"]), DEMO_USERNAME, DEMO_PASSWORD)
+    events = re.search(r'data-events="([^"]+)"', page.text)
+    assert events, page.text[:1000]
+    stream = waiting.session.get(idp_url + html.unescape(events.group(1)), stream=True, timeout=30)
+    lines = stream.iter_lines(decode_unicode=True)
+    assert next(line for line in lines if line.startswith("event:")) == "event: status"
+
+    # An idp command in the demo's folder, with no settings of its own, uses the
+    # demo's issuer (instance/demo.toml): the Logout Tokens that locking the
+    # user causes carry the right iss, and the demo RP accepts them.
+    assert f'issuer = "{idp_url}"' in (instance / "demo.toml").read_text()
+    command_env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    command_env["IDP_INSTANCE_PATH"] = str(instance)
+
+    def idp_command(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "idp", *args],
+            cwd=REPO, env=command_env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    locked = idp_command("users", "lock", DEMO_ACCESS_NUMBER)
+    assert locked.returncode == 0, locked.stderr
+    logouts = json.loads(
+        idp_command("audit", "list", "--type", "backchannel_logout", "--json").stdout
+    )
+    assert logouts and {e["detail"]["outcome"] for e in logouts} == {"delivered"}, logouts
+    stream.close()
+
     output = interrupt(process)
     assert process.returncode == 0, output
+    assert "pub/sub listener" not in output and "Traceback" not in output, output
     for port in (idp_port, rp_port):
         wait_until(
             lambda port=port: refused(f"http://localhost:{port}/"), what=f"port {port} closed"
@@ -233,10 +267,11 @@ def test_db_upgrade_and_current_from_the_command_line(tmp_path: Path) -> None:
         "IDP_INSTANCE_PATH": str(tmp_path),
     }
 
-    def idp(*args: str) -> subprocess.CompletedProcess[str]:
+    def idp(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "idp", *args],
             env=env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=60,
@@ -249,3 +284,11 @@ def test_db_upgrade_and_current_from_the_command_line(tmp_path: Path) -> None:
     assert "(head)" in idp("db", "current").stdout
     listed = idp("users", "list", "--json")
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
+    # Without -v the commands say nothing on stderr (no INFO lines: neither the
+    # security log's nor the embedded Redis'); with -v they log at INFO.
+    assert listed.stderr == ""
+    added = idp("users", "add", "--username", "quiet", "--password-stdin", stdin="Quiet-Horse-99\n")
+    assert added.returncode == 0 and added.stderr == "", added.stderr
+    locked = idp("-v", "users", "lock", "quiet")
+    assert locked.returncode == 0
+    assert "INFO idp.security user_locked" in locked.stderr, locked.stderr

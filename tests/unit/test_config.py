@@ -6,13 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from idp.config import ConfigError, Settings, load_settings
+from idp.config import ConfigError, Settings, load_settings, write_demo_settings
 
 SECRETS = {"secret_key": "s" * 40, "key_encryption_key": "k" * 43}
 
 
-def test_defaults_are_the_embedded_localhost_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_are_the_embedded_localhost_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("IDP_CONFIG", raising=False)
+    # An instance folder without a demo.toml (./instance may have one).
+    monkeypatch.setenv("IDP_INSTANCE_PATH", str(tmp_path))
     settings = load_settings()
     assert settings.issuer == "http://localhost:5000"
     assert settings.is_local
@@ -30,6 +34,39 @@ def test_toml_then_environment_then_mapping(
     assert settings.access_token_lifetime == 900  # from the file
     assert settings.id_token_lifetime == 800  # environment beats the file
     assert settings.log_level == "WARNING"  # the mapping beats both
+
+
+def test_the_issuer_idp_demo_left_in_the_instance_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("IDP_CONFIG", "IDP_ISSUER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IDP_INSTANCE_PATH", str(tmp_path))
+    written = write_demo_settings(tmp_path, issuer="http://localhost:6000")
+    assert written == tmp_path / "demo.toml"
+    assert load_settings().issuer == "http://localhost:6000"
+    # The instance folder named in the mapping or in the IDP_CONFIG file counts too.
+    monkeypatch.delenv("IDP_INSTANCE_PATH")
+    assert load_settings({"instance_path": str(tmp_path)}).issuer == "http://localhost:6000"
+    config = tmp_path / "idp.toml"
+    config.write_text(f'instance_path = "{tmp_path}"\n')
+    monkeypatch.setenv("IDP_CONFIG", str(config))
+    assert load_settings().issuer == "http://localhost:6000"
+
+    # Only the issuer is read from it, and every other source comes first.
+    written.write_text('issuer = "http://localhost:6000"\nlog_level = "DEBUG"\n')
+    assert load_settings().log_level == "INFO"
+    config.write_text(f'instance_path = "{tmp_path}"\nissuer = "http://localhost:7000"\n')
+    assert load_settings().issuer == "http://localhost:7000"
+    monkeypatch.setenv("IDP_ISSUER", "http://localhost:8000")
+    assert load_settings().issuer == "http://localhost:8000"
+
+    # A broken file is no file.
+    written.write_text("issuer = ")
+    monkeypatch.delenv("IDP_ISSUER")
+    monkeypatch.delenv("IDP_CONFIG")
+    monkeypatch.setenv("IDP_INSTANCE_PATH", str(tmp_path))
+    assert load_settings().issuer == "http://localhost:5000"
 
 
 @pytest.mark.parametrize(

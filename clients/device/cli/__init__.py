@@ -1,7 +1,7 @@
 """``idp-device``: the CLI device, a stand-in for the Freigabe phone app.
 
 It enrols ("register key", "complete key registration"), lists the pending
-sign-in requests (the app's "Freigabe" tab) and answers them with a WebAuthn
+sign-in requests (the app's "Approvals" tab) and answers them with a WebAuthn
 assertion over the signed decision (docs/device-api.md). The key store holds
 everything (server URL, device id and token, credential key, user) encrypted
 under a PIN, the CLI's stand-in for a fingerprint: a wrong PIN fails here and

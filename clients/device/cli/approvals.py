@@ -1,4 +1,4 @@
-"""Sign-in requests ("Freigabe"): ``approvals``, ``approve``, ``deny`` and ``watch``."""
+"""Sign-in requests (the app's "Approvals" tab): ``approvals``, ``approve``, ``deny``, ``watch``."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _shown(approval: Mapping[str, Any]) -> Mapping[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @pass_state
 def approvals(state: State, as_json: bool) -> None:
-    """List the pending sign-in requests (the app's "Freigabe" tab)."""
+    """List the pending sign-in requests (the app's "Approvals" tab)."""
     device, _pin = state.unlock()
     found = device.api.approvals()
     if as_json:

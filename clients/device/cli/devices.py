@@ -21,6 +21,26 @@ from .common import (
 from .keys import signed_action
 from .messages import MESSAGES
 
+# The words the app and the account page show for the API's codes.
+KINDS = {
+    "iphone": "iPhone",
+    "ipad": "iPad",
+    "android": "Android",
+    "browser": "Browser",
+    "cli": "Command line",
+}
+SET_UP_WITH = {
+    "password_sms": "password and text message",
+    "password_email": "password and e-mail",
+    "binding_code": "a code from the account page",
+    "restoration": "restoring your ID",
+}
+
+
+def _word(words: dict[str, str], code: object) -> str:
+    """The word for an API code; an unknown code as it came."""
+    return words.get(str(code), str(code))
+
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
@@ -30,7 +50,8 @@ def devices(state: State, as_json: bool) -> None:
 
     A device added by restoration is "pending" while it waits out the veto
     window: until then it cannot be used, and 'idp-device refuse' removes it.
-    With --json each device also has "pending_until" (null when not pending).
+    With --json each device also has "pending_until" (null when not pending),
+    and "kind" and "enrolled_via" are the API's codes.
     """
     device, _pin = state.unlock()
     found = device.api.devices()
@@ -44,8 +65,8 @@ def devices(state: State, as_json: bool) -> None:
         [
             [
                 ("* " if d.get("this_device") else "  ") + str(d.get("name")),
-                str(d.get("kind")),
-                str(d.get("enrolled_via")),
+                _word(KINDS, d.get("kind")),
+                _word(SET_UP_WITH, d.get("enrolled_via")),
                 local_time(d.get("created_at")),
                 local_time(d.get("last_used_at")),
                 f"pending until {local_time(d['pending_until'])}"
@@ -55,7 +76,7 @@ def devices(state: State, as_json: bool) -> None:
             ]
             for d in found
         ],
-        ["  NAME", "KIND", "ENROLLED VIA", "CREATED", "LAST USED", "STATUS", "ID"],
+        ["  NAME", "KIND", "SET UP WITH", "CREATED", "LAST USED", "STATUS", "ID"],
     )
 
 
