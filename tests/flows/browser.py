@@ -31,9 +31,10 @@ WIDTHS = {"phone": (390, 844), "desktop": (1280, 900)}
 TIMEOUT_MS = 20_000
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium() -> Iterator[Browser]:
-    """One headless Chromium per test module (a new context per test)."""
+    """One headless Chromium per test process, started on first use (a new
+    context, with its own cookies and storage, per test)."""
     if not Path(CHROMIUM).exists():
         missing_service(f"no Chromium at {CHROMIUM} (Debian package chromium)")
     with sync_playwright() as playwright:
