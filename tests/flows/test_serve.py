@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 
@@ -100,6 +101,22 @@ def test_serve_runs_gunicorn_on_the_embedded_defaults(
         page = browser.go(f"{issuer}/login")
         assert page.status_code in (200, 400)
     assert (tmp_path / "idp.db").exists()
+    assert embedded_redis_running(tmp_path)
+
+    # A worker that exits (told to, as gunicorn does on a restart) leaves the
+    # embedded Redis to the master: its replacement and the other worker go on.
+    master = psutil.Process(process.pid)
+
+    def workers() -> list[int]:
+        return [p.pid for p in master.children() if p.cmdline() == master.cmdline()]
+
+    wait_until(lambda: len(workers()) == 2, what="two workers")
+    leaving = workers()[0]
+    os.kill(leaving, signal.SIGTERM)
+    wait_until(lambda: len(workers()) == 2 and leaving not in workers(), what="a new worker")
+    for _ in range(4):  # a failed login is counted in Redis: 503 without it
+        failed = browser.sign_in(browser.go(f"{issuer}/login"), "nobody", "wrong-password")
+        assert failed.status_code == 401, failed.text[:300]
     assert embedded_redis_running(tmp_path)
 
     output = interrupt(process)
