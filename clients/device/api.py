@@ -129,7 +129,8 @@ class DeviceApi:
         return f"{self.server}{API_PREFIX}{path}"
 
     def _headers(self, *, authenticated: bool) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
+        # idp-device speaks English: the server's words ("Chrome on Linux") too.
+        headers = {"Accept": "application/json", "Accept-Language": "en"}
         if authenticated:
             if not self._token:
                 raise ClientError("this call needs the device token")
