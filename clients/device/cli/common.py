@@ -66,8 +66,11 @@ class LineFeed:
         threading.Thread(target=self._read, name="stdin", daemon=True).start()
 
     def _read(self) -> None:
-        for line in iter(sys.stdin.readline, ""):
-            self._lines.put(line.rstrip("\r\n"))
+        try:
+            for line in iter(sys.stdin.readline, ""):
+                self._lines.put(line.rstrip("\r\n"))
+        except (OSError, ValueError):
+            pass  # stdin closed under it (the command has ended): no more lines
         self._lines.put(None)
 
     def get(self, timeout: float | None = None) -> str | None:
