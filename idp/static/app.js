@@ -1160,7 +1160,8 @@
       li.dataset.noticeType = notice.type;
       const text = document.createElement("p");
       const facts = {
-        name: about.name || "", kind: kindLabel(about.kind), ip: notice.ip || msg("unknown_ip"),
+        name: about.name || "", kind: kindLabel(about.kind),
+        ip: (notice.ip || msg("unknown_ip")) + (notice.location ? " (" + notice.location + ")" : ""),
         time: formatDate(notice.created_at, timeFormat),
       };
       const advice = document.createElement("p");

@@ -15,6 +15,7 @@ import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
+from .conftest import PASSWORD
 from .devices import SoftDevice
 from .helpers import Browser
 from .test_approvals import enrolled, mfa_client, to_waiting_page
@@ -118,6 +119,11 @@ def test_the_place_of_a_public_address_from_a_geoip_database(
     # the database holds one for it.
     shown = _shown(device, approval_id, "en")
     assert shown["ip"] == "127.0.0.1" and shown["location"] is None
+    # Notices carry the place of their address the same way.
+    SoftDevice(idp.url).enrol(user.access_number, PASSWORD, idp.app.instance_path)
+    [added] = device.call("GET", "/notices").json()["notices"]
+    assert added["type"] == "device_added" and added["ip"] == "127.0.0.1"
+    assert "location" in added and added["location"] is None
 
     # Public addresses, in the request's language (the same function the API calls).
     for language, city in (("en", "Munich, Germany"), ("de", "München, Deutschland")):
