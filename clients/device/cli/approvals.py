@@ -199,6 +199,8 @@ def _gone(device: Device, approval_id: str) -> str | None:
     try:
         status = device.api.approval(approval_id).get("status")
     except ApiError as exc:
+        if exc.error in ("device_revoked", "invalid_token"):
+            raise  # this device is gone: the watch ends (the key store is wiped)
         return GONE["cancelled"] if exc.error == "approval_not_found" else None
     except NetworkError:
         return None  # asked again shortly; the answer will tell
