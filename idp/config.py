@@ -189,6 +189,12 @@ class Settings(BaseSettings):
     sms_gateway_token: str = ""
     sms_gateway_timeout: float = Field(default=10.0, gt=0, le=120)
 
+    # --- approval context
+    # Path to a MaxMind GeoLite2-City or GeoIP2-City database (.mmdb): devices
+    # then show the approximate place of a sign-in ("Berlin, Germany") beside
+    # its IP address. Empty: no place is shown.
+    geoip_database: str = ""
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _trusted_proxies_are_a_count_or_networks(cls, value: object) -> int | tuple[str, ...]:

@@ -152,6 +152,8 @@ class DeviceApi:
         return f"{self.server}{API_PREFIX}{path}"
 
     def _headers(self, *, authenticated: bool) -> dict[str, str]:
+        # Accept-Language is the session's (accept_language): the server's
+        # words ("Chrome on Linux") and its messages in the person's language.
         headers = {"Accept": "application/json"}
         if authenticated:
             if not self._token:

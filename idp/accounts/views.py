@@ -40,6 +40,7 @@ from ..devices.enrolment import new_binding_code
 from ..devices.messages import ENROLLED_VIA_LABELS, KIND_LABELS
 from ..devices.models import Device
 from ..devices.service import (
+    DeviceNameTaken,
     DeviceNotFound,
     active_devices,
     rename_device,
@@ -199,7 +200,13 @@ def rename(device_id: str) -> ResponseReturnValue:
     if error is not None:
         page = render_template("device_rename.html", device=device, value=typed, error=error)
         return page, 400
-    rename_device(device, name, actor=f"user:{login.user_id}")
+    try:
+        rename_device(device, name, actor=f"user:{login.user_id}")
+    except DeviceNameTaken as exc:
+        page = render_template(
+            "device_rename.html", device=device, value=typed, error=str(exc.message)
+        )
+        return page, 400
     return redirect(url_for("account.home"))
 
 

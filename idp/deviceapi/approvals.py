@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 from flask import Response, stream_with_context
 
+from .. import clientinfo
 from ..approvals import service as approvals
+from ..approvals.model import Approval
 from ..extensions import db, utcnow
 from ..state import idp
 from . import schemas
@@ -18,24 +21,32 @@ from .base import api, current_device
 EVENT_STREAM_SECONDS = 300
 
 
+def _shown(approval: Approval, now: datetime) -> schemas.Approval:
+    """The approval with its context in words, so that every device (the app,
+    ``idp-device``) shows the same: "Chrome on Linux", "Berlin, Germany"."""
+    return schemas.Approval.model_validate(
+        {
+            **approval.public(now),
+            "browser": clientinfo.describe_user_agent(approval.user_agent),
+            "location": clientinfo.approximate_place(approval.ip),
+        }
+    )
+
+
 @api.operation("GET", "/approvals", tag="approvals", response=schemas.Approvals)
 def list_approvals() -> schemas.Approvals:
     """The pending approvals aimed at this device, newest first."""
     device = current_device()
     now = utcnow()
     pending = approvals.pending_for(device.user_id, now, device=device)
-    return schemas.Approvals(
-        approvals=[schemas.Approval.model_validate(a.public(now)) for a in pending]
-    )
+    return schemas.Approvals(approvals=[_shown(a, now) for a in pending])
 
 
 @api.operation("GET", "/approvals/{approval_id}", tag="approvals", response=schemas.Approval)
 def get_approval(approval_id: str) -> schemas.Approval:
     """One approval aimed at this device (its context, to show and to sign)."""
     now = utcnow()
-    return schemas.Approval.model_validate(
-        approvals.for_device(approval_id, current_device(), now).public(now)
-    )
+    return _shown(approvals.for_device(approval_id, current_device(), now), now)
 
 
 @api.operation(

@@ -3,7 +3,7 @@ docs/device-api.md "Notices" and "The device itself"."""
 
 from __future__ import annotations
 
-from .. import audit
+from .. import audit, clientinfo
 from ..devices import notices, service
 from ..state import idp
 from . import schemas
@@ -15,7 +15,15 @@ def list_notices() -> schemas.Notices:
     """Notices about the account, newest first (a restoration started, a device
     added or removed)."""
     found = notices.for_device(current_device())
-    return schemas.Notices(notices=[schemas.Notice.model_validate(n.public()) for n in found])
+    return schemas.Notices(
+        notices=[
+            schemas.Notice.model_validate(
+                # The approximate place of its address, as approvals have it.
+                {**n.public(), "location": clientinfo.approximate_place(n.data.get("ip"))}
+            )
+            for n in found
+        ]
+    )
 
 
 @api.operation(

@@ -223,7 +223,14 @@ class Approval(Output):
     status: str
     client_name: str
     ip: str | None
-    user_agent: str | None
+    user_agent: str | None = Field(description="As the browser sent it (to show on demand).")
+    browser: str | None = Field(
+        description='The user agent in words, in the request\'s language: "Chrome on Linux".'
+    )
+    location: str | None = Field(
+        description='Approximate place of a public IP address ("Berlin, Germany"), '
+        "from the geoip_database setting; null without one."
+    )
     created_at: Time
     expires_at: Time
     context: dict[str, JsonValue] = Field(description="Signed over with the answer.")

@@ -78,6 +78,7 @@ APP_MESSAGES: Mapping[str, Text] = {
     "account": _l("Access number %(access_number)s · this device: %(name)s"),
     "approval_title": _l("Sign-in to %(client)s"),
     "approval_from": _l("from %(ip)s, %(time)s"),
+    "approval_from_browser": _l("%(browser)s, from %(ip)s, %(time)s"),
     "unknown_ip": _l("an unknown address"),
     "code_needed": _l("Type the number shown in the browser."),
     "unlock": _l("Confirm with your fingerprint, face or screen lock …"),

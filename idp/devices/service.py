@@ -118,6 +118,14 @@ class InvalidDeviceRequest(InvalidRequest, DeviceError):
     """Malformed input (400 invalid_request)."""
 
 
+class DeviceNameTaken(InvalidRequest, DeviceError):
+    error = "name_taken"
+    message = _l(
+        "Another of your devices already has this name. Please choose another name, so that "
+        "you can tell them apart."
+    )
+
+
 class DeviceNotFound(DeviceError):
     # Also for another user's device: device ids are not confirmed to strangers.
     error = "device_not_found"
@@ -373,6 +381,13 @@ def rename_device(target: Device, name: str, *, actor: str) -> Device:
         raise InvalidDeviceRequest(fields={"name": str(exc)}) from None
     if not target.is_active:
         raise DeviceNotFound()
+    # Two active devices of one user never get the same name by a rename: the
+    # list, the notices and "delete" could not tell them apart.
+    if any(
+        other.id != target.id and other.name.casefold() == new_name.casefold()
+        for other in active_devices(target.user_id)
+    ):
+        raise DeviceNameTaken(fields={"name": "already used by another device"})
     old_name, target.name = target.name, new_name
     audit.record(
         "device_renamed",

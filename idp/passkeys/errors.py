@@ -62,6 +62,14 @@ class PasskeyAlreadyRegistered(PasskeyError):
     message = _l("This passkey is already registered.")
 
 
+class PasskeyNameTaken(InvalidRequest, PasskeyError):
+    error = "name_taken"
+    message = _l(
+        "You already have a passkey with this name. Please choose another name, so that "
+        "you can tell them apart."
+    )
+
+
 class PasskeyNotFound(PasskeyError):
     error = "passkey_not_found"
     status = 404

@@ -26,6 +26,7 @@ from .errors import (
     MfaRequired,
     PasskeyAlreadyRegistered,
     PasskeyError,
+    PasskeyNameTaken,
     PasskeyNotFound,
     PasskeyRequestExpired,
     ReauthenticationRequired,
@@ -76,6 +77,30 @@ def check_name(value: str | None) -> str:
     return " ".join(value.split())
 
 
+def _names_in_use(user_id: int) -> set[str]:
+    """The user's passkey names, compared without regard to case."""
+    names = db.session.scalars(select(Passkey.name).where(Passkey.user_id == user_id))
+    return {name.casefold() for name in names}
+
+
+def _check_name_free(user_id: int, name: str) -> None:
+    """Two passkeys of one user never share a name: the list could not tell them
+    apart, nor could the user tell which one to delete."""
+    if name and name.casefold() in _names_in_use(user_id):
+        audit.record("passkey_change_refused", user_id=user_id, reason="name_taken")
+        raise PasskeyNameTaken(fields={"name": "already used by another passkey"})
+
+
+def _free_default_name(user_id: int, default_name: str) -> str:
+    """The default name, numbered where it is taken: "Passkey", "Passkey 2", ..."""
+    taken = _names_in_use(user_id)
+    name, number = default_name, 1
+    while name.casefold() in taken:
+        number += 1
+        name = f"{default_name} {number}"
+    return name
+
+
 def _credential_ids_in_use(user_id: int) -> list[bytes]:
     """The user's passkeys and device credentials: the same RP ID, so a new
     passkey must not land on an authenticator that already holds one
@@ -91,6 +116,8 @@ def begin_registration(login: LoginSession, *, name: str, now: datetime) -> str:
     """Options for ``navigator.credentials.create()`` (JSON); the challenge is
     kept for this login session, once."""
     _require_manage(login, now=now)
+    # Refused before the browser asks the user to make the key.
+    _check_name_free(login.user_id, name)
     settings = idp().settings
     user = login.user
     options = registration_options(
@@ -141,10 +168,13 @@ def finish_registration(
             "passkey_refused", user_id=login.user_id, step="register", reason="already_registered"
         )
         raise PasskeyAlreadyRegistered()
+    # Checked again: another tab may have taken the name meanwhile.
+    name = state.get("name") or _free_default_name(login.user_id, default_name)
+    _check_name_free(login.user_id, name)
     passkey = Passkey(
         id=new_token(12),
         user_id=login.user_id,
-        name=state.get("name") or default_name,
+        name=name,
         credential_id=verified.credential_id,
         public_key=verified.public_key,
         sign_count=verified.sign_count,

@@ -15,6 +15,7 @@ from typing import Annotated
 from flask import (
     Blueprint,
     Response,
+    flash,
     g,
     jsonify,
     redirect,
@@ -242,6 +243,8 @@ def register() -> ResponseReturnValue:
     passkey = registration.finish_registration(
         login, credential=_credential(), default_name=_("Passkey"), now=utcnow()
     )
+    # Said once on the account page the script goes to next.
+    flash(_("Passkey added: “%(name)s”.", name=passkey.name), "passkey_added")
     response = jsonify(passkey=service.describe(passkey), redirect=url_for("account.home"))
     response.status_code = 201
     response.headers["Cache-Control"] = "no-store"

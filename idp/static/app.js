@@ -29,7 +29,10 @@
 //   #push-status             push state; #push-enable asks for notification permission
 //   #approvals               li[data-approval-id] > button.open-approval; #approvals-empty
 //   #approval                the open request: #approval-title #approval-client #approval-ip
-//                            #approval-user-agent #approval-time #approval-expires
+//                            #approval-location (hidden without a place) #approval-browser
+//                            ("Chrome on Linux", from the server) and the raw string on demand:
+//                            details#approval-user-agent-details > #approval-user-agent
+//                            #approval-time #approval-expires
 //                            #approval-code #approve #deny #deny-fraud #approval-result
 //                            #approval-close
 //   #notices                 li[data-notice-id][data-notice-type] with button.remove-device,
@@ -763,9 +766,12 @@
       name.textContent = msg("approval_title", { client: facts.client_name });
       const meta = document.createElement("span");
       meta.className = "meta";
-      meta.textContent = msg("approval_from", {
+      const where = {
         ip: facts.ip || msg("unknown_ip"), time: formatDate(facts.created_at, timeFormat),
-      });
+      };
+      meta.textContent = approval.browser
+        ? msg("approval_from_browser", { browser: approval.browser, ...where })
+        : msg("approval_from", where);
       button.append(name, document.createElement("br"), meta);
       button.addEventListener("click", () => openApproval(approval.id));
       li.append(button);
@@ -835,7 +841,16 @@
     setText("approval-title", msg("approval_title", { client: facts.client_name }));
     setText("approval-client", facts.client_name);
     setText("approval-ip", facts.ip || msg("unknown_ip"));
-    setText("approval-user-agent", facts.user_agent || "–");
+    // The server describes the browser and place in words (the same as idp-device);
+    // the raw user-agent string is there on demand.
+    const rawAgent = facts.user_agent || "";
+    setText("approval-browser", approval.browser || rawAgent || "–");
+    setText("approval-user-agent", rawAgent);
+    $("approval-user-agent-details").hidden = !rawAgent || !approval.browser;
+    $("approval-user-agent-details").open = false;
+    setText("approval-location", approval.location || "");
+    $("approval-location").hidden = !approval.location;
+    $("approval-location-label").hidden = !approval.location;
     setText("approval-time", formatDate(facts.created_at, timeFormat));
     setText("approval-result", "");
     $("approval-code").value = "";
@@ -1145,7 +1160,8 @@
       li.dataset.noticeType = notice.type;
       const text = document.createElement("p");
       const facts = {
-        name: about.name || "", kind: kindLabel(about.kind), ip: notice.ip || msg("unknown_ip"),
+        name: about.name || "", kind: kindLabel(about.kind),
+        ip: (notice.ip || msg("unknown_ip")) + (notice.location ? " (" + notice.location + ")" : ""),
         time: formatDate(notice.created_at, timeFormat),
       };
       const advice = document.createElement("p");

@@ -43,6 +43,7 @@ RUNTIME_SETTINGS = frozenset(
         "approval_request_limit",
         "client_registration_open",
         "client_registration_rate_limit",
+        "geoip_database",
         "login_failures_per_account",
         "login_failures_per_ip",
         "restore_failure_window",

@@ -336,6 +336,15 @@ def test_rename_a_device(idp: Any) -> None:
         idp.add_client(client_id=ACCOUNT_CLIENT_ID)
     assert other.id != user.id
 
+    # The name of another of the user's devices: refused beside the field (issue 14, 6b).
+    from .test_device_delete import binding_device
+
+    binding_device(idp, user, device_name="Tablet", kind="ipad")
+    taken = post(browser, form, path, name=" tablet")
+    assert taken.status_code == 400 and 'id="rename-error"' in taken.text
+    assert "Another of your devices already has this name" in taken.text
+    assert device_row(idp, device.device_id).name == "Küchen-Tablet Erika"
+
 
 # --- passkeys ------------------------------------------------------------------------------
 

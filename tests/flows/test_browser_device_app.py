@@ -140,7 +140,28 @@ def test_a_user_without_a_device_sets_up_the_app_from_the_refusal_and_approves(
     request.click()
     expect(app.locator("#approval-client")).to_have_text("FinanceCloud")
     expect(app.locator("#approval-ip")).to_have_text("127.0.0.1")
+    # The browser in words (issue 14, 5), the raw string on demand.
+    expect(app.locator("#approval-browser")).to_have_text("Chrome on Linux")
+    raw = app.locator("#approval-user-agent")
+    expect(raw).to_be_hidden()
+    expect(app.locator("#approval-location")).to_be_hidden()  # no GeoIP database
+    app.click("#approval-user-agent-details summary")
+    expect(raw).to_be_visible()
+    expect(raw).to_contain_text("Chrome/")
     screenshot(app, "device-app-approval")
+    # The same screen in German, after the switch on the page.
+    app.click("nav.lang a[hreflang=de]")
+    expect(request).to_have_count(1, timeout=20_000)
+    expect(request).to_contain_text("Chrome unter Linux")
+    request.click()
+    expect(app.locator("#approval-browser")).to_have_text("Chrome unter Linux")
+    expect(app.locator("#approval-user-agent-details summary")).to_have_text(
+        "Wie sich der Browser selbst nennt"
+    )
+    screenshot(app, "device-app-approval-de")
+    app.click("nav.lang a[hreflang=en]")
+    expect(request).to_have_count(1, timeout=20_000)
+    request.click()
 
     # A wrong number is refused and nothing is decided ...
     wrong = "00" if number != "00" else "01"

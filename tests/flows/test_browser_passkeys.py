@@ -239,3 +239,46 @@ def test_a_cloned_authenticator_is_refused_and_audited(idp: Any, new_context: An
     assert idp.events("passkey_sign_count_regressed")
     page.goto(idp.url + "/account")
     assert "/login" in page.url
+
+
+def test_passkey_added_is_said_and_a_name_in_use_is_refused(idp: Any, new_context: Any) -> None:
+    """Issue 14, 6b: "Passkey added" after adding one; two passkeys of one user
+    never share a name (refused before the browser makes a key)."""
+    user = idp.add_user()
+    page = new_context().new_page()
+    page.add_init_script(WITHOUT_AUTOFILL)
+    authenticator = add_authenticator(page)
+    page.goto(idp.url + "/login")
+    page.fill("#identifier", user.access_number)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_url(idp.url + "/account")
+    page.fill("#passkey-name", "Laptop")
+    page.click("#add-passkey")
+    expect(page.locator("#passkey-added")).to_have_text("Passkey added: “Laptop”.")
+    screenshot(page, "account-passkey-added")
+    # Said once: not again on the next visit. With a passkey on the account,
+    # changing passkeys takes a sign-in with it (both factors).
+    page.wait_for_load_state("load")
+    page.context.clear_cookies()
+    page.goto(idp.url + "/login")
+    page.click("#passkey-login-button")
+    page.wait_for_url(idp.url + "/account")
+    expect(page.locator("#passkeys li")).to_have_count(1)
+    expect(page.locator("#passkey-added")).to_have_count(0)
+
+    page.fill("#passkey-name", "laptop")
+    page.click("#add-passkey")
+    error = page.locator("#passkey-error")
+    expect(error).to_contain_text("You already have a passkey with this name")
+    screenshot(page, "account-passkey-name-in-use")
+    assert len(authenticator.credentials()) == 1  # no key was made for it
+    assert [e.detail["reason"] for e in idp.events("passkey_change_refused")] == ["name_taken"]
+
+    # In German, from the switch on the page.
+    page.click("nav.lang a[hreflang=de]")
+    page.fill("#passkey-name", "Laptop")
+    page.click("#add-passkey")
+    expect(error).to_contain_text("Sie haben schon einen Passkey mit diesem Namen")
+    screenshot(page, "account-passkey-name-in-use-de")
+    expect(page.locator("#passkeys li")).to_have_count(1)

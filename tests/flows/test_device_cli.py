@@ -239,9 +239,11 @@ def enrol(idp: Any, cli: Cli, user: Any, *, name: str = "Erika's laptop") -> str
 
 
 def to_waiting_page(
-    idp: Any, rp: RelyingParty, user: Any
+    idp: Any, rp: RelyingParty, user: Any, *, user_agent: str | None = None
 ) -> tuple[Browser, requests.Response, dict[str, str]]:
     browser = Browser(idp.url)
+    if user_agent:
+        browser.session.headers["User-Agent"] = user_agent
     url, req = rp.authorize_url()
     page = browser.sign_in(browser.go(url), user.access_number, PASSWORD)
     assert page.status_code == 200, (page.status_code, page.text[:500])
@@ -444,6 +446,73 @@ def test_watch_once_answers_with_the_number_typed_on_stdin(
 
     claims = signed_in(browser, page, rp, req)
     assert claims["acr"] == ACR_MFA and "swk" in claims["amr"]
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_watch_stops_asking_when_another_device_answered(
+    idp: Any, cli: Cli, processes: list[Process]
+) -> None:
+    """Issue 14, 6b: a request confirmed on another device is no longer asked about."""
+    from .devices import SoftDevice
+
+    user = new_user(idp)
+    enrol(idp, cli, user)
+    phone = SoftDevice(idp.url)
+    phone.enrol(user.access_number, PASSWORD, idp.app.instance_path)
+    rp = mfa_client(idp)
+
+    watcher = cli.start("watch", "--once")
+    processes.append(watcher)
+    watcher.wait_for("Waiting for sign-in requests")
+    browser, page, req = to_waiting_page(idp, rp, user)
+    watcher.wait_for("Number shown in the browser (empty: refuse):")
+    # The phone confirms it while the watcher waits for the number.
+    [approval] = phone.approvals()
+    assert phone.answer(approval["id"], "approve", match_code(page)).status_code == 200
+    watcher.wait_for("confirmed on another device; no number needed", timeout=30)
+    signed_in(browser, page, rp, req)
+
+    # The watch goes on: the next request is asked about and answered here.
+    _browser, second, _req = to_waiting_page(idp, rp, user)
+    wait_until(lambda: "".join(watcher.stderr).count("Number shown in the browser") == 2)
+    watcher.send(match_code(second))
+    code, _out, err = watcher.finish()
+    assert code == 0, err
+    assert "Sign-in to FinanceCloud confirmed" in err
+    assert len(idp.events("approval_approved")) == 2
+
+
+CHROME_LINUX = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_the_cli_shows_the_browser_in_words_and_the_raw_string_on_demand(
+    idp: Any, cli: Cli
+) -> None:
+    """Issue 14, 5: the server's words ("Chrome on Linux"), the raw string with
+    --verbose or --json."""
+    user = new_user(idp)
+    enrol(idp, cli, user)
+    _browser, page, _req = to_waiting_page(idp, mfa_client(idp), user, user_agent=CHROME_LINUX)
+    [approval] = cli.json("approvals")["approvals"]
+    assert approval["browser"] == "Chrome on Linux"
+    assert approval["user_agent"] == CHROME_LINUX and approval["location"] is None
+    listed = cli.ok("approvals").stdout
+    assert "BROWSER" in listed and "Chrome on Linux" in listed and "Mozilla" not in listed
+
+    quiet = cli.run("deny", approval["id"], input="")
+    assert "browser: Chrome on Linux" in quiet.stderr and "Mozilla" not in quiet.stderr
+    assert "refused" in quiet.stderr
+    # --verbose: the string as the browser sent it (shown before the answer is sent).
+    _browser, page, _req = to_waiting_page(idp, mfa_client(idp), user, user_agent=CHROME_LINUX)
+    [second] = cli.json("approvals")["approvals"]
+    loud = cli.run("approve", second["id"], "--verbose", "--code", match_code(page))
+    assert loud.returncode == 0, loud.stderr
+    assert "browser: Chrome on Linux" in loud.stderr
+    assert f"user agent: {CHROME_LINUX}" in loud.stderr
 
 
 def test_watch_finds_a_waiting_request_and_an_empty_number_refuses_it(idp: Any, cli: Cli) -> None:

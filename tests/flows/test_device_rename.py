@@ -88,3 +88,34 @@ def test_a_revoked_or_unknown_token_cannot_rename(idp: Any) -> None:
     assert unknown.status_code == 401 and unknown.json()["error"] == "invalid_token"
     assert device_row(idp, tablet.device_id).name == "Test phone"
     assert not idp.events("device_renamed")
+
+
+def test_a_name_another_of_the_users_devices_has_is_refused(idp: Any) -> None:
+    """Issue 14, 6b: two active devices of one user never get one name by a
+    rename (the list and "delete" could not tell them apart); the device's own
+    name, another user's and a deleted device's are free."""
+    user, phone = enrolled(idp)
+    tablet = binding_device(idp, user, device_name="Tablet", kind="ipad")
+    assert phone.device_id and tablet.device_id
+
+    for taken in ("Tablet", "  tablet "):
+        refused = rename(phone, phone.device_id, taken)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "name_taken"
+        assert "already has this name" in refused.json()["error_description"]
+    german = phone.call(
+        "POST",
+        f"/devices/{phone.device_id}/rename",
+        json={"name": "TABLET"},
+        headers={"Accept-Language": "de"},
+    )
+    assert "hat schon diesen Namen" in german.json()["error_description"]
+    assert device_row(idp, phone.device_id).name == "Test phone"
+    assert not idp.events("device_renamed")
+
+    assert rename(phone, tablet.device_id, "TABLET").status_code == 200  # its own name
+    _, theirs = enrolled(idp, email="max@example.org")
+    assert theirs.device_id is not None
+    assert rename(theirs, theirs.device_id, "Tablet").status_code == 200  # another user's
+    assert delete(phone, tablet.device_id).status_code == 200
+    assert rename(phone, phone.device_id, "Tablet").status_code == 200  # a deleted one's

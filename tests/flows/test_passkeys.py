@@ -638,3 +638,32 @@ def test_passkey_requests_need_the_csrf_token(idp: Any) -> None:
         timeout=30,
     )
     assert response.status_code == 400 and response.json()["error"] == "csrf_failed"
+
+
+def test_a_passkey_name_in_use_is_refused_and_unnamed_ones_are_numbered(idp: Any) -> None:
+    """Issue 14, 6b: two passkeys of one user never share a name."""
+    _user, key = user_with_passkey(idp)  # "Laptop"
+    browser = Browser(idp.url)
+    _, answer = use_passkey(browser, login_page(browser, f"{idp.url}/login"), key)
+    assert answer.status_code == 200, answer.text
+    account = browser.go(f"{idp.url}/account")
+    options_url = data_of(account, "passkey-add")["options"]
+
+    taken = post_json(browser, account, options_url, {"name": " laptop "})
+    assert taken.status_code == 400 and taken.json()["error"] == "name_taken"
+    assert "already have a passkey with this name" in taken.json()["error_description"]
+    assert [e.detail["reason"] for e in idp.events("passkey_change_refused")] == ["name_taken"]
+
+    # Without a name: "Passkey", then "Passkey 2".
+    for expected in ("Passkey", "Passkey 2"):
+        options = post_json(browser, account, options_url, {"name": ""})
+        assert options.status_code == 200, options.text
+        _, credential = create_credential(options_json=options.json(), origin=idp.url)
+        added = post_json(browser, account, "/account/passkeys", {"credential": credential})
+        assert added.status_code == 201, added.text
+        assert added.json()["passkey"]["name"] == expected
+    # "Passkey added" is said once, on the next account page.
+    page = browser.go(f"{idp.url}/account")
+    assert page.text.count('id="passkey-added"') == 2  # one per passkey added
+    assert "Passkey added: “Passkey 2”." in page.text
+    assert 'id="passkey-added"' not in browser.go(f"{idp.url}/account").text

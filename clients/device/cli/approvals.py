@@ -11,13 +11,33 @@ import click
 
 from ..api import ApiError, NetworkError
 from ..keystore import KeyStore
-from .common import ID_ARGUMENT, Device, State, emit_json, fail, local_time, pass_state, say, table
+from .common import (
+    ID_ARGUMENT,
+    Device,
+    LineFeed,
+    State,
+    emit_json,
+    fail,
+    local_time,
+    pass_state,
+    say,
+    table,
+)
 from .keys import sign
 from .messages import APPROVAL_MESSAGES, describe_error
 from .restoration import offer_backup
 
 # Reconnecting to the event stream after a failure: from 1 s up to a minute.
 RECONNECT_DELAYS = (1, 2, 5, 10, 30, 60)
+# While ``watch`` asks for the number: how often it looks whether the request
+# is still waiting (another device may have answered it).
+STILL_WAITING_EVERY = 2.0
+GONE = {
+    "approved": "This sign-in request was confirmed on another device; no number needed.",
+    "denied": "This sign-in request was refused on another device; no number needed.",
+    "expired": "This sign-in request has expired; no number needed.",
+    "cancelled": "This sign-in request was cancelled; no number needed.",
+}
 
 
 def _shown(approval: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -46,23 +66,36 @@ def approvals(state: State, as_json: bool) -> None:
                 str(a.get("id")),
                 str(_shown(a).get("client_name")),
                 str(_shown(a).get("ip") or "-"),
+                str(a.get("browser") or _shown(a).get("user_agent") or "-"),
                 local_time(_shown(a).get("created_at")),
                 local_time(a.get("expires_at")),
             ]
             for a in found
         ],
-        ["ID", "APPLICATION", "IP", "TIME", "EXPIRES"],
+        ["ID", "APPLICATION", "IP", "BROWSER", "TIME", "EXPIRES"],
     )
 
 
-def show_approval(approval: Mapping[str, Any]) -> None:
+VERBOSE = click.option(
+    "--verbose", "-v", is_flag=True, help="Also show the browser's user-agent string as sent."
+)
+
+
+def show_approval(approval: Mapping[str, Any], *, verbose: bool = False) -> None:
+    """The request in words: the server describes the browser ("Chrome on Linux")
+    and, with a GeoIP database, the place, as the browser app shows them."""
     shown = _shown(approval)
+    place = f" ({approval['location']})" if approval.get("location") else ""
     say(
         f"Sign-in to {shown.get('client_name')} from {shown.get('ip') or 'an unknown address'}"
-        f" at {local_time(shown.get('created_at'))}"
+        f"{place} at {local_time(shown.get('created_at'))}"
     )
-    if shown.get("user_agent"):
-        say(f"  browser: {shown.get('user_agent')}")
+    raw = shown.get("user_agent")
+    browser = approval.get("browser") or raw
+    if browser:
+        say(f"  browser: {browser}")
+    if verbose and raw and raw != browser:
+        say(f"  user agent: {raw}")
 
 
 def answer_approval(
@@ -119,13 +152,14 @@ def _report(status: str, approval: Mapping[str, Any], *, fraud: bool = False) ->
 @click.command(context_settings=ID_ARGUMENT)
 @click.argument("approval_id")
 @click.option("--code", help="The number shown in the browser.")
+@VERBOSE
 @pass_state
-def approve(state: State, approval_id: str, code: str | None) -> None:
+def approve(state: State, approval_id: str, code: str | None, verbose: bool) -> None:
     """Confirm the sign-in request APPROVAL_ID with the number shown in the browser."""
     state.messages = APPROVAL_MESSAGES
     device, pin = state.unlock()
     approval = _pending(device, approval_id)
-    show_approval(approval)
+    show_approval(approval, verbose=verbose)
     code = code if code is not None else state.ask("Number shown in the browser")
     status = answer_approval(state, device, pin, approval, decision="approve", code=code.strip())
     _report(status, approval)
@@ -136,13 +170,14 @@ def approve(state: State, approval_id: str, code: str | None) -> None:
 @click.command(context_settings=ID_ARGUMENT)
 @click.argument("approval_id")
 @click.option("--fraud", is_flag=True, help="Report the sign-in as not made by you.")
+@VERBOSE
 @pass_state
-def deny(state: State, approval_id: str, fraud: bool) -> None:
+def deny(state: State, approval_id: str, fraud: bool, verbose: bool) -> None:
     """Refuse the sign-in request APPROVAL_ID (with --fraud: and report it)."""
     state.messages = APPROVAL_MESSAGES
     device, pin = state.unlock()
     approval = _pending(device, approval_id)
-    show_approval(approval)
+    show_approval(approval, verbose=verbose)
     status = answer_approval(state, device, pin, approval, decision="deny", code="", fraud=fraud)
     _report(status, approval, fraud=fraud)
 
@@ -159,13 +194,29 @@ def _not_fatal() -> Iterator[None]:
         say(describe_error(exc, APPROVAL_MESSAGES))
 
 
+def _gone(device: Device, approval_id: str) -> str | None:
+    """Why the request no longer needs an answer here, or None while it waits."""
+    try:
+        status = device.api.approval(approval_id).get("status")
+    except ApiError as exc:
+        if exc.error in ("device_revoked", "invalid_token"):
+            raise  # this device is gone: the watch ends (the key store is wiped)
+        return GONE["cancelled"] if exc.error == "approval_not_found" else None
+    except NetworkError:
+        return None  # asked again shortly; the answer will tell
+    return None if status == "pending" else GONE.get(str(status), GONE["cancelled"])
+
+
 @click.command()
 @click.option("--once", is_flag=True, help="Exit after one sign-in request was answered.")
+@VERBOSE
 @pass_state
-def watch(state: State, once: bool) -> None:
-    """Wait for sign-in requests and answer each one (empty number = refuse)."""
+def watch(state: State, once: bool, verbose: bool) -> None:
+    """Wait for sign-in requests and answer each one (empty number = refuse).
+    A request answered on another device meanwhile is no longer asked about."""
     state.messages = APPROVAL_MESSAGES
     device, pin = state.unlock()  # once, as a phone app stays unlocked while open
+    state.feed = LineFeed()  # questions from now on can be given up while they wait
     api = device.api
     seen: set[str] = set()
 
@@ -178,9 +229,15 @@ def watch(state: State, once: bool) -> None:
         if approval.get("status") != "pending" or approval.get("id") != approval_id:
             return False
         click.echo("", err=True)
-        show_approval(approval)
+        show_approval(approval, verbose=verbose)
         while True:
-            code = state.ask("Number shown in the browser (empty: refuse)", allow_empty=True)
+            code = state.ask_unless(
+                "Number shown in the browser (empty: refuse)",
+                gone=lambda: _gone(device, approval_id),
+                every=STILL_WAITING_EVERY,
+            )
+            if code is None:
+                return False  # answered elsewhere, expired or cancelled: said so
             decision = "approve" if code else "deny"
             try:
                 # Re-read: another command may have moved the counter meanwhile.

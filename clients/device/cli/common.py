@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -53,12 +55,50 @@ class Device:
         return DeviceApi(self.server, token=str(self.data["device_token"]))
 
 
+class LineFeed:
+    """The lines of stdin, read by a thread of their own, so that a question can
+    be given up while it waits (``watch``: a request answered on another device).
+    Once started, every question of the command reads from it (never stdin
+    directly, which the thread holds)."""
+
+    def __init__(self) -> None:
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, name="stdin", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for line in iter(sys.stdin.readline, ""):
+                self._lines.put(line.rstrip("\r\n"))
+        except (OSError, ValueError):
+            pass  # stdin closed under it (the command has ended): no more lines
+        self._lines.put(None)
+
+    def get(self, timeout: float | None = None) -> str | None:
+        """The next line (``queue.Empty`` after ``timeout``); None once stdin ended."""
+        line = self._lines.get(timeout=timeout)
+        if line is None:
+            self._lines.put(None)  # ended for every later question too
+        return line
+
+    def drop_waiting(self) -> None:
+        """Forget lines typed before the question was shown."""
+        while True:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                return
+            if line is None:
+                self._lines.put(None)
+                return
+
+
 @dataclass
 class State:
     store: Path
     pin_stdin: bool
     _stdin_pin: str | None = None
     messages: Mapping[str, str] = field(default_factory=lambda: MESSAGES)
+    feed: LineFeed | None = None
 
     @property
     def interactive(self) -> bool:
@@ -67,13 +107,35 @@ class State:
     def read_line(self, label: str) -> str:
         """One line of stdin (not a terminal): the answer to ``label``."""
         click.echo(f"{label}:", err=True)
-        line = sys.stdin.readline()
-        if not line:
+        line = sys.stdin.readline() if self.feed is None else self.feed.get()
+        if line is None or (self.feed is None and not line):
             raise click.ClickException(f"stdin ended before {label.lower()} was given")
         return line.rstrip("\r\n")
 
+    def ask_unless(self, label: str, *, gone: Callable[[], str | None], every: float) -> str | None:
+        """Like ``ask`` with an empty answer allowed, but while it waits,
+        ``gone()`` is asked every ``every`` seconds; once it gives a reason
+        the question is given up (None) and the reason said."""
+        if self.feed is None:
+            return self.ask(label, allow_empty=True)
+        if self.interactive:
+            self.feed.drop_waiting()
+        click.echo(f"{label}:", err=True)
+        while True:
+            try:
+                line = self.feed.get(timeout=every)
+            except queue.Empty:
+                reason = gone()
+                if reason is not None:
+                    say(reason)
+                    return None
+                continue
+            if line is None:
+                raise click.ClickException(f"stdin ended before {label.lower()} was given")
+            return line.strip()
+
     def ask(self, label: str, *, hidden: bool = False, allow_empty: bool = False) -> str:
-        if not self.interactive:
+        if not self.interactive or self.feed is not None:
             value = self.read_line(label)
         elif allow_empty:
             value = click.prompt(label, default="", show_default=False, hide_input=hidden, err=True)
@@ -87,6 +149,10 @@ class State:
     def ask_if_possible(self, label: str) -> str | None:
         """Like ``ask``, but ``None`` instead of an error when stdin is not a
         terminal and has no further line: a question a script need not answer."""
+        if self.feed is not None:
+            click.echo(f"{label}:", err=True)
+            line = self.feed.get()
+            return None if line is None else line.strip()
         if self.interactive:
             return str(click.prompt(label, default="", show_default=False, err=True)).strip()
         line = sys.stdin.readline()

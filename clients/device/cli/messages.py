@@ -68,6 +68,7 @@ MESSAGES = {
     "delivery_failed": "The server could not send the e-mail. Please try again later.",
     "invalid_nonce": "The confirmation expired before it was sent. Please try again.",
     "invalid_request": "The server refused the request as invalid.",
+    "name_taken": "Another of your devices already has this name. Please choose another one.",
     "temporarily_unavailable": "The service is temporarily unavailable. Try again in a moment.",
     "server_error": "The server had an internal error.",
     "unexpected_response": "The server's answer is not a Freigabe device API answer.",

@@ -66,6 +66,8 @@ def describe_notice(
     about: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     name, kind = about.get("name"), about.get("kind")
     ip = notice.get("ip") or "an unknown address"
+    if notice.get("location"):
+        ip = f"{ip} ({notice['location']})"
     kind_of = notice.get("type")
     if kind_of == "restore_started":
         return [
