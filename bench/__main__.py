@@ -117,8 +117,11 @@ class Backend:
         self.env = {
             "IDP_ISSUER": self.issuer,
             "IDP_INSTANCE_PATH": str(instance),
-            # One user approves all the waiting browsers' logins.
+            # One user approves all the waiting browsers' logins, and the
+            # first approvals must still be pending when the last browser
+            # has signed in.
             "IDP_APPROVAL_PUSH_LIMIT": str(max(5, 2 * args.waiting)),
+            "IDP_APPROVAL_LIFETIME": "900",
         }
         if name == "postgres":
             self.postgres = start_postgres()
@@ -128,7 +131,7 @@ class Backend:
         # The settings `idp serve` gets from its environment, as a mapping.
         settings = {k[len("IDP_") :].lower(): v for k, v in self.env.items()}
         try:
-            seeded = seed(settings)
+            seeded = seed(settings, users=args.processes * args.threads)
         except Exception:
             self.stop()
             raise
@@ -236,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 remember_memory(backend.server, "after the rounds")
                 print(f"{name}: approval round trip, {args.waiting} waiting", flush=True)
                 sample = approval_round_trip(
-                    backend.setup, waiting=args.waiting, parallel=2 * args.threads,
+                    backend.setup, waiting=args.waiting, parallel=4,
                     server_cpu=backend.server.cpu,
                 )  # fmt: skip
                 record("approval", name, sample)
@@ -257,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(rows, memory)
     print()
     print(table)
+    if args.smoke:
+        print("\nsmoke run: it shows that the benchmark works; its numbers measure nothing")
     report = {
         "commit": commit(),
         "started": started.isoformat(timespec="seconds"),

@@ -51,7 +51,7 @@ class Setup:
     instance_path: str
     password: str
     callback: str
-    flows_user: str
+    flows_users: tuple[str, ...]
     approver: str
     app: tuple[str, str]
     service: tuple[str, str]
@@ -64,7 +64,7 @@ class Setup:
             instance_path=instance_path,
             password=seeded["password"],
             callback=seeded["callback"],
-            flows_user=seeded["flows_user"],
+            flows_users=tuple(seeded["flows_users"]),
             approver=seeded["approver"],
             app=(seeded["app"][0], seeded["app"][1]),
             service=(seeded["service"][0], seeded["service"][1]),
@@ -159,12 +159,12 @@ def redeem(setup: Setup, code: str, verifier: str) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def full_login(setup: Setup, browser: Browser | None = None) -> tuple[Browser, dict[str, Any]]:
+def full_login(setup: Setup, user: str) -> tuple[Browser, dict[str, Any]]:
     """A new browser: authorize, password, consent (prompt=consent asks every
     time), code, token."""
-    browser = browser or Browser(setup)
+    browser = Browser(setup)
     page, verifier = browser.authorize(setup.app[0], prompt="consent")
-    page = browser.sign_in(page, setup.flows_user)
+    page = browser.sign_in(page, user)
     if 'value="allow"' not in page.text:
         raise FlowError(f"expected the consent screen, got {page.status_code}")
     done = browser.submit(page, decision="allow")
@@ -180,8 +180,9 @@ def full_login(setup: Setup, browser: Browser | None = None) -> tuple[Browser, d
 class Flow:
     """One thread's flow: prepared once outside the measured window, then run."""
 
-    def __init__(self, setup: Setup) -> None:
+    def __init__(self, setup: Setup, user: str) -> None:
         self.setup = setup
+        self.user = user
 
     def prepare(self) -> None:
         pass
@@ -192,14 +193,14 @@ class Flow:
 
 class LoginFlow(Flow):
     def run(self) -> None:
-        full_login(self.setup)
+        full_login(self.setup, self.user)
 
 
 class SsoFlow(Flow):
     """The returning user: a browser with a session; authorize and token."""
 
     def prepare(self) -> None:
-        self.browser, _ = full_login(self.setup)
+        self.browser, _ = full_login(self.setup, self.user)
 
     def run(self) -> None:
         done, verifier = self.browser.authorize(self.setup.app[0])
@@ -210,7 +211,7 @@ class RefreshFlow(Flow):
     """Refresh with rotation: each refresh token is used once, its successor next."""
 
     def prepare(self) -> None:
-        _, tokens = full_login(self.setup)
+        _, tokens = full_login(self.setup, self.user)
         self.refresh_token = str(tokens["refresh_token"])
 
     def run(self) -> None:
@@ -225,6 +226,7 @@ FLOWS: dict[str, type[Flow]] = {"login": LoginFlow, "sso": SsoFlow, "refresh": R
 
 def _driver_process(
     name: str,
+    number: int,
     setup: Setup,
     threads: int,
     seconds: float,
@@ -232,7 +234,8 @@ def _driver_process(
     start: Any,
     out: Any,
 ) -> None:
-    flows = [FLOWS[name](setup) for _ in range(threads)]
+    users = setup.flows_users[number * threads : (number + 1) * threads]
+    flows = [FLOWS[name](setup, user) for user in users]
     try:
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(lambda f: f.prepare(), flows))
@@ -286,9 +289,9 @@ def drive(
     start = context.Event()
     children = [
         context.Process(
-            target=_driver_process, args=(name, setup, threads, seconds, ready, start, out)
+            target=_driver_process, args=(name, n, setup, threads, seconds, ready, start, out)
         )
-        for _ in range(processes)
+        for n in range(processes)
     ]
     for child in children:
         child.start()
@@ -418,7 +421,11 @@ def approval_round_trip(
 ) -> Sample:
     """``waiting`` browsers wait on their waiting pages, each with its event
     stream open; the device approves them one after the other. Latency: from
-    the device sending its answer to the event reaching that browser."""
+    the device sending its answer to the event reaching that browser.
+
+    The browsers sign in ``parallel`` at a time (at most
+    ``login_failures_per_account``: one account, and a sign-in counts against
+    its limit while it is checked)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 4 * waiting + 256:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * waiting + 256), hard))

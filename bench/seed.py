@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_migrate import upgrade
+from alembic import command
+from alembic.config import Config
 
 from idp.accounts.service import create_user
-from idp.app import create_app
+from idp.app import MIGRATIONS, create_app
 from idp.extensions import db
 from idp.oidc.clients import create_client
 from idp.state import IDP, idp
@@ -22,16 +23,28 @@ PASSWORD = "Bench-Password-2026"
 CALLBACK = "http://localhost:9/callback"
 
 
-def seed(settings: dict[str, Any]) -> dict[str, Any]:
-    """What it made: the users' identifiers and password, the clients and their secrets."""
+def seed(settings: dict[str, Any], users: int) -> dict[str, Any]:
+    """What it made: the users' identifiers and password, the clients and their secrets.
+
+    ``users`` users for the flows, one per driver thread: a sign-in is counted
+    against its account's failure limit while it is checked, so more than
+    ``login_failures_per_account`` at once for one account are refused (429).
+    """
     app = create_app(settings)
     try:
         with app.app_context():
-            upgrade()
+            migrations = Config(str(MIGRATIONS / "alembic.ini"))
+            migrations.set_main_option("script_location", str(MIGRATIONS))
+            # Leave logging alone: no migration log lines in the bench's output.
+            migrations.attributes["configure_logger"] = False
+            command.upgrade(migrations, "head")
             idp().keyring.ensure_keys()
             idp().push.public_key()
             passwords = idp().passwords
-            flows = create_user(passwords, password=PASSWORD, username="bench")
+            flows = [
+                create_user(passwords, password=PASSWORD, username=f"bench-{n}")
+                for n in range(users)
+            ]
             approver = create_user(
                 passwords, password=PASSWORD, username="approver", phone_number="+49 151 1000000"
             )
@@ -59,7 +72,7 @@ def seed(settings: dict[str, Any]) -> dict[str, Any]:
             made = {
                 "password": PASSWORD,
                 "callback": CALLBACK,
-                "flows_user": flows.username,
+                "flows_users": [user.username for user in flows],
                 "approver": approver.access_number,
                 "app": [app_client.client_id, app_secret],
                 "service": [service.client_id, service_secret],
