@@ -38,7 +38,7 @@ from .servers import (
     start_postgres,
     start_redis,
 )
-from .wrk import run_wrk
+from .wrk import run_wrk, wrk_binary
 
 REPO = Path(__file__).resolve().parents[1]
 WRK_SCENARIOS = ("discovery", "jwks", "client_credentials")
@@ -199,6 +199,7 @@ def run_scenario(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    wrk_binary()  # before anything starts: wrk is missing
     started = datetime.datetime.now(datetime.UTC)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     scenarios: dict[tuple[str, str], Scenario] = {}
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         key = (name, backend)
         scenarios.setdefault(key, Scenario(name, backend, UNITS[name])).samples.append(sample)
         print(
-            f"  {name:<20} {backend:<9} {sample.rate:10.1f} {UNITS[name]:<11} "
+            f"  {name:<24} {backend:<9} {sample.rate:10.1f} {UNITS[name]:<11} "
             f"p99 {sample.p99_ms:7.2f} ms  errors {sample.errors}",
             flush=True,
         )
@@ -306,4 +307,8 @@ for _name in (*WRK_SCENARIOS, *FLOW_SCENARIOS):
     UNITS[f"soak {_name}"] = UNITS[_name]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (BenchError, FileNotFoundError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -72,7 +72,7 @@ class Scenario:
 
 def format_table(rows: list[dict[str, Any]], memory: list[dict[str, Any]]) -> str:
     header = (
-        f"{'scenario':<20} {'backend':<9} {'rate':>10} {'unit':<9} {'x C':>6} "
+        f"{'scenario':<24} {'backend':<9} {'rate':>10} {'unit':<11} {'x C':>6} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'srv CPU ms/op':>13} {'gen cores':>9}"
     )
     lines = [header, "-" * len(header)]
@@ -81,7 +81,7 @@ def format_table(rows: list[dict[str, Any]], memory: list[dict[str, Any]]) -> st
         cpu = row["server_cpu_ms_per_op"]
         gen = row["client_cpu_cores"]
         lines.append(
-            f"{row['scenario']:<20} {row['backend']:<9} {row['rate']:>10.1f} {row['unit']:<9} "
+            f"{row['scenario']:<24} {row['backend']:<9} {row['rate']:>10.1f} {row['unit']:<11} "
             f"{ratio:>6} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['errors']:>6} "
             f"{(f'{cpu:.2f}' if cpu is not None else '-'):>13} "
             f"{(f'{gen:.2f}' if gen is not None else '-'):>9}"

@@ -8,6 +8,7 @@ does before its workers start), and adds the benchmark's users and clients
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from alembic import command
@@ -35,8 +36,9 @@ def seed(settings: dict[str, Any], users: int) -> dict[str, Any]:
         with app.app_context():
             migrations = Config(str(MIGRATIONS / "alembic.ini"))
             migrations.set_main_option("script_location", str(MIGRATIONS))
-            # Leave logging alone: no migration log lines in the bench's output.
+            # No migration log lines in the bench's output.
             migrations.attributes["configure_logger"] = False
+            logging.getLogger("alembic").setLevel(logging.WARNING)
             command.upgrade(migrations, "head")
             idp().keyring.ensure_keys()
             idp().push.public_key()
