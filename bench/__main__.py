@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -242,9 +243,11 @@ def main(argv: list[str] | None = None) -> int:
                 sample = approval_round_trip(
                     backend.setup, waiting=args.waiting, parallel=4,
                     server_cpu=backend.server.cpu,
+                    all_waiting=partial(
+                        remember_memory, backend.server, f"{args.waiting} browsers waiting"
+                    ),
                 )  # fmt: skip
                 record("approval", name, sample)
-                remember_memory(backend.server, f"{args.waiting} waiting, approved")
                 if args.soak:
                     soak(backend, ceiling, args, record, remember_memory)
             finally:

@@ -417,7 +417,12 @@ def _open_stream(setup: Setup, path: str, cookies: str, user_agent: str) -> sock
 
 
 def approval_round_trip(
-    setup: Setup, *, waiting: int, parallel: int, server_cpu: Callable[[], float]
+    setup: Setup,
+    *,
+    waiting: int,
+    parallel: int,
+    server_cpu: Callable[[], float],
+    all_waiting: Callable[[], None] = lambda: None,
 ) -> Sample:
     """``waiting`` browsers wait on their waiting pages, each with its event
     stream open; the device approves them one after the other. Latency: from
@@ -425,7 +430,8 @@ def approval_round_trip(
 
     The browsers sign in ``parallel`` at a time (at most
     ``login_failures_per_account``: one account, and a sign-in counts against
-    its limit while it is checked)."""
+    its limit while it is checked). ``all_waiting`` is called when every
+    browser's stream is open, before the first answer."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 4 * waiting + 256:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * waiting + 256), hard))
@@ -469,6 +475,7 @@ def approval_round_trip(
                 opened = sum(1 for e in browsers.values() if e.opened)
                 raise FlowError(f"only {opened} of {waiting} event streams opened")
             time.sleep(0.05)
+        all_waiting()
         listed = device.call("GET", "/approvals").json()["approvals"]
         approvals = []
         for item in listed:
