@@ -159,17 +159,19 @@ def wrk_scenario(
     name: str, server: Server, setup: Setup | None, args: argparse.Namespace
 ) -> Sample:
     kwargs: dict[str, Any] = {}
+    # The address gunicorn listens on, whatever "localhost" resolves to first.
+    base = server.url.replace("://localhost:", "://127.0.0.1:")
     if name == "C":
-        url = server.url + "/"
+        url = base + "/"
     elif name == "discovery":
-        url = server.url + "/.well-known/openid-configuration"
+        url = base + "/.well-known/openid-configuration"
     elif name == "jwks":
-        url = server.url + "/jwks.json"
+        url = base + "/jwks.json"
     else:
         assert setup is not None
         client_id, secret = setup.service
         basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-        url = server.url + "/token"
+        url = base + "/token"
         kwargs = {
             "method": "POST",
             "body": "grant_type=client_credentials",
