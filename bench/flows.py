@@ -295,6 +295,7 @@ def drive(
     ]
     for child in children:
         child.start()
+    reported = False
     try:
         for _ in children:
             status = ready.get(timeout=300)
@@ -304,9 +305,11 @@ def drive(
         start.set()
         reports = [out.get(timeout=seconds + 300) for _ in children]
         cpu_after = server_cpu()
+        reported = True
     finally:
+        # After a failure the others may wait for a start that never comes.
         for child in children:
-            child.join(timeout=30)
+            child.join(timeout=30 if reported else 0)
             if child.is_alive():
                 child.kill()
                 child.join()
