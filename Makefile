@@ -16,7 +16,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 CATALOGS := $(wildcard idp/translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: demo test lint format translations extract-messages clean
+.PHONY: demo test bench lint format translations extract-messages clean
 
 demo: $(STAMP) $(COMPILED)
 	$(BIN)/idp demo --port $(IDP_PORT) --rp-port $(DEMO_RP_PORT)
@@ -28,8 +28,15 @@ demo: $(STAMP) $(COMPILED)
 # our CI machines), every process the tests start would otherwise compile
 # every module it imports from source, 4 s of CPU for `import idp.app`.
 test: $(STAMP) $(COMPILED)
-	$(BIN)/python -m compileall -q -j 0 idp clients tests
+	$(BIN)/python -m compileall -q -j 0 idp clients tests bench
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov=idp --cov=clients --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+# The benchmark (README, "Benchmark"): both backends and C, a few minutes;
+# SOAK=1 adds ten minutes of every scenario per backend. BENCH_ARGS: more
+# options of `python -m bench`, e.g. BENCH_ARGS="--backends embedded --rounds 5".
+bench: $(STAMP) $(COMPILED)
+	$(BIN)/python -m compileall -q -j 0 idp clients bench
+	$(BIN)/python -m bench $(if $(SOAK),--soak) $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

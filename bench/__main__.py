@@ -1,0 +1,319 @@
+"""`python -m bench` (`make bench`): run the scenarios, print the table, write the JSON.
+
+For each backend (SQLite + embedded Redis, PostgreSQL + redis-server) a fresh
+`idp serve` (gunicorn gthread, 2 workers) is started and measured in rounds;
+each round measures C, the trivial-Flask ceiling, first, then every scenario,
+so C and Freigabe share whatever else the machine is doing. Rates are medians
+over the rounds; every rate is also given as a ratio to C's median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from .flows import Setup, approval_round_trip, drive
+from .results import Sample, Scenario, format_table
+from .seed import seed
+from .servers import (
+    BenchError,
+    Postgres,
+    RedisServer,
+    Server,
+    free_port,
+    start_ceiling,
+    start_idp,
+    start_postgres,
+    start_redis,
+)
+from .wrk import run_wrk, wrk_binary
+
+REPO = Path(__file__).resolve().parents[1]
+WRK_SCENARIOS = ("discovery", "jwks", "client_credentials")
+FLOW_SCENARIOS = ("login", "sso", "refresh")
+UNITS = {
+    "C": "req/s",
+    "discovery": "req/s",
+    "jwks": "req/s",
+    "client_credentials": "req/s",
+    "login": "flows/s",
+    "sso": "flows/s",
+    "refresh": "grants/s",
+    "approval": "approvals/s",
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--backends", default="embedded,postgres", help="comma separated")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--seconds", type=int, default=4, help="per scenario and round (wrk: whole seconds)"
+    )
+    parser.add_argument(
+        "--max-requests", type=int, default=None, help="stop wrk after these many answers"
+    )
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--processes", type=int, default=2, help="flow driver processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per driver process")
+    parser.add_argument("--waiting", type=int, default=500, help="waiting browsers (approval)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--idp-threads", type=int, default=1024, help="threads per worker (idp serve's default)"
+    )
+    parser.add_argument("--ceiling-threads", type=int, default=8, help="threads per worker of C")
+    parser.add_argument("--soak", action="store_true", help="then run every scenario for 10 min")
+    parser.add_argument("--soak-seconds", type=float, default=600)
+    parser.add_argument("--smoke", action="store_true", help="~1 s per scenario, embedded only")
+    parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "bench")
+    args = parser.parse_args(argv)
+    # The flow driver's window; wrk takes whole seconds only.
+    args.flow_seconds = args.seconds
+    if args.smoke:
+        args.backends, args.rounds, args.seconds, args.waiting = "embedded", 1, 1, 3
+        args.flow_seconds, args.processes, args.threads = 0.5, 1, 1
+        args.connections, args.max_requests = 2, 100
+    return args
+
+
+def commit() -> str:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=REPO, capture_output=True, text=True, check=True, timeout=10,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=10,
+    ).stdout.strip()  # fmt: skip
+    return done.stdout.strip() + ("-dirty" if dirty else "")
+
+
+class Backend:
+    """A fresh Freigabe on one backend: storage, seed, `idp serve`."""
+
+    def __init__(self, name: str, args: argparse.Namespace, workdir: Path) -> None:
+        self.name = name
+        self.postgres: Postgres | None = None
+        self.redis: RedisServer | None = None
+        instance = workdir / f"instance-{name}"
+        instance.mkdir()
+        port = free_port()
+        self.issuer = f"http://localhost:{port}"
+        self.env = {
+            "IDP_ISSUER": self.issuer,
+            "IDP_INSTANCE_PATH": str(instance),
+            # One user approves all the waiting browsers' logins, and the
+            # first approvals must still be pending when the last browser
+            # has signed in.
+            "IDP_APPROVAL_PUSH_LIMIT": str(max(5, 2 * args.waiting)),
+            "IDP_APPROVAL_LIFETIME": "900",
+        }
+        if name == "postgres":
+            self.postgres = start_postgres()
+            self.redis = start_redis()
+            self.env["IDP_DATABASE_URL"] = self.postgres.create_database("freigabe_bench")
+            self.env["IDP_REDIS_URL"] = self.redis.url(0)
+        # The settings `idp serve` gets from its environment, as a mapping.
+        settings = {k[len("IDP_") :].lower(): v for k, v in self.env.items()}
+        try:
+            seeded = seed(settings, users=args.processes * args.threads)
+        except Exception:
+            self.stop()
+            raise
+        self.setup = Setup.load(self.issuer, str(instance), seeded)
+        try:
+            self.server: Server = start_idp(
+                workdir, self.env, port, args.workers, args.idp_threads, name
+            )
+        except BenchError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        server = getattr(self, "server", None)
+        if server is not None:
+            server.stop()
+        if self.redis is not None:
+            self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
+def wrk_scenario(
+    name: str, server: Server, setup: Setup | None, args: argparse.Namespace
+) -> Sample:
+    kwargs: dict[str, Any] = {}
+    # The address gunicorn listens on, whatever "localhost" resolves to first.
+    base = server.url.replace("://localhost:", "://127.0.0.1:")
+    if name == "C":
+        url = base + "/"
+    elif name == "discovery":
+        url = base + "/.well-known/openid-configuration"
+    elif name == "jwks":
+        url = base + "/jwks.json"
+    else:
+        assert setup is not None
+        client_id, secret = setup.service
+        basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        url = base + "/token"
+        kwargs = {
+            "method": "POST",
+            "body": "grant_type=client_credentials",
+            "headers": {
+                "Authorization": f"Basic {basic}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        }
+    before = server.cpu()
+    sample = run_wrk(url, args.seconds, args.connections, max_requests=args.max_requests, **kwargs)
+    sample.server_cpu = server.cpu() - before
+    return sample
+
+
+def run_scenario(
+    name: str, backend: Backend | None, ceiling: Server, args: argparse.Namespace
+) -> Sample:
+    if name == "C":
+        return wrk_scenario("C", ceiling, None, args)
+    assert backend is not None
+    if name in WRK_SCENARIOS:
+        return wrk_scenario(name, backend.server, backend.setup, args)
+    return drive(
+        name, backend.setup, seconds=args.flow_seconds, processes=args.processes,
+        threads=args.threads, server_cpu=backend.server.cpu,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wrk_binary()  # before anything starts: wrk is missing
+    started = datetime.datetime.now(datetime.UTC)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    scenarios: dict[tuple[str, str], Scenario] = {}
+    memory: list[dict[str, Any]] = []
+
+    def record(name: str, backend: str, sample: Sample) -> None:
+        key = (name, backend)
+        scenarios.setdefault(key, Scenario(name, backend, UNITS[name])).samples.append(sample)
+        print(
+            f"  {name:<24} {backend:<9} {sample.rate:10.1f} {UNITS[name]:<11} "
+            f"p99 {sample.p99_ms:7.2f} ms  errors {sample.errors}",
+            flush=True,
+        )
+
+    def remember_memory(server: Server, when: str) -> None:
+        memory.append({"server": server.name, "when": when, "pss_mib": server.pss() / 2**20})
+
+    workdir = Path(tempfile.mkdtemp(prefix="freigabe-bench-"))
+    # C comes up while the first backend is prepared.
+    pool = ThreadPoolExecutor(1)
+    starting = pool.submit(start_ceiling, workdir, args.workers, args.ceiling_threads)
+    pool.shutdown(wait=False)
+    ceiling: Server | None = None
+    try:
+        for name in backends:
+            print(f"{name}: starting", flush=True)
+            backend = Backend(name, args, workdir)
+            if ceiling is None:
+                ceiling = starting.result()
+                remember_memory(ceiling, "idle")
+            try:
+                remember_memory(backend.server, "idle")
+                for number in range(1, args.rounds + 1):
+                    print(f"{name}: round {number} of {args.rounds}", flush=True)
+                    for scenario in ("C", *WRK_SCENARIOS, *FLOW_SCENARIOS):
+                        sample = run_scenario(scenario, backend, ceiling, args)
+                        record(scenario, "-" if scenario == "C" else name, sample)
+                remember_memory(backend.server, "after the rounds")
+                print(f"{name}: approval round trip, {args.waiting} waiting", flush=True)
+                sample = approval_round_trip(
+                    backend.setup, waiting=args.waiting, parallel=4,
+                    server_cpu=backend.server.cpu,
+                    all_waiting=partial(
+                        remember_memory, backend.server, f"{args.waiting} browsers waiting"
+                    ),
+                )  # fmt: skip
+                record("approval", name, sample)
+                if args.soak:
+                    soak(backend, ceiling, args, record, remember_memory)
+            finally:
+                backend.stop()
+    finally:
+        if ceiling is None and starting.exception() is None:
+            ceiling = starting.result()
+        if ceiling is not None:
+            ceiling.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    c_rate = scenarios[("C", "-")].summary(None)["rate"] if ("C", "-") in scenarios else None
+    rows = [s.summary(c_rate) for s in scenarios.values()]
+    table = format_table(rows, memory)
+    print()
+    print(table)
+    if args.smoke:
+        print("\nsmoke run: it shows that the benchmark works; its numbers measure nothing")
+    report = {
+        "commit": commit(),
+        "started": started.isoformat(timespec="seconds"),
+        "seconds": round(time.time() - started.timestamp(), 1),
+        "machine": {"cpus": os.cpu_count(), "platform": sys.platform},
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "ceiling_rate": c_rate,
+        "scenarios": rows,
+        "memory": memory,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{report['commit']}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten: {path}")
+    failed = [r["scenario"] for r in rows if r["operations"] == 0]
+    if failed:
+        print(f"no operation completed in: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def soak(
+    backend: Backend,
+    ceiling: Server,
+    args: argparse.Namespace,
+    record: Callable[[str, str, Sample], None],
+    remember_memory: Callable[[Server, str], None],
+) -> None:
+    """Every scenario in turn until ``soak_seconds`` have passed; memory after each pass."""
+    print(f"{backend.name}: soak for {args.soak_seconds:.0f} s", flush=True)
+    end = time.monotonic() + args.soak_seconds
+    passes = 0
+    while time.monotonic() < end:
+        passes += 1
+        for scenario in (*WRK_SCENARIOS, *FLOW_SCENARIOS):
+            sample = run_scenario(scenario, backend, ceiling, args)
+            record(f"soak {scenario}", backend.name, sample)
+        remember_memory(backend.server, f"soak, pass {passes}")
+
+
+for _name in (*WRK_SCENARIOS, *FLOW_SCENARIOS):
+    UNITS[f"soak {_name}"] = UNITS[_name]
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (BenchError, FileNotFoundError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,95 @@
+"""What one run of a scenario measured, medians over rounds, the table and the JSON."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Sample:
+    """One run of one scenario: completed operations, errors, latency, and
+    the CPU seconds the load generator used (to show it had headroom)."""
+
+    operations: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    client_cpu: float
+    # Set by the caller: CPU seconds of the server's master and workers.
+    server_cpu: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.operations / self.seconds if self.seconds > 0 else 0.0
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+@dataclass
+class Scenario:
+    name: str
+    backend: str
+    unit: str
+    samples: list[Sample] = field(default_factory=list)
+
+    def summary(self, ceiling: float | None) -> dict[str, Any]:
+        s = self.samples
+
+        def median(values: list[float]) -> float:
+            return statistics.median(values) if values else 0.0
+
+        rate = median([x.rate for x in s])
+        operations = sum(x.operations for x in s)
+        seconds = sum(x.seconds for x in s)
+        return {
+            "scenario": self.name,
+            "backend": self.backend,
+            "unit": self.unit,
+            "rounds": len(s),
+            "rate": rate,
+            "ratio_to_c": rate / ceiling if ceiling else None,
+            "p50_ms": median([x.p50_ms for x in s]),
+            "p99_ms": median([x.p99_ms for x in s]),
+            "operations": operations,
+            "errors": sum(x.errors for x in s),
+            "server_cpu_ms_per_op": (
+                1000 * sum(x.server_cpu for x in s) / operations if operations else None
+            ),
+            # Share of one core the load generator used while it ran.
+            "client_cpu_cores": sum(x.client_cpu for x in s) / seconds if seconds else None,
+            "samples": [{**asdict(x), "rate": x.rate} for x in s],
+        }
+
+
+def format_table(rows: list[dict[str, Any]], memory: list[dict[str, Any]]) -> str:
+    header = (
+        f"{'scenario':<24} {'backend':<9} {'rate':>10} {'unit':<11} {'x C':>6} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'srv CPU ms/op':>13} {'gen cores':>9}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        ratio = f"{row['ratio_to_c']:.2f}" if row["ratio_to_c"] is not None else "-"
+        cpu = row["server_cpu_ms_per_op"]
+        gen = row["client_cpu_cores"]
+        lines.append(
+            f"{row['scenario']:<24} {row['backend']:<9} {row['rate']:>10.1f} {row['unit']:<11} "
+            f"{ratio:>6} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['errors']:>6} "
+            f"{(f'{cpu:.2f}' if cpu is not None else '-'):>13} "
+            f"{(f'{gen:.2f}' if gen is not None else '-'):>9}"
+        )
+    if memory:
+        lines.append("")
+        lines.append("memory (sum of PSS, master + workers):")
+        for entry in memory:
+            mib = entry["pss_mib"]
+            lines.append(f"  {entry['server']:<22} {entry['when']:<24} {mib:>8.1f} MiB")
+    return "\n".join(lines)
