@@ -140,7 +140,11 @@ def test_a_user_without_a_device_sets_up_the_app_from_the_refusal_and_approves(
     request.click()
     expect(app.locator("#approval-client")).to_have_text("FinanceCloud")
     expect(app.locator("#approval-ip")).to_have_text("127.0.0.1")
-    # The browser in words (issue 14, 5), the raw string on demand.
+    # The browser in words (issue 14, 5), the raw string on demand: in
+    # English (the switch on the page), then in German.
+    app.click("nav.lang a[hreflang=en]")
+    expect(request).to_have_count(1, timeout=20_000)
+    request.click()
     expect(app.locator("#approval-browser")).to_have_text("Chrome on Linux")
     raw = app.locator("#approval-user-agent")
     expect(raw).to_be_hidden()
