@@ -103,6 +103,9 @@ class OutageRedis:
 
     def close(self) -> None:
         self._closed = True
+        # Closing alone does not wake an accept() blocked in another thread.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self._accepting.join(timeout=10)
         self.kill()
