@@ -23,6 +23,7 @@ from gunicorn.app.base import BaseApplication
 
 from .app import create_app
 from .config import Settings, default_instance_path
+from .state import IDP
 from .store import disown_embedded, embedded_redis
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,13 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         if embedded is not None:
             disown_embedded(embedded)
 
+    def worker_int(worker: Any) -> None:
+        # Ctrl-C or a quick stop: the worker exits at once, but its threads are
+        # waited for; the event streams (waiting pages, devices) would hold it
+        # until their next heartbeat and gunicorn's SIGKILL. End them now (the
+        # browsers reconnect to another worker or instance).
+        worker.wsgi.extensions[IDP].store.end_waits()
+
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -70,6 +78,7 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         "proc_name": "freigabe-idp",
         "control_socket_disable": True,
         "post_fork": post_fork,
+        "worker_int": worker_int,
         # gunicorn believes no request header about the client: by default it
         # takes the scheme from X-Forwarded-Proto (and -Protocol, -Ssl), and
         # SCRIPT_NAME / PATH_INFO from headers, when the peer is 127.0.0.1 or

@@ -174,6 +174,6 @@ def wait(approval_id: str, *, timeout: float) -> Iterator[Approval | None]:
         while True:
             yield load(approval_id)
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or waiter.closed:
                 return
             waiter.wait(min(15.0, remaining))

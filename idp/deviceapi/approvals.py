@@ -97,7 +97,7 @@ def events() -> Response:
                 seen.add(approval.id)
                 yield f"event: approval\ndata: {json.dumps({'id': approval.id})}\n\n"
             deadline = time.monotonic() + EVENT_STREAM_SECONDS
-            while (remaining := deadline - time.monotonic()) > 0:
+            while (remaining := deadline - time.monotonic()) > 0 and not waiter.closed:
                 if not waiter.wait(min(15.0, remaining)):
                     yield ": keep-alive\n\n"
                     continue

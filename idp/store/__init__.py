@@ -117,6 +117,12 @@ class Store:
         members, _ = pipe.execute()
         return [m.decode() for m in members]
 
+    def end_waits(self) -> None:
+        """Wake every thread waiting on a channel for good (``Waiter.closed``):
+        the process is stopping, its event streams end now."""
+        if self._fanout is not None:
+            self._fanout.close()
+
     def close(self) -> None:
         """Close the connections; stop the embedded server if no one else uses it."""
         self.closed = True

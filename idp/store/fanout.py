@@ -24,8 +24,14 @@ log = logging.getLogger(__name__)
 class Waiter:
     """Set when a message arrives on its channel."""
 
-    def __init__(self) -> None:
+    def __init__(self, closed: threading.Event | None = None) -> None:
         self._event = threading.Event()
+        self._closed = closed or threading.Event()
+
+    @property
+    def closed(self) -> bool:
+        """The fanout was closed (the process is stopping): stop waiting."""
+        return self._closed.is_set()
 
     def wait(self, timeout: float) -> bool:
         """True if a message arrived (since the last wait) within ``timeout``."""
@@ -70,7 +76,7 @@ class Fanout:
         """A waiter for ``channel``; messages published after this returns are
         not missed (the process subscribes before the first waiter is given)."""
         self._ensure_listener()
-        waiter = Waiter()
+        waiter = Waiter(self._closed)
         with self._lock:
             self._waiters.setdefault(channel, set()).add(waiter)
         try:
