@@ -35,6 +35,7 @@ from .service import (
     TooManyCodeAttempts,
     WrongCode,
     device_added,
+    distinct_device_name,
 )
 
 ENROLMENT_CODE_TRIES = 5
@@ -265,7 +266,7 @@ def add_device(
     device = Device(
         id=new_token(12),
         user_id=user.id,
-        name=enrolment.device_name,
+        name=distinct_device_name(user.id, enrolment.device_name),
         kind=enrolment.kind,
         enrolled_via=enrolment.via,
         credential_id=verified.credential_id,

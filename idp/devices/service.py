@@ -33,7 +33,7 @@ from ..webauthn import (
     action_challenge,
     verify_assertion,
 )
-from .models import Device, device_name
+from .models import MAX_DEVICE_NAME, Device, device_name
 
 # Signed device actions (docs/device-api.md "Actions"): the purposes a nonce
 # may be asked for, and how long it waits for the device's assertion (the
@@ -370,6 +370,22 @@ def revoke_device(
         )
     )
     return len(active_devices(target.user_id))
+
+
+def distinct_device_name(user_id: int, wanted: str) -> str:
+    """``wanted``, or ``wanted (2)``, ``(3)``... if another of the user's active
+    devices has that name: the list, the notices and "delete" must tell them
+    apart (a rename to a taken name is refused instead)."""
+    taken = {device.name.casefold() for device in active_devices(user_id)}
+    if wanted.casefold() not in taken:
+        return wanted
+    number = 2
+    while True:
+        suffix = f" ({number})"
+        candidate = wanted[: MAX_DEVICE_NAME - len(suffix)] + suffix
+        if candidate.casefold() not in taken:
+            return candidate
+        number += 1
 
 
 def rename_device(target: Device, name: str, *, actor: str) -> Device:

@@ -77,7 +77,7 @@ def test_a_name_must_have_1_to_100_characters(idp: Any) -> None:
 
 def test_a_revoked_or_unknown_token_cannot_rename(idp: Any) -> None:
     user, phone = enrolled(idp)
-    tablet = binding_device(idp, user)
+    tablet = binding_device(idp, user, device_name="Tablet")
     assert phone.device_id and tablet.device_id
     assert delete(tablet, phone.device_id).status_code == 200
 
@@ -86,7 +86,7 @@ def test_a_revoked_or_unknown_token_cannot_rename(idp: Any) -> None:
     stranger = SoftDevice(idp.url, token="not-a-device-token")
     unknown = rename(stranger, tablet.device_id, "Taken over")
     assert unknown.status_code == 401 and unknown.json()["error"] == "invalid_token"
-    assert device_row(idp, tablet.device_id).name == "Test phone"
+    assert device_row(idp, tablet.device_id).name == "Tablet"
     assert not idp.events("device_renamed")
 
 
@@ -119,3 +119,32 @@ def test_a_name_another_of_the_users_devices_has_is_refused(idp: Any) -> None:
     assert rename(theirs, theirs.device_id, "Tablet").status_code == 200  # another user's
     assert delete(phone, tablet.device_id).status_code == 200
     assert rename(phone, phone.device_id, "Tablet").status_code == 200  # a deleted one's
+
+
+def test_a_device_enrolled_with_a_name_in_use_is_numbered(idp: Any) -> None:
+    """Issue 14, 6b: a new device whose name another active device of the
+    user has gets a number (the enrolment answers with it), so the list,
+    the notices and "delete" can tell them apart; a deleted device's name
+    is free again."""
+    user, phone = enrolled(idp)  # "Test phone"
+    second = binding_device(idp, user, device_name="TEST PHONE")
+    assert second.device_id is not None
+    assert device_row(idp, second.device_id).name == "TEST PHONE (2)"
+    third = binding_device(idp, user)  # "Test phone" again
+    assert third.device_id is not None
+    assert device_row(idp, third.device_id).name == "Test phone (3)"
+    status = third.call("GET", "/status").json()
+    assert status["device"]["name"] == "Test phone (3)"  # what the device shows
+    listed = phone.call("GET", "/devices").json()["devices"]
+    assert sorted(d["name"] for d in listed) == ["TEST PHONE (2)", "Test phone", "Test phone (3)"]
+
+    long_name = "x" * 100
+    fourth = binding_device(idp, user, device_name=long_name)
+    fifth = binding_device(idp, user, device_name=long_name)
+    assert fourth.device_id and fifth.device_id
+    assert device_row(idp, fifth.device_id).name == "x" * 96 + " (2)"
+
+    assert delete(phone, second.device_id).status_code == 200
+    again = binding_device(idp, user, device_name="Test Phone (2)")
+    assert again.device_id is not None
+    assert device_row(idp, again.device_id).name == "Test Phone (2)"
