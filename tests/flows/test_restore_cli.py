@@ -405,7 +405,7 @@ def test_back_up_your_identity_show_activates_restoration(
     seed_confirmed_logins(idp, user, 4)
     # The fifth login: not asked yet.
     fifth = approve_a_sign_in(idp, phone, user)
-    assert fifth.exit_code == 0 and "Back up" not in fifth.output
+    assert fifth.exit_code == 0 and "Back up" not in fifth.output, (fifth.output, fifth.exception)
 
     # The sixth, from a script that has no answer: not asked, nothing dismissed.
     sixth = approve_a_sign_in(idp, phone, user)
