@@ -37,7 +37,6 @@ class Store:
         self._opener = opener
         self._client: redis.Redis | None = None
         self._opening = threading.Lock()
-        self.closed = False
         self.prefix = prefix
         self._fanout: Fanout | None = None
         self._scripts: dict[str, Script] = {}
@@ -125,7 +124,6 @@ class Store:
 
     def close(self) -> None:
         """Close the connections; stop the embedded server if no one else uses it."""
-        self.closed = True
         client = self._client
         if client is None:
             return

@@ -10,8 +10,8 @@ from the state of a fresh deployment:
   finished: the app's thread pools are drained and replaced;
 - every table is emptied (PostgreSQL: TRUNCATE ... RESTART IDENTITY after
   ending other sessions; SQLite: DELETE), then the signing keys and the VAPID
-  key the server made when it started are put back, and the key ring and the
-  client cache forget what they hold (a test may have rotated keys);
+  key the server made when it started are put back, and the key ring forgets
+  what it cached (a test may have rotated keys);
 - its Redis database is flushed (sessions, codes, rate-limit counters);
 - the outbox (mails and text messages) is removed.
 
@@ -100,8 +100,6 @@ class SharedIdp:
                     if rows:
                         conn.execute(table.insert(), rows)
             state.keyring.invalidate()
-        # The tables were emptied without the ORM: no change was published.
-        state.clients.forget()
         state.store.redis.flushdb()
         shutil.rmtree(Path(self.app.instance_path) / "outbox", ignore_errors=True)
 
