@@ -39,10 +39,10 @@ def b64url(data: bytes) -> str:
 WITHOUT_AUTOFILL = "PublicKeyCredential.isConditionalMediationAvailable = async () => false;"
 
 
-def with_passkey(
+def on_the_account_page(
     new_context: Any, idp: Any, user: Any, *, autofill: bool = False
 ) -> tuple[Page, VirtualAuthenticator]:
-    """A browser whose authenticator holds a passkey the user just registered."""
+    """A browser with an authenticator, signed in with the password."""
     page = new_context().new_page()
     if not autofill:
         page.add_init_script(WITHOUT_AUTOFILL)
@@ -52,6 +52,14 @@ def with_passkey(
     page.fill("#password", PASSWORD)
     page.click("button[type=submit].primary")
     page.wait_for_url(idp.url + "/account")
+    return page, authenticator
+
+
+def with_passkey(
+    new_context: Any, idp: Any, user: Any, *, autofill: bool = False
+) -> tuple[Page, VirtualAuthenticator]:
+    """A browser whose authenticator holds a passkey the user just registered."""
+    page, authenticator = on_the_account_page(new_context, idp, user, autofill=autofill)
     page.fill("#passkey-name", "Laptop")
     page.click("#add-passkey")
     expect(page.locator("#passkeys li")).to_have_count(1)
@@ -245,14 +253,7 @@ def test_passkey_added_is_said_and_a_name_in_use_is_refused(idp: Any, new_contex
     """Issue 14, 6b: "Passkey added" after adding one; two passkeys of one user
     never share a name (refused before the browser makes a key)."""
     user = idp.add_user()
-    page = new_context().new_page()
-    page.add_init_script(WITHOUT_AUTOFILL)
-    authenticator = add_authenticator(page)
-    page.goto(idp.url + "/login")
-    page.fill("#identifier", user.access_number)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit].primary")
-    page.wait_for_url(idp.url + "/account")
+    page, authenticator = on_the_account_page(new_context, idp, user)
     page.fill("#passkey-name", "Laptop")
     page.click("#add-passkey")
     expect(page.locator("#passkey-added")).to_have_text("Passkey added: “Laptop”.")
