@@ -77,15 +77,18 @@ def start(args: list[str], env: dict[str, str], cwd: Path, group: list[Any]) -> 
 
 
 # Under `make test` coverage measures the processes too; in a forked process its
-# exit hook sometimes fails to save (its own traceback, not the provider's).
-COVERAGE_EXIT_ERROR = re.compile(
-    r"^Exception ignored in atexit callback: <bound method Coverage\._atexit.*?^\w+Error: .*?$",
-    re.MULTILINE | re.DOTALL,
+# exit hook sometimes fails to save its data (its own traceback, not the
+# provider's). A traceback is noise when its frames are coverage's own.
+TRACEBACK = re.compile(
+    r"^(?:(?:Exception ignored in|Error in atexit).*\n)?"
+    r"Traceback \(most recent call last\):\n(?:[ \t].*\n)*\S.*$",
+    re.MULTILINE,
 )
+COVERAGE_FRAME = "/site-packages/coverage/"
 
 
 def without_coverage_noise(output: str) -> str:
-    return COVERAGE_EXIT_ERROR.sub("", output)
+    return TRACEBACK.sub(lambda m: "" if COVERAGE_FRAME in m[0] else m[0], output)
 
 
 def interrupt(process: subprocess.Popen[str]) -> str:
