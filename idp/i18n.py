@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, has_request_context, request, session
+from flask import Flask, g, has_request_context, request, session, url_for
 from flask_babel import Babel
 
 from .state import idp
@@ -31,6 +31,26 @@ def select_locale() -> str | None:
     return stated_language() or idp().settings.default_language
 
 
+def switch_returns_to(path: str) -> None:
+    """The language switch on the page this request renders leads back to
+    ``path``: for a page that answers a POST only (a result shown once, a
+    refusal), its GET entry point. The switch is a link, so it cannot repeat
+    the POST."""
+    g.language_return = path
+
+
+def _language_return() -> str:
+    """Where the switch leads back to: the page itself when a GET shows it
+    again, else the path its view named, else the start page."""
+    named = g.get("language_return")
+    if named:
+        return str(named)
+    rule = request.url_rule
+    if request.method in ("GET", "HEAD") or (rule is not None and "GET" in (rule.methods or ())):
+        return request.full_path
+    return url_for("account.index")
+
+
 def init_app(app: Flask, babel: Babel) -> None:
     babel.init_app(app, locale_selector=select_locale)
 
@@ -41,4 +61,5 @@ def init_app(app: Flask, babel: Babel) -> None:
         return {
             "languages": app.extensions["idp"].settings.languages,
             "current_language": str(get_locale()),
+            "language_return": _language_return() if has_request_context() else "/",
         }

@@ -48,6 +48,7 @@ from ..devices.service import (
 )
 from ..errors import LoginTransactionExpired
 from ..extensions import db, utcnow
+from ..i18n import switch_returns_to
 from ..passkeys import registration as passkey_changes
 from ..passkeys import service as passkeys
 from ..state import idp
@@ -238,8 +239,10 @@ def delete(device_id: str) -> ResponseReturnValue:
     now = utcnow()
     device = _own_device(login, device_id)
     if not device.is_active:
-        # A second submit of the form, or another tab: nothing to do.
-        return render_template("device_deleted.html", device=device, already=True)
+        # A second submit of the form, or another tab: nothing to do. A GET
+        # (the language switch on the page the deletion showed, a reload)
+        # shows that page again.
+        return _deleted_page(device, already=request.method != "GET")
     if not confirmed_recently(login, now):
         here = url_for("account.delete", device_id=device.id)
         return _step_up_page(login, here, status=200 if request.method == "GET" else 403)
@@ -254,12 +257,16 @@ def delete(device_id: str) -> ResponseReturnValue:
         )
     except DeviceNotFound:
         # Deleted by a concurrent request.
-        return render_template("device_deleted.html", device=device, already=True)
+        return _deleted_page(device, already=True)
+    return _deleted_page(device, already=False, remaining=remaining)
+
+
+def _deleted_page(device: Device, *, already: bool, remaining: int | None = None) -> str:
+    """The "Device deleted" page; with no device left, the way to set one up again."""
+    if remaining is None:
+        remaining = len(active_devices(device.user_id))
     return render_template(
-        "device_deleted.html",
-        device=device,
-        already=False,
-        remaining=remaining,
+        "device_deleted.html", device=device, already=already, remaining=remaining, user=device.user
     )
 
 
@@ -281,10 +288,14 @@ def binding_code() -> ResponseReturnValue:
     link = app_url(idp().settings.issuer) + "#" + urlencode({"code": code})
     qr = segno.make(link, error="m").svg_data_uri(scale=5, border=2)
     minutes = idp().settings.binding_code_lifetime // 60
+    # The code is shown once (a GET must not make one): the switch leads to
+    # the account page, whose "Add a device" makes a new one.
+    switch_returns_to(url_for("account.home"))
     return render_template("binding_code.html", code=code, qr=qr, link=link, minutes=minutes)
 
 
 @bp.post("/account/logout")
 def logout() -> ResponseReturnValue:
     end_login_session(reason="user")
+    switch_returns_to(url_for("auth.login"))
     return render_template("logged_out.html", client=None)

@@ -32,6 +32,7 @@ from ..auth.amr import ACR_MFA, amr_for
 from ..auth.sessions import current_login_session, start_login_session
 from ..errors import LoginTransactionExpired
 from ..extensions import db, utcnow
+from ..i18n import switch_returns_to
 from ..oidc.client_auth import query_client
 from ..passkeys.service import has_passkeys
 from . import service
@@ -131,6 +132,9 @@ def _refused(
         retry_in = exc.retry_after + 1
         extra["retry_in"] = retry_in
         extra["retry_at"] = utcnow().replace(microsecond=0) + timedelta(seconds=retry_in)
+    # Also the answer to "Send a new request" (a POST): the switch goes to
+    # the waiting page.
+    switch_returns_to(url_for("approvals.wait_page", tx=tx.id))
     return _page(tx, approval, **extra), exc.status, _retry(exc)
 
 

@@ -38,6 +38,7 @@ from ..auth.policy import CONSENT, DEVICE, LOGIN, PASSKEY, REFUSE, PolicyContext
 from ..auth.sessions import current_login_session
 from ..errors import ApiBlueprint, InvalidAuthorizationRequest
 from ..extensions import csrf, db, insert_ignore, utcnow
+from ..i18n import switch_returns_to
 from ..state import authorization_server, idp, resource_protector
 from . import metadata, published, registration
 from .claims import user_info
@@ -259,6 +260,11 @@ def _authorize(req: OAuth2Request, tx: transactions.LoginTransaction | None) -> 
         # A push approval when a device can answer it (its page offers a
         # passkey instead, if the user has one); else the passkey.
         return redirect(transactions.second_factor_page(tx, passkey=step == PASSKEY))
+
+    if tx is not None:
+        # The pages below may answer a POST (/authorize, the consent form):
+        # the language switch resumes this transaction.
+        switch_returns_to(url_for("oidc.resume", tx=tx.id))
 
     if step == REFUSE:
         assert user is not None

@@ -23,6 +23,7 @@ from .conftest import PASSWORD
 from .devices import SoftDevice
 from .helpers import Browser, form_fields
 from .test_approvals import enrolled, match_code, mfa_client, proceed, to_waiting_page
+from .test_i18n import switch_link
 from .test_passkeys import data_of, post_json, register, use_passkey
 
 ACR_MFA = "urn:freigabe:acr:mfa"
@@ -240,9 +241,42 @@ def test_the_last_device_is_deleted_only_after_a_warning(idp: Any) -> None:
     assert done.status_code == 200 and 'id="device-deleted"' in done.text
     assert 'id="no-device-left"' in done.text
     assert f'<a href="{idp.url}/app/" id="get-device-link">' in done.text
+    assert 'id="get-device-qr"' in done.text  # the steps, as on the account page
     assert device.call("GET", "/status").json()["error"] == "device_revoked"
+    # The language switch on this answer to a form shows it again, in German
+    # (a GET of the form's address), with the way to set up a device again.
+    switched = browser.go(idp.url + switch_link(done, "de"))
+    assert browser.last is not None and browser.last.url == idp.url + path
+    assert switched.status_code == 200 and '<html lang="de">' in switched.text
+    assert 'id="device-deleted"' in switched.text and "Gerät gelöscht" in switched.text
+    assert 'id="no-device-left"' in switched.text and 'id="get-device-link"' in switched.text
+    assert len(idp.events("device_deleted")) == 1
     account = browser.go(f"{idp.url}/account")
     assert 'id="no-devices"' in account.text
+
+
+def test_the_language_switch_on_add_a_device_and_signed_out_leads_to_a_page(idp: Any) -> None:
+    """Both pages answer a POST only; their switch leads to the page that
+    has the form again (a link cannot repeat the POST)."""
+    user, device = enrolled(idp)
+    browser, _ = direct_login(idp, user)
+    account = step_up_with_app(idp, browser, device)
+    added = post(browser, account, "/account/devices/binding-code")
+    assert added.status_code == 200 and 'id="binding-code"' in added.text
+    # A code is shown once: the switch leads to the account, whose "Add a
+    # device" makes a new one, now in German.
+    switched = browser.go(idp.url + switch_link(added, "de"))
+    assert browser.last is not None and browser.last.url == f"{idp.url}/account"
+    assert switched.status_code == 200 and '<html lang="de">' in switched.text
+    again = post(browser, switched, "/account/devices/binding-code")
+    assert 'id="binding-code"' in again.text and "<h1>Gerät hinzufügen</h1>" in again.text
+
+    signed_out = post(browser, switched, "/account/logout")  # the account page's form
+    assert "Sie sind abgemeldet" in signed_out.text
+    login = browser.go(idp.url + switch_link(signed_out, "en"))
+    assert browser.last is not None and browser.last.url == f"{idp.url}/login"
+    assert login.status_code == 200 and '<html lang="en">' in login.text
+    assert 'name="password"' in login.text
 
 
 def test_a_stale_confirmation_asks_again(idp: Any) -> None:

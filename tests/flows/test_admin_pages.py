@@ -24,6 +24,7 @@ from .devices import SoftDevice
 from .helpers import Browser, RelyingParty, form_fields, query
 from .test_account_devices import approve_step_up, csrf
 from .test_approvals import enrolled
+from .test_i18n import switch_link
 
 NEW_PASSWORD = "Staple-Battery-42"
 
@@ -224,6 +225,8 @@ def test_an_admin_confirms_with_the_app_and_again_after_idle_time(idp: Any) -> N
     refused = send(browser, again, f"/admin/clients/{client_id}/disable")
     assert refused.status_code == 403
     assert form_fields(refused.text)["next"] == f"/admin/clients/{client_id}"
+    # The language switch on that page leads there too, not to the POST-only URL.
+    assert switch_link(refused, "de") == f"/lang/de?next=/admin/clients/{client_id}"
     assert not idp.events("client_disabled")
 
     users = confirm_with_app(browser, again, device)

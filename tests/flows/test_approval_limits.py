@@ -24,6 +24,7 @@ from ..conftest import embedded_only
 from .conftest import PASSWORD
 from .helpers import Browser, RelyingParty
 from .test_approvals import enrolled, match_code, mfa_client, proceed, to_waiting_page
+from .test_i18n import switch_link
 from .test_passkeys import enrol_device, use_passkey, user_with_passkey
 
 
@@ -161,6 +162,17 @@ def test_the_limit_page_in_german(idp_factory: Any) -> None:
     assert page.status_code == 429
     assert "Eine neue Anfrage ist um <time" in page.text
     assert "zu viele Freigaben nicht bestätigt" in page.text
+    # "Send a new request" (a POST) refused the same way: the language switch
+    # on that answer leads to the waiting page, not to the form's address.
+    assert browser.last is not None
+    waiting_url = browser.last.url
+    form = re.search(r'<form method="post" action="([^"]+)" id="retry-form"', page.text)
+    assert form is not None
+    again = browser.submit(page, html.unescape(form.group(1)))
+    assert again.status_code == 429 and "Eine neue Anfrage ist um <time" in again.text
+    english = browser.go(idp.url + switch_link(again, "en"))
+    assert browser.last.url == waiting_url
+    assert english.status_code == 429 and "You can send a new request at <time" in english.text
 
 
 @embedded_only

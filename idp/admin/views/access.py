@@ -24,6 +24,7 @@ from ...auth.models import LoginSession
 from ...auth.sessions import current_login_session
 from ...auth.step_up import withdraw_earlier_step_ups
 from ...extensions import utcnow
+from ...i18n import switch_returns_to
 from ...state import idp
 from .common import (
     ACTIVE_SESSIONS,
@@ -85,6 +86,7 @@ def _guard() -> ResponseReturnValue | None:
     now = utcnow()
     if not _in_use(login, now):
         ways = _confirming_ways(login.user_id, now)
+        switch_returns_to(_here())  # a form's POST: its page, not a 405
         page = render_template(
             "admin/confirm.html",
             step_up=ways if any(ways.values()) else None,
