@@ -31,11 +31,13 @@ pytestmark = embedded_only
 TWO_DIGITS = re.compile(r"^\d\d$")
 
 
-def enrol_with_password(page: Page, idp: Any, user: Any, name: str) -> None:
-    """Path A: access number and password, the code "sent by SMS", register key."""
+def enrol_with_password(page: Page, idp: Any, user: Any, name: str | None) -> None:
+    """Path A: access number and password, the code "sent by SMS", register key;
+    ``name`` None keeps the name the app suggests."""
     page.goto(idp.url + "/app/")
     expect(page.locator("body")).to_have_attribute("data-app-state", "enrol")
-    page.fill("#device-name", name)
+    if name is not None:
+        page.fill("#device-name", name)
     page.fill("#enrol-identifier", user.access_number)
     page.fill("#enrol-password", PASSWORD)
     page.click("#enrol-start")
@@ -88,8 +90,7 @@ def test_a_user_without_a_device_sets_up_the_app_from_the_refusal_and_approves(
     rp = rp_factory(require_mfa=True, first_party=True)
 
     # No device yet: FinanceCloud requires a confirmation, so the sign-in is
-    # refused with the way to get one (in German: the English page is checked
-    # over HTTP in test_approvals.py).
+    # refused with the way to get one, in German, then in English.
     desktop = new_context(locale="de-DE").new_page()
     desktop.goto(rp.url + "/")
     desktop.click("#sign-in")
@@ -109,9 +110,28 @@ def test_a_user_without_a_device_sets_up_the_app_from_the_refusal_and_approves(
     screenshot(desktop, "no-device-de")
     href = desktop.locator("#get-device-link").get_attribute("href")
     assert href == idp.url + "/app/"
-    # The account page (signed in with the password) offers the same.
+    # The switch on the page: the same refusal in English, in /app/'s English words.
+    desktop.click("nav.lang a[hreflang=en]")
+    expect(desktop.locator("h1")).to_have_text("Set up a device")
+    expect(desktop.locator("#no-device")).to_contain_text("FinanceCloud requires you to confirm")
+    for label in ("Set up this browser as a device", "With your access number and password"):
+        expect(guide).to_contain_text(label)
+    expect(guide).to_contain_text("Register key")
+    expect(guide).to_contain_text(user.access_number)
+    expect(guide).not_to_contain_text("plus")
+    expect(desktop.locator("#get-device-link")).to_have_attribute("href", href)
+    expect(desktop.locator("#get-device-qr")).to_be_visible()
+    screenshot(desktop, "no-device")
+    # The account page (signed in with the password) offers the same, in
+    # both languages.
     desktop.goto(idp.url + "/account")
     expect(desktop.locator("#no-devices")).to_be_visible()
+    expect(guide).to_contain_text("Set up this browser as a device")
+    expect(desktop.locator("#get-device-link")).to_have_attribute("href", href)
+    screenshot(desktop, "account-no-device")
+    desktop.click("nav.lang a[hreflang=de]")
+    expect(desktop.locator("#no-devices")).to_contain_text("Es ist noch kein Gerät eingerichtet")
+    expect(guide).to_contain_text("Diesen Browser als Gerät einrichten")
     expect(desktop.locator("#get-device-link")).to_have_attribute("href", href)
     screenshot(desktop, "account-no-device-de")
 
@@ -241,7 +261,7 @@ def test_add_a_second_browser_with_a_binding_code_and_delete_the_first(
     user = idp.add_user(phone_number="+49 151 1234567")
     rp = rp_factory(require_mfa=True, first_party=True)
     first = phone(new_context, idp)
-    enrol_with_password(first, idp, user, "Old laptop")
+    enrol_with_password(first, idp, user, None)  # the name the app suggests
 
     # Sign in with full MFA (approved on the first browser), then ask the
     # account page for a binding code.
@@ -272,13 +292,36 @@ def test_add_a_second_browser_with_a_binding_code_and_delete_the_first(
     expect(desktop.locator("#copy-code")).to_have_text("Copied")
     assert desktop.evaluate("navigator.clipboard.readText()") == code
 
-    # Path B on the second browser: the QR code's link fills in the code.
+    # In German, from the switch on the page: a code is shown once, so the
+    # switch leads to the account page, whose "Gerät hinzufügen" makes a new one.
+    desktop.click("nav.lang a[hreflang=de]")
+    desktop.wait_for_url(idp.url + "/account")
+    expect(desktop.locator("#add-device")).to_have_text("Gerät hinzufügen")
+    desktop.click("#add-device")
+    expect(desktop.locator("h1")).to_have_text("Gerät hinzufügen")
+    expect(desktop.locator("main")).to_contain_text("mit der Kamera des neuen Geräts")
+    code = desktop.locator("#binding-code").inner_text()
+    href = desktop.locator("#binding-link").get_attribute("href")
+    assert href == f"{idp.url}/app/#code={code}"
+    assert one_line_within_the_page(desktop, "#binding-code")
+    screenshot(desktop, "add-a-device-de")
+    desktop.click("#copy-code")
+    expect(desktop.locator("#copy-code")).to_have_text("Kopiert")
+    assert desktop.evaluate("navigator.clipboard.readText()") == code
+
+    # Path B on the second browser: the QR code's link fills in the code. It
+    # suggests the same name as the first: enrolled, it is told apart by a number.
     second = phone(new_context, idp)
     second.goto(href)
     expect(second.locator("#binding-code")).to_have_value(code)
-    second.fill("#device-name", "New laptop")
+    suggested = second.locator("#device-name").input_value()
+    assert suggested == "Chrome (Linux)", suggested
     second.click("#binding-start")
     expect(second.locator("body")).to_have_attribute("data-app-state", "main")
+    expect(second.locator("#devices li[data-this-device='false'] .name")).to_have_text(suggested)
+    this = second.locator("#devices li[data-this-device='true'] .name")
+    expect(this).to_contain_text(f"{suggested} (2)")
+    expect(second.locator("#account-line")).to_contain_text(f"{suggested} (2)")
 
     # The old browser's tab is closed while the new one deletes it, so that it
     # learns of it from the server when opened again (an open app would learn
