@@ -450,3 +450,15 @@ def test_the_step_up_continues_by_itself_in_a_browser(idp: Any, new_context: Any
     page.click("#delete-device")
     expect(page.locator("#device-deleted")).to_contain_text("Test phone")
     assert device.call("GET", "/status").json()["error"] == "device_revoked"
+    # No device left, and no dead end: the page says what to do next and
+    # offers the app (link, QR code, the steps in the words /app/ shows).
+    expect(page.locator("#no-device-left")).to_contain_text("You have no device left")
+    guide = page.locator("#get-device")
+    expect(guide).to_contain_text("Set up this browser as a device")
+    expect(guide).to_contain_text(user.access_number)
+    expect(page.locator("#get-device-qr")).to_be_visible()
+    expect(page.locator("#back-to-account")).to_be_visible()
+    screenshot(page, "account-device-deleted-last")
+    page.click("#get-device-link")
+    page.wait_for_url(f"{idp.url}/app/")
+    expect(page.locator("body")).to_have_attribute("data-app-state", "enrol")
