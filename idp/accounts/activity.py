@@ -52,6 +52,8 @@ SHOWN = (
     "user_locked",
     "user_unlocked",
 )
+# Events whose sentence names the app itself.
+NAMING_THE_APP = frozenset({"consent_granted", "app_access_removed"})
 RECENT = 20
 PAGE = 50
 
@@ -134,14 +136,19 @@ def _describe(user_id: int, events: Sequence[AuditEvent]) -> list[Activity]:
     found: list[Activity] = []
     for event, detail in zip(events, details, strict=True):
         device = devices.get(str(detail.get("device") or ""))
-        text = _sentence(event.type, detail, device=device, passkeys=passkeys)
+        app = apps.get(event.client_id) if event.client_id else None
+        if event.type in NAMING_THE_APP:
+            text = _sentence(event.type, detail, device=device, passkeys=passkeys, app=app)
+            app = None  # named in the sentence
+        else:
+            text = _sentence(event.type, detail, device=device, passkeys=passkeys)
         found.append(
             Activity(
                 id=event.id,
                 at=event.at,
                 type=event.type,
                 text=text,
-                app=apps.get(event.client_id) if event.client_id else None,
+                app=app,
                 ip=event.ip,
                 place=approximate_place(event.ip),
                 browser=describe_user_agent(browsers.get(str(detail.get("sid") or ""))),
@@ -156,13 +163,23 @@ def _by_administrator(actor: str | None) -> bool:
 
 
 def _sentence(
-    kind: str, detail: dict[str, Any], *, device: str | None, passkeys: dict[str, str]
+    kind: str,
+    detail: dict[str, Any],
+    *,
+    device: str | None,
+    passkeys: dict[str, str],
+    app: str | None = None,
 ) -> str:
-    return str(_words(kind, detail, device=device, passkeys=passkeys))
+    return str(_words(kind, detail, device=device, passkeys=passkeys, app=app))
 
 
 def _words(
-    kind: str, detail: dict[str, Any], *, device: str | None, passkeys: dict[str, str]
+    kind: str,
+    detail: dict[str, Any],
+    *,
+    device: str | None,
+    passkeys: dict[str, str],
+    app: str | None,
 ) -> object:
     passkey = passkeys.get(str(detail.get("passkey") or ""))
     if kind == "login":
@@ -208,9 +225,13 @@ def _words(
     if kind == "approval_fraud_reported":
         return _("A sign-in request was denied and reported as fraud")
     if kind == "consent_granted":
-        return _("Access given to an app")
+        if app:
+            return _("%(app)s was given access to your account", app=app)
+        return _("An app was given access to your account")
     if kind == "app_access_removed":
-        return _("Access of an app removed")
+        if app:
+            return _("The access of %(app)s was removed", app=app)
+        return _("The access of an app was removed")
     if kind == "user_locked":
         return _("The account was locked")
     if kind == "user_unlocked":

@@ -24,6 +24,7 @@ under the family's lock, so nothing more is written for it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,7 +36,7 @@ from ..extensions import db, utcnow
 from ..redirects import image_url
 from ..state import idp
 from . import backchannel
-from .models import Client, Consent, RefreshToken, TokenFamily
+from .models import ADMIN_SCOPE, SUPPORTED_SCOPES, Client, Consent, RefreshToken, TokenFamily
 from .tokens import revoke_family
 
 # The reason on the back-channel logouts and in the audit log.
@@ -113,7 +114,7 @@ def connected_apps(user_id: int) -> list[ConnectedApp]:
             client_id=client.client_id,
             name=client.name,
             logo_url=image_url(client.logo_uri, issuer=issuer),
-            scopes=tuple(consent.scopes or ()),
+            scopes=_in_order(consent.scopes or ()),
             granted_at=consent.granted_at,
             last_used_at=last_used.get(client.client_id),
             offline=client.client_id in offline,
@@ -121,6 +122,13 @@ def connected_apps(user_id: int) -> list[ConnectedApp]:
         for consent, client in rows
     ]
     return sorted(apps, key=lambda a: a.last_used_at or a.granted_at, reverse=True)
+
+
+def _in_order(scopes: Iterable[str]) -> tuple[str, ...]:
+    """As the consent screen lists them: the supported scopes in their order,
+    then any others."""
+    order = {scope: i for i, scope in enumerate((*SUPPORTED_SCOPES, ADMIN_SCOPE))}
+    return tuple(sorted(set(scopes), key=lambda s: (order.get(s, len(order)), s)))
 
 
 def connected_app(user_id: int, client_id: str) -> ConnectedApp:
