@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask import Flask, Response
 
 from .config import Settings
@@ -10,6 +12,14 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'"
 )
+
+
+def csp_with_images(origins: Iterable[str]) -> str:
+    """The pages' policy, also letting images load from ``origins`` (the
+    https origins of the logos a page shows, checked by
+    ``idp.redirects.image_url``)."""
+    extra = "".join(f" {origin}" for origin in sorted(set(origins)))
+    return CSP.replace("img-src 'self' data:;", f"img-src 'self' data:{extra};")
 
 
 def common_headers(settings: Settings) -> list[tuple[str, str]]:

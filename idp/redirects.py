@@ -83,3 +83,27 @@ def _resolve(value: str, origin: str) -> str | None:
     if url.origin != origin or url.username or url.password or pathname.startswith("//"):
         return None
     return f"{pathname}{search}{fragment}"
+
+
+def image_url(value: object, *, issuer: str) -> str | None:
+    """``value`` as an image URL a page of ours may show (a client's
+    ``logo_uri``), or None: an https URL without credentials, or one on the
+    issuer's own origin. Never plain http elsewhere (mixed content on an https
+    page, and a request anyone on the way can read and change), never
+    ``data:``, ``javascript:`` or another scheme."""
+    if not isinstance(value, str) or not value or len(value) > MAX_LENGTH:
+        return None
+    try:
+        url = ada_url.URL(value)
+    except ValueError:
+        return None
+    if url.username or url.password:
+        return None
+    if url.protocol != "https:" and url.origin != _origin(issuer):
+        return None
+    return str(url.href)
+
+
+def origin_of(url: str) -> str:
+    """The origin of a URL ``image_url`` returned ("https://cdn.example")."""
+    return str(ada_url.URL(url).origin)

@@ -24,7 +24,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 import segno
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
@@ -48,10 +48,14 @@ from ..devices.service import (
 )
 from ..errors import LoginTransactionExpired
 from ..extensions import db, utcnow
+from ..http import csp_with_images
 from ..i18n import switch_returns_to
+from ..oidc import connected_apps
 from ..passkeys import registration as passkey_changes
 from ..passkeys import service as passkeys
+from ..redirects import origin_of
 from ..state import idp
+from . import activity
 
 bp = Blueprint("account", __name__)
 
@@ -102,7 +106,8 @@ def home() -> ResponseReturnValue:
     now = utcnow()
     devices = active_devices(login.user_id)
     refusal = passkey_changes.may_manage(login, now=now)
-    return render_template(
+    apps = connected_apps.connected_apps(login.user_id)
+    page = render_template(
         "account.html",
         login=login,
         user=login.user,
@@ -114,7 +119,75 @@ def home() -> ResponseReturnValue:
         step_up=_step_up(login, now),
         passkeys=passkeys.passkeys_of(login.user_id),
         passkey_refusal=refusal.error if refusal else None,
+        apps=apps,
+        activity=activity.recent_activity(login.user_id),
     )
+    return _with_logos(page, apps)
+
+
+def _with_logos(page: str, apps: list[connected_apps.ConnectedApp]) -> ResponseReturnValue:
+    """The page, with a policy that lets the apps' logos load (those on
+    other https origins; the issuer's own load anyway)."""
+    response = make_response(page)
+    origins = [origin_of(app.logo_url) for app in apps if app.logo_url]
+    response.headers["Content-Security-Policy"] = csp_with_images(origins)
+    return response
+
+
+# --- connected apps and recent activity --------------------------------------------------
+# Removing an app's access only takes something away: a signed-in session
+# is enough (as for signing out), after a page that asks.
+
+
+def _connected_app(login: LoginSession, client_id: object) -> connected_apps.ConnectedApp | None:
+    if not isinstance(client_id, str) or not client_id or len(client_id) > 128:
+        return None
+    try:
+        return connected_apps.connected_app(login.user_id, client_id)
+    except connected_apps.NotConnected:
+        return None
+
+
+@bp.route("/account/apps/remove", methods=["GET", "POST"])
+def remove_app() -> ResponseReturnValue:
+    """ "Remove access": a page naming the app and what it loses, then the form."""
+    login = current_login_session()
+    if login is None:
+        return redirect(url_for("auth.login"))
+    client_id = request.values.get("client_id")
+    app = _connected_app(login, client_id)
+    if app is None:
+        # Removed already (another tab, a second submit), or never connected.
+        flash(_("This app has no access to your account (any more)."), "app_removed")
+        return redirect(url_for("account.home", _anchor="apps"))
+    if request.method == "GET":
+        return _with_logos(render_template("app_remove.html", app=app), [app])
+    # A concurrent removal that took it first has the same outcome.
+    with suppress(connected_apps.NotConnected):
+        connected_apps.remove_access(login.user_id, app.client_id, actor=f"user:{login.user_id}")
+    flash(
+        _(
+            "%(name)s no longer has access to your account. It was signed out, and it will "
+            "ask for your permission again the next time you sign in there.",
+            name=app.name,
+        ),
+        "app_removed",
+    )
+    return redirect(url_for("account.home", _anchor="apps"))
+
+
+@bp.get("/account/activity")
+def all_activity() -> ResponseReturnValue:
+    """Older activity, a page at a time."""
+    login = current_login_session()
+    if login is None:
+        return redirect(url_for("auth.login"))
+    try:
+        offset = max(0, min(int(request.args.get("offset", 0)), 1_000_000))
+    except ValueError:
+        offset = 0
+    page = activity.recent_activity(login.user_id, offset=offset, limit=activity.PAGE)
+    return render_template("account_activity.html", activity=page)
 
 
 # --- the step-up to MFA -----------------------------------------------------------------

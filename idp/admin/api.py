@@ -26,7 +26,7 @@ from ..oidc.fields import BY_KEY, load
 from ..oidc.models import ADMIN_SCOPE
 from ..openapi import Api, InvalidInput
 from ..state import idp
-from . import audit_log, paging, schemas, service
+from . import audit_log, connected_apps, paging, schemas, service
 from .service import Actor
 
 bp = ApiBlueprint("admin_api", __name__, url_prefix="/admin/api/v1")
@@ -349,6 +349,28 @@ def list_devices(sub: str, query: schemas.PageQuery) -> dict[str, Any]:
 def remove_device(sub: str, device_id: str) -> None:
     """Revoke one of the user's devices at once."""
     service.remove_device(caller().actor, service.get_user(sub), device_id, ip=request.remote_addr)
+
+
+@api.operation(
+    "GET",
+    "/users/{sub}/apps",
+    tag="apps",
+    query=schemas.PageQuery,
+    response=schemas.ConnectedAppPage,
+)
+def list_apps(sub: str, query: schemas.PageQuery) -> dict[str, Any]:
+    """The apps the user has given access to (consents), most recently used first."""
+    apps = connected_apps.user_apps(service.get_user(sub))
+    page = paging.page_of(apps, query.offset, query.limit)
+    return _page(page, [connected_apps.describe_app(a) for a in page.items])
+
+
+@api.operation("DELETE", "/users/{sub}/apps/{client_id}", tag="apps", status=204)
+def remove_app(sub: str, client_id: str) -> None:
+    """Remove an app's access: the consent is deleted, its refresh and access tokens
+    for the user are revoked, it gets a back-channel logout for the user's sessions,
+    and it asks for consent again at the next sign-in."""
+    connected_apps.remove_app(caller().actor, service.get_user(sub), client_id)
 
 
 # --- keys ----------------------------------------------------------------------------

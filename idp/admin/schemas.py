@@ -225,6 +225,21 @@ class DevicePage(Page[Device]):
     pass
 
 
+class ConnectedApp(Output):
+    client_id: str
+    name: str
+    scopes: list[str] = Field(description="The scopes the user consented to.")
+    granted_at: datetime = Field(description="When the user last gave it access.")
+    last_used_at: datetime | None = Field(
+        description="The last token issued to it for this user (a code redeemed, a refresh)."
+    )
+    offline_access: bool = Field(description="It holds a live refresh token for this user.")
+
+
+class ConnectedAppPage(Page[ConnectedApp]):
+    pass
+
+
 class Passkey(Output):
     id: str
     name: str

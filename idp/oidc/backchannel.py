@@ -18,21 +18,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from flask import Flask
+from flask import Flask, current_app
 from joserfc import jwt
 from sqlalchemy import select
 
 from .. import audit
 from ..accounts.models import User
 from ..auth.models import LoginSession, SessionClient
-from ..extensions import commit, db
+from ..extensions import after_commit, commit, db
 from ..state import idp
 from ..tokens import new_token
 from .claims import id_token_alg
@@ -95,10 +95,13 @@ def on_sessions_ended(sender: Flask, *, sessions: Mapping[str, str], **extra: An
         log.warning("back-channel logout not sent for %d session(s): shutting down", len(sessions))
 
 
-def notices_for(sessions: Mapping[str, str]) -> list[LogoutNotice]:
+def notices_for(sessions: Mapping[str, str], *, client_id: str | None = None) -> list[LogoutNotice]:
     """The clients to tell that these sessions ended: those the sessions
     signed in to that registered a back-channel logout URI (disabled ones
-    too: being told of a logout only takes something away)."""
+    too: being told of a logout only takes something away); with
+    ``client_id``, that client only (its access was removed, the sessions
+    go on)."""
+    only = [SessionClient.client_id == client_id] if client_id is not None else []
     rows = db.session.execute(
         select(
             SessionClient.client_id,
@@ -114,6 +117,7 @@ def notices_for(sessions: Mapping[str, str]) -> list[LogoutNotice]:
         .where(
             SessionClient.session_id.in_(list(sessions)),
             Client.backchannel_logout_uri.is_not(None),
+            *only,
         )
         .order_by(SessionClient.id)
     )
@@ -206,6 +210,18 @@ def _post(notice: LogoutNotice, token: str, host: str) -> Delivery:
     return Delivery("refused" if status == 400 else "failed", status)
 
 
+def send_after_commit(notices: Sequence[LogoutNotice]) -> None:
+    """Post these Logout Tokens once the unit of work has committed (never
+    if it rolls back), off the request thread as for ended sessions: for a
+    client signed out of sessions that go on (its access was removed), whose
+    notices were found before its ``SessionClient`` rows went."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not notices or EXECUTOR_KEY not in app.extensions:
+        return
+    found = list(notices)
+    after_commit(lambda: _submit(app, found))
+
+
 def _notify(app: Flask, sessions: dict[str, str]) -> None:
     with app.app_context():
         try:
@@ -215,6 +231,10 @@ def _notify(app: Flask, sessions: dict[str, str]) -> None:
             return
         finally:
             db.session.remove()
+    _submit(app, found)
+
+
+def _submit(app: Flask, found: list[LogoutNotice]) -> None:
     executor: ThreadPoolExecutor = app.extensions[EXECUTOR_KEY]
     for notice in found:
         try:

@@ -16,7 +16,7 @@ from authlib.oauth2.rfc6749 import (
     scope_to_list,
 )
 from authlib.oauth2.rfc7636 import CodeChallenge, create_s256_code_challenge
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from .. import audit
 from ..accounts.models import User
@@ -25,7 +25,7 @@ from ..extensions import db, utcnow
 from ..state import idp as _idp
 from ..tokens import new_token
 from .client_auth import ALL_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
-from .models import ADMIN_SCOPE, Client, RefreshToken
+from .models import ADMIN_SCOPE, Client, Consent, RefreshToken
 from .tokens import (
     CODES,
     AuthorizationCode,
@@ -121,7 +121,27 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
         user = db.session.get(User, authorization_code.user_id)
-        return user if user is not None and user.is_active else None
+        if user is None or not user.is_active:
+            return None
+        client: Client = self.request.client
+        if not client.first_party and not _consented(user.id, client.client_id):
+            # The user removed the app's access after this code was issued
+            # (idp.oidc.connected_apps): nothing is issued on it any more. The
+            # consent's row is locked until this redemption commits, so a
+            # removal at the same moment waits and then revokes its tokens.
+            return None
+        return user
+
+
+def _consented(user_id: int, client_id: str) -> bool:
+    return (
+        db.session.scalar(
+            select(Consent.id)
+            .where(Consent.user_id == user_id, Consent.client_id == client_id)
+            .with_for_update()
+        )
+        is not None
+    )
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):

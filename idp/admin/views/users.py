@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from ...accounts.models import User
 from ...devices.messages import ENROLLED_VIA_LABELS, KIND_LABELS
 from ...extensions import utcnow
-from .. import audit_log, service
+from .. import audit_log, connected_apps, service
 from .common import (
     actor,
     admin_user,
@@ -40,6 +40,7 @@ def _user_page(user: User, *, error: str | None = None) -> str:
         overview=overview,
         user=user,
         events=audit_log.describe_events(overview.recent_events),
+        apps=connected_apps.user_apps(user),
         now=utcnow(),
         kinds=KIND_LABELS,
         enrolled_via=ENROLLED_VIA_LABELS,
