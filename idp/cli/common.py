@@ -17,7 +17,9 @@ from ..admin.service import Actor, AdminError
 from ..extensions import commit, rollback
 
 # User subs, client ids and device ids are base64url and may begin with "-":
-# taken as the argument, not as an unknown option.
+# taken as the argument, not as an unknown option. Such a command has no short
+# options: click splits "-aXvQ" into its letters and would take a known one out
+# of the id (tests/unit/test_cli_ids.py).
 ID_ARGUMENT = {"ignore_unknown_options": True}
 
 

@@ -76,9 +76,9 @@ def approvals(state: State, as_json: bool) -> None:
     )
 
 
-VERBOSE = click.option(
-    "--verbose", "-v", is_flag=True, help="Also show the browser's user-agent string as sent."
-)
+VERBOSE_HELP = "Also show the browser's user-agent string as sent."
+# approve and deny take an id (ID_ARGUMENT): no -v there.
+VERBOSE = click.option("--verbose", is_flag=True, help=VERBOSE_HELP)
 
 
 def show_approval(approval: Mapping[str, Any], *, verbose: bool = False) -> None:
@@ -209,7 +209,7 @@ def _gone(device: Device, approval_id: str) -> str | None:
 
 @click.command()
 @click.option("--once", is_flag=True, help="Exit after one sign-in request was answered.")
-@VERBOSE
+@click.option("--verbose", "-v", is_flag=True, help=VERBOSE_HELP)
 @pass_state
 def watch(state: State, once: bool, verbose: bool) -> None:
     """Wait for sign-in requests and answer each one (empty number = refuse).

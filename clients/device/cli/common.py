@@ -27,6 +27,8 @@ PIN_ENV = "IDP_DEVICE_PIN"
 STORE_ENV = "IDP_DEVICE_STORE"
 SERVER_ENV = "IDP_DEVICE_SERVER"  # restore: the server, when --server is not given
 # Ids are base64url and may begin with "-": taken as the argument, not as an option.
+# Such a command has no short options: click splits "-aXvQ" into its letters
+# and would take a "v" out of the id as -v (tests/unit/test_cli_ids.py).
 ID_ARGUMENT = {"ignore_unknown_options": True}
 
 
