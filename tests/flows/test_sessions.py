@@ -1,0 +1,197 @@
+"""Your sessions, and what a deleted device or passkey takes with it.
+
+A user signs in at FinanceCloud (the demo RP, with back-channel logout) and
+elsewhere; the account page lists the sessions in words and ends one, or all
+others. Ending a session goes the way every session ends (idp.auth.sessions):
+its refresh tokens die in the same transaction, and the RP gets a Logout Token
+for its sid and drops the sign-in. Deleting a device (account page, device
+API) or a passkey with "sign out everywhere" ends exactly the sessions it
+confirmed; without it they stay.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import timedelta
+from typing import Any
+
+import requests
+from sqlalchemy import select, update
+
+from .conftest import LiveRp
+from .devices import SoftDevice
+from .helpers import Browser, form_fields
+from .test_account_devices import direct_login, post, step_up_with_app
+from .test_approvals import enrolled, match_code, proceed
+from .test_backchannel_logout import logouts, sid_of, signed_in_at
+from .test_demo_rp import browser_session, post_form, sign_in
+from .test_device_delete import binding_device, nonce_for
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def refresh(idp: Any, rp: LiveRp, refresh_token: str) -> requests.Response:
+    return requests.post(
+        f"{idp.url}/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        auth=(rp.client_id, rp.client_secret or ""),
+        timeout=10,
+    )
+
+
+def refresh_token_of(rp: LiveRp, browser: requests.Session) -> str:
+    tokens = rp.tokens(browser)
+    assert tokens is not None and tokens.refresh_token
+    return str(tokens.refresh_token)
+
+
+def sign_in_with_device(
+    idp: Any, browser: requests.Session, rp: LiveRp, user: Any, device: SoftDevice
+) -> requests.Response:
+    """FinanceCloud (which requires MFA): the password, then ``device``
+    approves the push; FinanceCloud's /me."""
+    waiting = sign_in(browser, rp, user)
+    assert "/login/approval" in waiting.url, waiting.url
+    [pending] = device.approvals()
+    assert device.answer(pending["id"], "approve", match_code(waiting)).status_code == 200
+    page = proceed(Browser(idp.url, session=browser), waiting)
+    while page.is_redirect:
+        page = browser.get(page.headers["Location"], timeout=30)
+    if 'value="allow"' in page.text:
+        page = post_form(browser, page, decision="allow")
+    assert page.url == rp.url + "/me", page.url
+    return page
+
+
+def session_items(page: requests.Response) -> dict[str, str]:
+    """The account page's sessions: sid -> the item's text."""
+    found = re.findall(r'<li id="session-([\w-]+)"[^>]*>(.*?)</li>', page.text, re.DOTALL)
+    return {sid: html.unescape(re.sub(r"<[^>]+>", " ", text)) for sid, text in found}
+
+
+def open_sids(idp: Any, user_id: int) -> set[str]:
+    from idp.auth.models import LoginSession
+    from idp.extensions import db
+
+    with idp.app.app_context():
+        return set(
+            db.session.scalars(
+                select(LoginSession.id).where(
+                    LoginSession.user_id == user_id, LoginSession.ended_at.is_(None)
+                )
+            )
+        )
+
+
+def ended_events(idp: Any, sid: str) -> list[Any]:
+    return [e for e in idp.events("session_ended") if e.detail.get("sid") == sid]
+
+
+# --- the account page ------------------------------------------------------------------
+
+
+def test_the_account_page_lists_sessions_and_ends_one(idp: Any, rp_factory: Any) -> None:
+    rp = rp_factory(backchannel=True)
+    user = idp.add_user(email="erika@example.org")
+    laptop, _ = browser_session()
+    laptop.headers["User-Agent"] = (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/120.0.0.0 Safari/537.36"
+    )
+    sid = sid_of(sign_in(laptop, rp, user))
+    old_refresh = refresh_token_of(rp, laptop)
+    browser, account = direct_login(idp, user)
+    [here] = open_sids(idp, user.id) - {sid}
+
+    items = session_items(account)
+    assert set(items) == {sid, here}
+    assert "Chrome on Linux" in items[sid] and "FinanceCloud" in items[sid]
+    assert "Password only" in items[sid] and "127.0.0.1" in items[sid]
+    assert "this browser" in items[here] and "this browser" not in items[sid]
+    # This browser's own item has no "End" (that is "Sign out").
+    assert f"/account/sessions/{here}/end" not in account.text
+
+    ended = post(browser, account, f"/account/sessions/{sid}/end")
+    assert ended.status_code == 200 and 'id="sessions-notice"' in ended.text
+    assert set(session_items(ended)) == {here}
+    # The RP was told (Back-Channel Logout) and dropped the sign-in.
+    [event] = logouts(idp, rp.client_id)
+    assert (event.detail["sid"], event.detail["outcome"]) == (sid, "delivered")
+    assert not signed_in_at(laptop, rp)
+    # The refresh token issued from it died with it.
+    assert refresh(idp, rp, old_refresh).json()["error"] == "invalid_grant"
+    [audited] = ended_events(idp, sid)
+    assert audited.actor == f"user:{user.id}" and audited.detail["reason"] == "user"
+    # The ended browser is signed out at the IdP too; this one is not.
+    assert laptop.get(idp.url + "/account", timeout=10).url.startswith(idp.url + "/login")
+    assert browser.go(idp.url + "/account").url == idp.url + "/account"
+
+    # Ending it again, or another user's session: not found, nothing changes.
+    again = post(browser, ended, f"/account/sessions/{sid}/end")
+    assert "had ended already" in again.text
+    other = idp.add_user(email="max@example.org")
+    _, theirs = direct_login(idp, other)
+    [their_sid] = open_sids(idp, other.id)
+    post(browser, again, f"/account/sessions/{their_sid}/end")
+    assert open_sids(idp, other.id) == {their_sid}
+
+
+def test_ending_all_other_sessions_and_signing_out_keeps_offline_access(
+    idp: Any, rp_factory: Any
+) -> None:
+    rp = rp_factory(backchannel=True)
+    user = idp.add_user(email="erika@example.org")
+    first, _ = browser_session()
+    first_sid = sid_of(sign_in(first, rp, user))
+    second, _ = browser_session()
+    second_sid = sid_of(sign_in(second, rp, user))
+    second_refresh = refresh_token_of(rp, second)
+    browser, account = direct_login(idp, user)
+    [here] = open_sids(idp, user.id) - {first_sid, second_sid}
+
+    page = post(browser, account, "/account/sessions/end-others")
+    assert "2 other sessions have ended." in page.text
+    assert open_sids(idp, user.id) == {here}
+    assert {e.detail["sid"] for e in logouts(idp, rp.client_id, count=2)} == {
+        first_sid,
+        second_sid,
+    }
+    assert not signed_in_at(first, rp) and not signed_in_at(second, rp)
+    assert refresh(idp, rp, second_refresh).json()["error"] == "invalid_grant"
+    assert 'id="end-other-sessions"' not in page.text  # none left
+
+    # Signing out is not "end this session": offline access outlives it
+    # (Back-Channel Logout §2.7), while the RP is told all the same.
+    third, _ = browser_session()
+    sign_in(third, rp, user)
+    kept = refresh_token_of(rp, third)
+    account = third.get(idp.url + "/account", timeout=10)
+    third.post(idp.url + "/account/logout", data=form_fields(account.text), timeout=10)
+    logouts(idp, rp.client_id, count=3)
+    assert refresh(idp, rp, kept).status_code == 200
+
+
+def test_last_active_is_written_at_most_once_a_minute(idp: Any) -> None:
+    from idp.auth.models import LoginSession
+    from idp.extensions import db, utcnow
+
+    user = idp.add_user()
+    browser, _ = direct_login(idp, user)
+    [sid] = open_sids(idp, user.id)
+
+    def last_active() -> Any:
+        with idp.app.app_context():
+            return db.session.get(LoginSession, sid).last_active_at  # type: ignore[union-attr]
+
+    with idp.app.app_context():
+        long_ago = utcnow() - timedelta(minutes=30)
+        db.session.execute(
+            update(LoginSession).where(LoginSession.id == sid).values(last_active_at=long_ago)
+        )
+        db.session.commit()
+    browser.go(idp.url + "/account")
+    written = last_active()
+    assert written > long_ago + timedelta(minutes=29)
+    browser.go(idp.url + "/account")
+    assert last_active() == written  # within the minute: not written again
