@@ -171,6 +171,8 @@ class DeletedDevice:
     # Active devices the user has left.
     remaining: int
     sign_count_regressed: bool
+    # The login sessions it confirmed were ended too.
+    signed_out: bool = False
 
 
 def sign_out_by_default(reason: str | None) -> bool:
@@ -321,13 +323,14 @@ def delete_device(
         now=now,
     )
 
+    signing_out = sign_out_by_default(reason) if sign_out is None else sign_out
     remaining = revoke_device(
         target,
         now=now,
         actor=f"device:{actor.id}",
         ip=ip,
         reason=reason,
-        sign_out=sign_out_by_default(reason) if sign_out is None else sign_out,
+        sign_out=signing_out,
         actor_device=actor.id,
     )
     return DeletedDevice(
@@ -336,6 +339,7 @@ def delete_device(
         deleted_itself=target.id == actor.id,
         remaining=remaining,
         sign_count_regressed=verified.sign_count_regressed,
+        signed_out=signing_out,
     )
 
 

@@ -19,10 +19,13 @@ from typing import Any
 import requests
 from sqlalchemy import select, update
 
+from clients.device.authenticator import get_assertion
+from idp.webauthn import action_challenge
+
 from .conftest import LiveRp
 from .devices import SoftDevice
 from .helpers import Browser, form_fields
-from .test_account_devices import direct_login, post, step_up_with_app
+from .test_account_devices import direct_login, post
 from .test_approvals import enrolled, match_code, proceed
 from .test_backchannel_logout import logouts, sid_of, signed_in_at
 from .test_demo_rp import browser_session, post_form, sign_in
@@ -131,7 +134,7 @@ def test_the_account_page_lists_sessions_and_ends_one(idp: Any, rp_factory: Any)
     again = post(browser, ended, f"/account/sessions/{sid}/end")
     assert "had ended already" in again.text
     other = idp.add_user(email="max@example.org")
-    _, theirs = direct_login(idp, other)
+    direct_login(idp, other)
     [their_sid] = open_sids(idp, other.id)
     post(browser, again, f"/account/sessions/{their_sid}/end")
     assert open_sids(idp, other.id) == {their_sid}
@@ -195,3 +198,119 @@ def test_last_active_is_written_at_most_once_a_minute(idp: Any) -> None:
     assert written > long_ago + timedelta(minutes=29)
     browser.go(idp.url + "/account")
     assert last_active() == written  # within the minute: not written again
+
+
+# --- devices ---------------------------------------------------------------------------
+
+
+def delete_with(
+    device: SoftDevice, target_id: str, *, signed: dict[str, str] | None = None, **body: Any
+) -> requests.Response:
+    """Delete ``target_id`` from ``device`` with ``body`` (reason, sign_out),
+    signed over ``signed`` added to the payload (default: as the body says)."""
+    nonce = nonce_for(device)
+    if signed is None:
+        signed = {k: ("yes" if v else "no") if isinstance(v, bool) else v for k, v in body.items()}
+    assert device.key is not None
+    assertion = get_assertion(
+        key=device.key,
+        rp_id=device.rp_id,
+        origin=device.origin,
+        challenge=action_challenge(
+            purpose="delete_device", payload={"device": target_id, "nonce": nonce, **signed}
+        ),
+        user_verified=True,
+    )
+    return device.call(
+        "POST",
+        f"/devices/{target_id}/delete",
+        json={"nonce": nonce, "assertion": assertion, **body},
+    )
+
+
+def test_a_lost_device_deleted_from_another_signs_out_what_it_confirmed(
+    idp: Any, rp_factory: Any
+) -> None:
+    rp = rp_factory(backchannel=True, require_mfa=True)
+    user, phone = enrolled(idp, email="erika@example.org")
+    tablet = binding_device(idp, user, kind="ipad", device_name="Tablet")
+    by_phone, _ = browser_session()
+    phone_sid = sid_of(sign_in_with_device(idp, by_phone, rp, user, phone))
+    phone_refresh = refresh_token_of(rp, by_phone)
+    by_tablet, _ = browser_session()
+    tablet_sid = sid_of(sign_in_with_device(idp, by_tablet, rp, user, tablet))
+
+    listed = tablet.call("GET", "/sessions")
+    assert listed.status_code == 200, listed.text
+    sessions = {s["sid"]: s for s in listed.json()["sessions"]}
+    assert set(sessions) == {phone_sid, tablet_sid}
+    assert sessions[phone_sid]["confirmed_by"] == {
+        "method": "device",
+        "id": phone.device_id,
+        "name": "Test phone",
+    }
+    assert sessions[phone_sid]["apps"] == [{"client_id": rp.client_id, "name": "FinanceCloud"}]
+    assert sessions[phone_sid]["ip"] == "127.0.0.1"
+
+    # What the body asks must be what the device signed.
+    assert phone.device_id is not None and tablet.device_id is not None
+    unsigned = delete_with(tablet, phone.device_id, signed={}, reason="lost_or_stolen")
+    assert unsigned.status_code == 400 and unsigned.json()["error"] == "webauthn_failed"
+
+    # Lost or stolen: signing out everywhere it confirmed is the default.
+    deleted = delete_with(tablet, phone.device_id, reason="lost_or_stolen")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["signed_out"] is True
+    [event] = logouts(idp, rp.client_id)
+    assert (event.detail["sid"], event.detail["outcome"]) == (phone_sid, "delivered")
+    assert event.detail["reason"] == "device_deleted"
+    assert not signed_in_at(by_phone, rp)
+    assert refresh(idp, rp, phone_refresh).json()["error"] == "invalid_grant"
+    assert signed_in_at(by_tablet, rp)  # the tablet confirmed that one
+    [audited] = [e for e in idp.events("device_deleted") if e.detail["device"] == phone.device_id]
+    assert audited.actor == f"device:{tablet.device_id}"
+    assert audited.detail["reason"] == "lost_or_stolen" and audited.detail["sign_out"] is True
+    [ended] = ended_events(idp, phone_sid)
+    assert ended.actor == f"device:{tablet.device_id}"
+    assert ended.detail["reason"] == "device_deleted"
+
+    # No longer used, and no "sign out": what it confirmed stays signed in.
+    tablet_refresh = refresh_token_of(rp, by_tablet)
+    gone = delete_with(tablet, tablet.device_id, reason="no_longer_used")
+    assert gone.status_code == 200 and gone.json()["signed_out"] is False
+    assert open_sids(idp, user.id) == {tablet_sid}
+    assert refresh(idp, rp, tablet_refresh).status_code == 200
+
+
+def test_a_device_ends_one_session_or_all(idp: Any, rp_factory: Any) -> None:
+    rp = rp_factory(backchannel=True)
+    user, phone = enrolled(idp, email="erika@example.org")
+    first, _ = browser_session()
+    first_sid = sid_of(sign_in(first, rp, user))
+    first_refresh = refresh_token_of(rp, first)
+    second, _ = browser_session()
+    second_sid = sid_of(sign_in(second, rp, user))
+    [listed] = [
+        s for s in phone.call("GET", "/sessions").json()["sessions"] if s["sid"] == first_sid
+    ]
+    assert listed["confirmed_by"] == {"method": "password", "id": None, "name": None}
+
+    ended = phone.call("POST", f"/sessions/{first_sid}/end")
+    assert (ended.status_code, ended.json()) == (200, {"ended": 1})
+    assert logouts(idp, rp.client_id)[0].detail["sid"] == first_sid
+    assert refresh(idp, rp, first_refresh).json()["error"] == "invalid_grant"
+    assert ended_events(idp, first_sid)[0].actor == f"device:{phone.device_id}"
+    again = phone.call("POST", f"/sessions/{first_sid}/end")
+    assert (again.status_code, again.json()["error"]) == (404, "session_not_found")
+    # Another user's session is not found either, and stays.
+    other = idp.add_user(email="max@example.org")
+    theirs, _ = browser_session()
+    their_sid = sid_of(sign_in(theirs, rp, other))
+    assert phone.call("POST", f"/sessions/{their_sid}/end").status_code == 404
+    assert open_sids(idp, other.id) == {their_sid}
+
+    everything = phone.call("POST", "/sessions/end-all")
+    assert (everything.status_code, everything.json()) == (200, {"ended": 1})
+    assert open_sids(idp, user.id) == set()
+    assert logouts(idp, rp.client_id, count=2)[1].detail["sid"] == second_sid
+    assert phone.call("GET", "/sessions").json() == {"sessions": []}
