@@ -26,6 +26,8 @@ from .conftest import LiveRp
 from .devices import SoftDevice
 from .helpers import Browser, form_fields
 from .test_account_devices import direct_login, post
+from .test_admin_api import automation
+from .test_admin_pages import admin_session, admin_with_device, by_id, get, send
 from .test_approvals import enrolled, match_code, proceed
 from .test_backchannel_logout import logouts, sid_of, signed_in_at
 from .test_demo_rp import browser_session, post_form, sign_in
@@ -314,3 +316,74 @@ def test_a_device_ends_one_session_or_all(idp: Any, rp_factory: Any) -> None:
     assert open_sids(idp, user.id) == set()
     assert logouts(idp, rp.client_id, count=2)[1].detail["sid"] == second_sid
     assert phone.call("GET", "/sessions").json() == {"sessions": []}
+
+
+# --- administrators --------------------------------------------------------------------
+
+
+def test_an_administrator_sees_and_ends_sessions(idp: Any, rp_factory: Any) -> None:
+    rp = rp_factory(backchannel=True)
+    user = idp.add_user(email="erika@example.org")
+    first, _ = browser_session()
+    first_sid = sid_of(sign_in(first, rp, user))
+    first_refresh = refresh_token_of(rp, first)
+    second, _ = browser_session()
+    second_sid = sid_of(sign_in(second, rp, user))
+    api = automation(idp)
+
+    listed = api.ok("GET", f"/users/{user.sub}/sessions")
+    assert {s["sid"] for s in listed["items"]} == {first_sid, second_sid}
+    assert listed["items"][0]["apps"] == [{"client_id": rp.client_id, "name": "FinanceCloud"}]
+    assert listed["items"][0]["confirmed_by"]["method"] == "password"
+
+    assert api.ok("POST", f"/users/{user.sub}/sessions/{first_sid}/end", 204) is None
+    assert logouts(idp, rp.client_id)[0].detail["sid"] == first_sid
+    assert not signed_in_at(first, rp) and signed_in_at(second, rp)
+    assert refresh(idp, rp, first_refresh).json()["error"] == "invalid_grant"
+    [audited] = ended_events(idp, first_sid)
+    assert (audited.actor, audited.detail["reason"]) == (f"api:{api.client_id}", "admin")
+    gone = api.call("POST", f"/users/{user.sub}/sessions/{first_sid}/end")
+    assert (gone.status_code, gone.json()["error"]) == (404, "not_found")
+
+    # The admin page shows the one left and ends it, as the administrator.
+    admin, device = admin_with_device(idp, email="admin@example.org")
+    browser, _ = admin_session(idp, admin, device)
+    page = get(browser, f"/admin/users/{user.sub}")
+    assert f'id="session-{second_sid}"' in page.text and first_sid not in page.text
+    assert "FinanceCloud" in by_id(page, f"session-{second_sid}")
+    done = send(browser, page, f"/admin/users/{user.sub}/sessions/{second_sid}/end")
+    assert 'id="no-sessions"' in done.text
+    assert ended_events(idp, second_sid)[0].actor == f"admin:{admin.id}"
+    assert not signed_in_at(second, rp)
+
+
+def test_administrators_remove_a_lost_device_with_or_without_signing_out(
+    idp: Any, rp_factory: Any
+) -> None:
+    rp = rp_factory(backchannel=True, require_mfa=True)
+    user, phone = enrolled(idp, email="erika@example.org")
+    tablet = binding_device(idp, user, kind="ipad", device_name="Tablet")
+    by_phone, _ = browser_session()
+    phone_sid = sid_of(sign_in_with_device(idp, by_phone, rp, user, phone))
+    phone_refresh = refresh_token_of(rp, by_phone)
+    by_tablet, _ = browser_session()
+    tablet_sid = sid_of(sign_in_with_device(idp, by_tablet, rp, user, tablet))
+
+    # The API, told "lost or stolen" but not to sign out: the sessions stay.
+    api = automation(idp)
+    path = f"/users/{user.sub}/devices/{tablet.device_id}"
+    api.ok("DELETE", path, 204, params={"reason": "lost_or_stolen", "sign_out": "false"})
+    assert open_sids(idp, user.id) == {phone_sid, tablet_sid}
+
+    # The idp command, "lost or stolen": signs out what the phone confirmed.
+    command = ["devices", "remove", user.access_number, str(phone.device_id)]
+    result = idp.app.test_cli_runner().invoke(args=[*command, "--reason", "lost_or_stolen"])
+    assert result.exit_code == 0, result.output
+    assert "signed out everywhere it confirmed a sign-in" in result.output
+    assert open_sids(idp, user.id) == {tablet_sid}
+    assert logouts(idp, rp.client_id)[0].detail["sid"] == phone_sid
+    assert refresh(idp, rp, phone_refresh).json()["error"] == "invalid_grant"
+    assert ended_events(idp, phone_sid)[0].actor == "cli"
+    deleted = {e.detail["device"]: e for e in idp.events("device_deleted")}
+    assert deleted[str(phone.device_id)].detail["sign_out"] is True
+    assert deleted[str(tablet.device_id)].detail["sign_out"] is False
