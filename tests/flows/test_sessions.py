@@ -12,8 +12,10 @@ confirmed; without it they stay.
 from __future__ import annotations
 
 import html
+import json
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -31,6 +33,8 @@ from .test_admin_pages import admin_session, admin_with_device, by_id, get, send
 from .test_approvals import enrolled, match_code, proceed
 from .test_backchannel_logout import logouts, sid_of, signed_in_at
 from .test_demo_rp import browser_session, post_form, sign_in
+from .test_device_cli import Cli, new_user
+from .test_device_cli import enrol as cli_enrol
 from .test_device_delete import binding_device, nonce_for
 
 # --- helpers ---------------------------------------------------------------------------
@@ -387,3 +391,45 @@ def test_administrators_remove_a_lost_device_with_or_without_signing_out(
     deleted = {e.detail["device"]: e for e in idp.events("device_deleted")}
     assert deleted[str(phone.device_id)].detail["sign_out"] is True
     assert deleted[str(tablet.device_id)].detail["sign_out"] is False
+
+
+# --- idp-device ------------------------------------------------------------------------
+
+
+def test_idp_device_lists_and_ends_sessions_and_deletes_a_lost_device(
+    idp: Any, rp_factory: Any, tmp_path: Path
+) -> None:
+    rp = rp_factory(backchannel=True, require_mfa=True)
+    laptop = Cli(store=tmp_path / "laptop" / "device.json")
+    user = new_user(idp)
+    cli_enrol(idp, laptop, user, name="Erika's laptop")
+    phone = binding_device(idp, user, device_name="Phone")
+    by_phone, _ = browser_session()
+    phone_sid = sid_of(sign_in_with_device(idp, by_phone, rp, user, phone))
+    direct_login(idp, user)
+    [other_sid] = open_sids(idp, user.id) - {phone_sid}
+
+    listed = laptop.ok("sessions")
+    assert phone_sid in listed.stdout and "device 'Phone'" in listed.stdout
+    assert "FinanceCloud" in listed.stdout and "password only" in listed.stdout
+    as_json = {s["sid"]: s for s in json.loads(laptop.ok("sessions", "--json").stdout)}
+    assert as_json[phone_sid]["confirmed_by"]["id"] == phone.device_id
+
+    ended = laptop.ok("sessions", "end", other_sid)
+    assert "has ended" in ended.stderr
+    assert open_sids(idp, user.id) == {phone_sid}
+    gone = laptop.run("sessions", "end", other_sid)
+    assert gone.returncode == 1 and "no such session" in gone.stderr
+
+    # The phone is lost: deleting it signs out what it confirmed (signed
+    # with --reason, the default for which is to sign out).
+    deleted = laptop.ok("delete", str(phone.device_id), "--yes", "--reason", "lost_or_stolen")
+    assert "you are signed out" in deleted.stderr
+    assert open_sids(idp, user.id) == set()
+    assert logouts(idp, rp.client_id)[0].detail["sid"] == phone_sid
+    assert not signed_in_at(by_phone, rp)
+
+    direct_login(idp, user)
+    assert "1 session(s) ended" in laptop.ok("sessions", "end-all", "--yes").stderr
+    assert open_sids(idp, user.id) == set()
+    assert "not signed in anywhere" in laptop.ok("sessions").stderr
