@@ -25,7 +25,7 @@ def end_session(sub: str, sid: str) -> ResponseReturnValue:
         flash(_("That session had ended already."), "success")
     else:
         flash(
-            _("The session has ended; its apps were told and its refresh tokens revoked."),
+            _("The session has ended. Its apps were signed out."),
             "success",
         )
     return _back_to(found.sub)
