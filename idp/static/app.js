@@ -379,6 +379,7 @@
     // "Back up your identity?" is asked when the app opens, and after a confirmed sign-in.
     refreshRestoration({ prompt: true }).catch(() => undefined);
     refreshNotices().catch(() => undefined);
+    refreshSessions().catch(() => undefined);
     setupPush(false);
     startPolling();
   }
