@@ -36,6 +36,7 @@ from .test_demo_rp import browser_session, post_form, sign_in
 from .test_device_cli import Cli, new_user
 from .test_device_cli import enrol as cli_enrol
 from .test_device_delete import binding_device, nonce_for
+from .test_passkeys import login_page, register, use_passkey, user_with_passkey
 
 # --- helpers ---------------------------------------------------------------------------
 
@@ -433,3 +434,45 @@ def test_idp_device_lists_and_ends_sessions_and_deletes_a_lost_device(
     assert "1 session(s) ended" in laptop.ok("sessions", "end-all", "--yes").stderr
     assert open_sids(idp, user.id) == set()
     assert "not signed in anywhere" in laptop.ok("sessions").stderr
+
+
+# --- passkeys --------------------------------------------------------------------------
+
+
+def test_removing_a_passkey_can_sign_out_everywhere_it_signed_in(idp: Any) -> None:
+    from idp.passkeys.models import Passkey
+
+    user, laptop_key = user_with_passkey(idp, email="erika@example.org")
+    first = Browser(idp.url)
+    assert use_passkey(first, login_page(first, idp.url + "/login"), laptop_key)[1].ok
+    second = Browser(idp.url)
+    assert use_passkey(second, login_page(second, idp.url + "/login"), laptop_key)[1].ok
+    phone_key = register(second, "Phone")
+    mine = Browser(idp.url)
+    assert use_passkey(mine, login_page(mine, idp.url + "/login"), phone_key)[1].ok
+    signed_in = open_sids(idp, user.id)
+    assert len(signed_in) == 4  # the password session that added the first passkey too
+    with idp.app.app_context():
+        from idp.extensions import db
+
+        laptop_id = db.session.scalars(select(Passkey.id).where(Passkey.name == "Laptop")).one()
+
+    account = mine.go(idp.url + "/account")
+    assert (
+        "Signed in with the passkey “Phone”"
+        in session_items(account)[
+            next(s for s, text in session_items(account).items() if "this browser" in text)
+        ]
+    )
+    done = post(mine, account, f"/account/passkeys/{laptop_id}/delete", sign_out="yes")
+    assert done.status_code == 200 and f'id="passkey-{laptop_id}"' not in done.text
+    # The two sessions the laptop's passkey signed in ended; this one and the
+    # password session stay.
+    ended = signed_in - open_sids(idp, user.id)
+    assert len(ended) == 2 and len(open_sids(idp, user.id)) == 2
+    for sid in ended:
+        [event] = ended_events(idp, sid)
+        assert (event.actor, event.detail["reason"]) == (f"user:{user.id}", "passkey_deleted")
+    assert first.go(idp.url + "/account").url.startswith(idp.url + "/login")
+    [deleted] = idp.events("passkey_deleted")
+    assert deleted.detail["sign_out"] is True
