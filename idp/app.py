@@ -27,7 +27,7 @@ from .devices import push as device_push
 from .devices import service as device_service
 from .extensions import babel, csrf, db, init_unit_of_work, migrate
 from .notify import email_sender, sms_sender
-from .oidc import backchannel, published
+from .oidc import backchannel, published, tokens
 from .oidc import server as oidc_server
 from .oidc import views as oidc_views
 from .oidc.keys import KeyRing
@@ -35,6 +35,7 @@ from .passkeys import views as passkey_views
 from .push import PushService
 from .restore import activation as restoration
 from .secrets_store import decode_key, load_or_create_dev_secrets
+from .sessions import views as session_views
 from .state import IDP, Idp
 from .store import Store, connect
 from .tokens import TokenDigester, derive_key
@@ -127,6 +128,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(account_views.bp)
     app.register_blueprint(passkey_views.bp)
+    app.register_blueprint(session_views.bp)
 
     device_push.init_app(app)
     # A deleted device's approvals are cancelled (blinker keeps one connection
@@ -139,6 +141,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # OpenID Connect Back-Channel Logout: the clients of an ended login
     # session are told (after the transaction that ended it commits).
     sessions.sessions_ended.connect(backchannel.on_sessions_ended)
+    # A session ended on purpose (the user's "end this session", an
+    # administrator's, a deleted device's) takes its refresh tokens with it.
+    sessions.sessions_revoking.connect(tokens.on_sessions_revoking)
 
     # Code 1 shown on a device that is removed (deleted, or refused) is void.
     device_service.device_revoking.connect(restoration.on_device_revoked)

@@ -281,16 +281,38 @@ class DeviceApi:
         return nonce
 
     def delete_device(
-        self, device_id: str, *, nonce: str, assertion: Mapping[str, Any]
+        self,
+        device_id: str,
+        *,
+        nonce: str,
+        assertion: Mapping[str, Any],
+        reason: str | None = None,
+        sign_out: bool | None = None,
     ) -> dict[str, Any]:
-        """Delete one of the account's devices (this one too) with a signed request."""
-        answer = self._request(
-            "POST",
-            f"/devices/{quote(device_id, safe='')}/delete",
-            body={"nonce": nonce, "assertion": dict(assertion)},
-        )
+        """Delete one of the account's devices (this one too) with a signed
+        request; ``reason`` and ``sign_out`` (also sign out everywhere it
+        confirmed a sign-in) are signed with it where given."""
+        body: dict[str, Any] = {"nonce": nonce, "assertion": dict(assertion)}
+        if reason is not None:
+            body["reason"] = reason
+        if sign_out is not None:
+            body["sign_out"] = sign_out
+        answer = self._request("POST", f"/devices/{quote(device_id, safe='')}/delete", body=body)
         self._object(answer, "device")
         return dict(answer)
+
+    # --- sessions (docs/device-api.md "Sessions") ---------------------------------------
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """The account's login sessions (signed-in browsers), most recent first."""
+        return list(self._object(self._request("GET", "/sessions"), "sessions"))
+
+    def end_session(self, sid: str) -> int:
+        answer = self._request("POST", f"/sessions/{quote(sid, safe='')}/end")
+        return int(self._object(answer, "ended"))
+
+    def end_all_sessions(self) -> int:
+        return int(self._object(self._request("POST", "/sessions/end-all"), "ended"))
 
     def rename_device(self, device_id: str, name: str) -> dict[str, Any]:
         """Rename one of the account's devices (the token suffices); the device."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 from datetime import datetime
+from typing import cast
 from urllib.parse import urlencode
 
 import segno
@@ -40,6 +41,8 @@ from ..devices.enrolment import new_binding_code
 from ..devices.messages import ENROLLED_VIA_LABELS, KIND_LABELS
 from ..devices.models import Device
 from ..devices.service import (
+    DELETION_REASONS,
+    DeletionReason,
     DeviceNameTaken,
     DeviceNotFound,
     active_devices,
@@ -54,6 +57,7 @@ from ..oidc import connected_apps
 from ..passkeys import registration as passkey_changes
 from ..passkeys import service as passkeys
 from ..redirects import origin_of
+from ..sessions.service import sessions_of
 from ..state import idp
 from . import activity
 
@@ -121,6 +125,7 @@ def home() -> ResponseReturnValue:
         passkey_refusal=refusal.error if refusal else None,
         apps=apps,
         activity=activity.recent_activity(login.user_id),
+        sessions=sessions_of(login.user_id, current_sid=login.id),
     )
     return _with_logos(page, apps)
 
@@ -290,7 +295,13 @@ def _last_one(device: Device, now: datetime) -> bool:
 
 
 def _delete_page(
-    login: LoginSession, device: Device, now: datetime, *, error: str | None = None
+    login: LoginSession,
+    device: Device,
+    now: datetime,
+    *,
+    error: str | None = None,
+    reason: str | None = None,
+    sign_out: bool = False,
 ) -> str:
     return render_template(
         "device_delete.html",
@@ -299,6 +310,8 @@ def _delete_page(
         last=_last_one(device, now),
         has_passkeys=passkeys.has_passkeys(login.user_id),
         error=error,
+        reason=reason,
+        sign_out=sign_out,
     )
 
 
@@ -321,25 +334,59 @@ def delete(device_id: str) -> ResponseReturnValue:
         return _step_up_page(login, here, status=200 if request.method == "GET" else 403)
     if request.method == "GET":
         return _delete_page(login, device, now)
+    given = request.form.get("reason")
+    reason = cast(DeletionReason, given) if given in DELETION_REASONS else None
+    # The box as the person left it (the page ticks it for "lost or stolen").
+    sign_out = request.form.get("sign_out") == "yes"
     if _last_one(device, now) and request.form.get("confirm_last") != "yes":
         error = _("Please confirm that you want to delete your last device.")
-        return _delete_page(login, device, now, error=error), 400
+        page = _delete_page(login, device, now, error=error, reason=reason, sign_out=sign_out)
+        return page, 400
     try:
         remaining = revoke_device(
-            device, now=now, actor=f"user:{login.user_id}", ip=request.remote_addr
+            device,
+            now=now,
+            actor=f"user:{login.user_id}",
+            ip=request.remote_addr,
+            reason=reason,
+            sign_out=sign_out,
         )
     except DeviceNotFound:
         # Deleted by a concurrent request.
         return _deleted_page(device, already=True)
-    return _deleted_page(device, already=False, remaining=remaining)
+    signed_out_here = sign_out and login.device_id == device.id
+    if signed_out_here:
+        # This browser's sign-in was one the device confirmed: it ended with
+        # the others; forget its cookie too.
+        end_login_session(reason="device_deleted")
+    return _deleted_page(
+        device,
+        already=False,
+        remaining=remaining,
+        signed_out=sign_out,
+        signed_out_here=signed_out_here,
+    )
 
 
-def _deleted_page(device: Device, *, already: bool, remaining: int | None = None) -> str:
+def _deleted_page(
+    device: Device,
+    *,
+    already: bool,
+    remaining: int | None = None,
+    signed_out: bool = False,
+    signed_out_here: bool = False,
+) -> str:
     """The "Device deleted" page; with no device left, the way to set one up again."""
     if remaining is None:
         remaining = len(active_devices(device.user_id))
     return render_template(
-        "device_deleted.html", device=device, already=already, remaining=remaining, user=device.user
+        "device_deleted.html",
+        device=device,
+        already=already,
+        remaining=remaining,
+        user=device.user,
+        signed_out=signed_out,
+        signed_out_here=signed_out_here,
     )
 
 

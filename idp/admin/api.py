@@ -345,10 +345,53 @@ def list_devices(sub: str, query: schemas.PageQuery) -> dict[str, Any]:
     return _page(page, [service.describe_device(d) for d in page.items])
 
 
-@api.operation("DELETE", "/users/{sub}/devices/{device_id}", tag="devices", status=204)
-def remove_device(sub: str, device_id: str) -> None:
-    """Revoke one of the user's devices at once."""
-    service.remove_device(caller().actor, service.get_user(sub), device_id, ip=request.remote_addr)
+@api.operation(
+    "DELETE",
+    "/users/{sub}/devices/{device_id}",
+    tag="devices",
+    status=204,
+    query=schemas.DeviceRemoval,
+)
+def remove_device(sub: str, device_id: str, query: schemas.DeviceRemoval) -> None:
+    """Revoke one of the user's devices at once (and, with sign_out, end the
+    login sessions it confirmed)."""
+    service.remove_device(
+        caller().actor,
+        service.get_user(sub),
+        device_id,
+        ip=request.remote_addr,
+        reason=query.reason,
+        sign_out=query.sign_out,
+    )
+
+
+@api.operation(
+    "GET",
+    "/users/{sub}/sessions",
+    tag="sessions",
+    query=schemas.PageQuery,
+    response=schemas.SessionPage,
+)
+def list_sessions(sub: str, query: schemas.PageQuery) -> dict[str, Any]:
+    """The user's open login sessions, the most recently active first."""
+    found = service.user_sessions(service.get_user(sub))
+    page = paging.page_of(found, query.offset, query.limit)
+    return _page(page, [service.describe_session(s) for s in page.items])
+
+
+@api.operation("POST", "/users/{sub}/sessions/{sid}/end", tag="sessions", status=204)
+def end_session(sub: str, sid: str) -> None:
+    """End one login session: its refresh tokens are revoked and the apps it
+    signed in to get back-channel logout."""
+    service.end_session(caller().actor, service.get_user(sub), sid)
+
+
+@api.operation(
+    "POST", "/users/{sub}/sessions/end-all", tag="sessions", response=schemas.EndedSessions
+)
+def end_all_sessions(sub: str) -> dict[str, Any]:
+    """End every login session of the user."""
+    return {"ended": service.end_all_sessions(caller().actor, service.get_user(sub))}
 
 
 @api.operation(

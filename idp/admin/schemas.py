@@ -240,6 +240,48 @@ class ConnectedAppPage(Page[ConnectedApp]):
     pass
 
 
+class DeviceRemoval(Input):
+    reason: Literal["lost_or_stolen", "no_longer_used"] | None = Field(
+        default=None, description="Why, as the user said (kept in the audit log)."
+    )
+    sign_out: bool | None = Field(
+        default=None,
+        description="Also end every login session the device confirmed (refresh tokens revoked, "
+        'back-channel logout to their apps). Default: true for reason "lost_or_stolen".',
+    )
+
+
+class SessionApp(Output):
+    client_id: str
+    name: str
+
+
+class SessionConfirmation(Output):
+    method: Literal["password", "device", "passkey"]
+    id: str | None = Field(description="The device or passkey; null when deleted since.")
+    name: str | None
+
+
+class Session(Output):
+    sid: str = Field(description="As the apps know it (the ID token's sid).")
+    browser: str | None = Field(description='In words: "Chrome on Linux".')
+    user_agent: str | None
+    ip: str | None
+    place: str | None = Field(description="Where a GeoIP database is configured.")
+    started_at: datetime
+    last_active_at: datetime
+    confirmed_by: SessionConfirmation
+    apps: list[SessionApp] = Field(description="The apps it signed in to.")
+
+
+class SessionPage(Page[Session]):
+    pass
+
+
+class EndedSessions(Output):
+    ended: int
+
+
 class Passkey(Output):
     id: str
     name: str

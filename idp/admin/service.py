@@ -32,6 +32,8 @@ from ..oidc.clients import ClientError, NewSecret
 from ..oidc.models import Client, RefreshToken, SigningKey
 from ..passkeys.models import Passkey
 from ..restore.models import RestorationSetup
+from ..sessions import service as sessions
+from ..sessions.service import SessionSummary
 from ..state import idp
 from .audit_log import AuditQuery, audit_events, describe_events
 from .paging import DEFAULT_PAGE, Page, iso, page_query
@@ -256,16 +258,54 @@ def set_admin(actor: Actor, user: User, *, admin: bool) -> None:
     )
 
 
-def remove_device(actor: Actor, user: User, device_id: str, *, ip: str | None = None) -> int:
+def remove_device(
+    actor: Actor,
+    user: User,
+    device_id: str,
+    *,
+    ip: str | None = None,
+    reason: devices.DeletionReason | None = None,
+    sign_out: bool | None = None,
+) -> int:
     """Revoke one of ``user``'s devices at once; how many they have left.
-    ``ip``: where the administrator's request came from (None: the idp command)."""
+    ``ip``: where the administrator's request came from (None: the idp command).
+    ``sign_out``: also end the login sessions it confirmed (refresh tokens
+    revoked, their clients told); None: as ``reason`` suggests (yes for a lost
+    or stolen device)."""
     target = db.session.get(Device, device_id[:64]) if device_id else None
     if target is None or target.user_id != user.id or not target.is_active:
         raise NotFound()
+    if sign_out is None:
+        sign_out = devices.sign_out_by_default(reason)
     try:
-        return devices.revoke_device(target, now=utcnow(), actor=actor.label, ip=ip)
+        return devices.revoke_device(
+            target, now=utcnow(), actor=actor.label, ip=ip, reason=reason, sign_out=sign_out
+        )
     except devices.DeviceNotFound:
         raise NotFound() from None
+
+
+def user_sessions(user: User) -> list[SessionSummary]:
+    """The user's open login sessions, the most recently active first."""
+    return sessions.sessions_of(user.id)
+
+
+def describe_session(summary: SessionSummary) -> dict[str, Any]:
+    return sessions.describe(summary)
+
+
+def end_session(actor: Actor, user: User, sid: str) -> None:
+    """End one of the user's login sessions (refresh tokens revoked, its
+    clients told); ``NotFound`` for one that is not open or not theirs."""
+    try:
+        sessions.end_session(user.id, sid, actor=actor.label, reason=sessions.REASON_ADMIN)
+    except sessions.SessionNotFound:
+        raise NotFound() from None
+
+
+def end_all_sessions(actor: Actor, user: User) -> int:
+    """End every login session of the user; how many ended."""
+    return sessions.end_all_sessions(user.id, actor=actor.label, reason=sessions.REASON_ADMIN)
 
 
 # --- clients -------------------------------------------------------------------------

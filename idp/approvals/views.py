@@ -224,7 +224,7 @@ def proceed() -> ResponseReturnValue:
     user = login.user  # type: ignore[attr-defined]
     methods = ["password", f"device_{approval.device_amr}"]
     amr = amr_for(methods)
-    new_login = start_login_session(user, amr=amr, acr=ACR_MFA)
+    new_login = start_login_session(user, amr=amr, acr=ACR_MFA, device_id=approval.device_id)
     session.pop(CODES_KEY, None)
     audit.record(
         "login_mfa", user_id=user.id, client_id=tx.client_id, amr=amr, sid=new_login.id,

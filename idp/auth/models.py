@@ -26,6 +26,18 @@ class LoginSession(db.Model):  # type: ignore[name-defined]
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(256))
+    # The last request made with it, written at most once a minute
+    # (``sessions.ACTIVITY_INTERVAL``): shown as "last active".
+    last_active_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What confirmed the sign-in beside (or instead of) the password: the
+    # device whose approval it was, or the passkey. Deleting that device (or
+    # passkey) can end every session it confirmed (idp.auth.sessions).
+    device_id: Mapped[str | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="SET NULL"), index=True
+    )
+    passkey_id: Mapped[str | None] = mapped_column(
+        ForeignKey("passkeys.id", ondelete="SET NULL"), index=True
+    )
 
     user: Mapped[User] = relationship(lazy="joined")
 

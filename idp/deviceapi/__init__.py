@@ -7,7 +7,16 @@ IdP and a user's device, one module per area; each calls the services of
 
 from __future__ import annotations
 
-from . import approvals, devices, enrolment, notices, restoration
+from . import approvals, devices, enrolment, notices, restoration, sessions
 from .base import PREFIX, bp
 
-__all__ = ["PREFIX", "approvals", "bp", "devices", "enrolment", "notices", "restoration"]
+__all__ = [
+    "PREFIX",
+    "approvals",
+    "bp",
+    "devices",
+    "enrolment",
+    "notices",
+    "restoration",
+    "sessions",
+]

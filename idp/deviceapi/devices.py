@@ -51,13 +51,14 @@ def action_nonce(body: schemas.ActionChallenge) -> schemas.ActionNonce:
     "POST",
     "/devices/{device_id}/delete",
     tag="devices",
-    body=schemas.SignedAction,
+    body=schemas.DeviceDeletion,
     response=schemas.DeletedDevice,
     description='Signed action "delete_device", PAYLOAD {"device": DEVICE_ID, "nonce": '
-    "NONCE}. POST, not DELETE: the request carries a body, and a body on DELETE has no "
+    'NONCE}, with "reason" and "sign_out" ("yes" or "no") added where the body has them. '
+    "POST, not DELETE: the request carries a body, and a body on DELETE has no "
     "defined meaning (RFC 9110 §9.3.5).",
 )
-def delete_device(device_id: str, body: schemas.SignedAction) -> schemas.DeletedDevice:
+def delete_device(device_id: str, body: schemas.DeviceDeletion) -> schemas.DeletedDevice:
     """Delete (revoke) one of the user's devices, this one included."""
     device = current_device()
     deleted = service.delete_device(
@@ -67,11 +68,14 @@ def delete_device(device_id: str, body: schemas.SignedAction) -> schemas.Deleted
         assertion=body.assertion,
         now=utcnow(),
         ip=request.remote_addr,
+        reason=body.reason,
+        sign_out=body.sign_out,
     )
     return schemas.DeletedDevice(
         status="deleted",
         device=device_json(deleted.device, current=device),
         remaining_devices=deleted.remaining,
+        signed_out=deleted.signed_out,
     )
 
 

@@ -25,7 +25,8 @@ from pydantic import (
 )
 
 from ..devices.models import DeviceKind, device_name
-from ..devices.service import ActionPurpose
+from ..devices.service import ActionPurpose, DeletionReason
+from ..sessions.service import ConfirmationMethod
 
 # A WebAuthn response as navigator.credentials returns it after toJSON().
 Credential = Annotated[
@@ -89,6 +90,18 @@ class SignedAction(Input):
 
     nonce: str | None = Field(default=None, description="From POST /actions/challenge.")
     assertion: Credential | None = None
+
+
+class DeviceDeletion(SignedAction):
+    reason: DeletionReason | None = Field(
+        default=None, description="Why, as the person said; signed with the action where given."
+    )
+    sign_out: StrictBool | None = Field(
+        default=None,
+        description="Also end every login session the device confirmed (their refresh tokens "
+        "are revoked, their apps get back-channel logout). Default: true for reason "
+        '"lost_or_stolen", else false. Signed with the action where given.',
+    )
 
 
 class Rename(Input):
@@ -204,6 +217,42 @@ class DeletedDevice(Output):
     status: Literal["deleted"]
     device: Device
     remaining_devices: int
+    signed_out: bool = Field(description="The sessions it confirmed were ended too.")
+
+
+class SessionApp(Output):
+    client_id: str
+    name: str
+
+
+class SessionConfirmation(Output):
+    method: ConfirmationMethod = Field(
+        description="The password alone, a device's approval, or a passkey."
+    )
+    id: str | None = Field(description="The device or passkey; null when deleted since.")
+    name: str | None
+
+
+class Session(Output):
+    sid: str = Field(description="The session's id, as the apps know it (the ID token's sid).")
+    browser: str | None = Field(
+        description='In words, in the request\'s language: "Chrome on Linux".'
+    )
+    user_agent: str | None
+    ip: str | None
+    place: str | None = Field(description="Where a GeoIP database is configured: city, country.")
+    started_at: Time
+    last_active_at: Time = Field(description="To the minute.")
+    confirmed_by: SessionConfirmation
+    apps: list[SessionApp] = Field(description="The apps it signed in to.")
+
+
+class Sessions(Output):
+    sessions: list[Session]
+
+
+class EndedSessions(Output):
+    ended: int
 
 
 class Notice(Output):

@@ -301,11 +301,60 @@ APP_MESSAGES: Mapping[str, Text] = {
     "device_renamed": Bilingual(
         "The device is now called “%(name)s”.", "Das Gerät heißt jetzt „%(name)s“."
     ),
+    "signed_out_everywhere": Bilingual(
+        "Everywhere it confirmed a sign-in, you are signed out now.",
+        "Überall, wo es eine Anmeldung bestätigt hat, sind Sie jetzt abgemeldet.",
+    ),
+    # the sessions list (GET /sessions)
+    "unknown_browser": Bilingual("Unknown browser", "Unbekannter Browser"),
+    "session_where": Bilingual("IP address %(ip)s", "IP-Adresse %(ip)s"),
+    "session_times": Bilingual(
+        "signed in %(start)s · last active %(active)s",
+        "angemeldet %(start)s · zuletzt aktiv %(active)s",
+    ),
+    "confirmed_password": Bilingual("Password only", "Nur mit Passwort"),
+    "confirmed_device": Bilingual(
+        "Confirmed with the device “%(name)s”", "Bestätigt mit dem Gerät „%(name)s“"
+    ),
+    "confirmed_a_device": Bilingual("Confirmed with a device", "Bestätigt mit einem Gerät"),
+    "confirmed_passkey": Bilingual(
+        "Signed in with the passkey “%(name)s”", "Angemeldet mit dem Passkey „%(name)s“"
+    ),
+    "confirmed_a_passkey": Bilingual("Signed in with a passkey", "Angemeldet mit einem Passkey"),
+    "session_apps": Bilingual("Signed in to: %(apps)s", "Angemeldet bei: %(apps)s"),
+    "end_session": Bilingual("End this session", "Diese Sitzung beenden"),
+    "end_session_named": Bilingual(
+        "End the session of %(browser)s", "Sitzung von %(browser)s beenden"
+    ),
+    "session_ended": Bilingual(
+        "The session has ended. Its apps were signed out.",
+        "Die Sitzung wurde beendet. Ihre Apps wurden abgemeldet.",
+    ),
+    "sessions_ended": Bilingual(
+        "%(count)s session(s) ended; you are signed out everywhere.",
+        "%(count)s Sitzung(en) beendet; Sie sind überall abgemeldet.",
+    ),
 }
 
 # The labels of the restoration and device-management screens in
 # device_app.html (``t.KEY`` there); the app's own catalogue.
 PAGE_TEXTS: Mapping[str, Bilingual] = {
+    # "Your sessions" and the delete dialog's question
+    "sessions_title": Bilingual("Where you are signed in", "Wo Sie angemeldet sind"),
+    "sessions_intro": Bilingual(
+        "Browsers signed in to your account. If you do not recognise one, end it.",
+        "Browser, die bei Ihrem Zugang angemeldet sind. Wenn Sie einen nicht kennen, beenden "
+        "Sie die Sitzung.",
+    ),
+    "sessions_none": Bilingual("You are not signed in anywhere.", "Sie sind nirgends angemeldet."),
+    "sessions_end_all": Bilingual("Sign out everywhere", "Überall abmelden"),
+    "delete_reason": Bilingual("Why are you deleting it?", "Warum löschen Sie es?"),
+    "reason_lost": Bilingual("It was lost or stolen", "Es wurde verloren oder gestohlen"),
+    "reason_unused": Bilingual("I no longer use it", "Ich nutze es nicht mehr"),
+    "delete_sign_out": Bilingual(
+        "Also sign out everywhere this device confirmed a sign-in",
+        "Auch überall abmelden, wo dieses Gerät eine Anmeldung bestätigt hat",
+    ),
     # the start screen: restoring ("Restore identity")
     "restore_heading": Bilingual(
         "Already using your ID on another device?",

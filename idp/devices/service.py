@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 
 from .. import audit
 from ..accounts.service import remember_language
+from ..auth.sessions import end_sessions
 from ..errors import IdpError, InvalidRequest, Throttled
 from ..extensions import after_commit, db, utcnow
 from ..push import Subscription
@@ -46,6 +47,11 @@ ActionPurpose = Literal[
     "refuse_device",
 ]
 ACTION_PURPOSES: tuple[str, ...] = get_args(ActionPurpose)
+# Why a device is deleted, where the person says (the audit log keeps it).
+# "lost_or_stolen" signs out everywhere the device confirmed a sign-in unless
+# the person says otherwise (``sign_out_by_default``).
+DeletionReason = Literal["lost_or_stolen", "no_longer_used"]
+DELETION_REASONS: tuple[str, ...] = get_args(DeletionReason)
 ACTION_NONCE_LIFETIME = 300
 # A nonce handed to a device for one signed action: {"device", "purpose"}.
 ACTION_NONCES = Kind("action-nonce", dict, ttl=lambda s: ACTION_NONCE_LIFETIME)
@@ -165,6 +171,14 @@ class DeletedDevice:
     # Active devices the user has left.
     remaining: int
     sign_count_regressed: bool
+    # The login sessions it confirmed were ended too.
+    signed_out: bool = False
+
+
+def sign_out_by_default(reason: str | None) -> bool:
+    """Whether deleting a device for ``reason`` also ends the login sessions
+    it confirmed when the person did not choose: for a lost or stolen one."""
+    return reason == "lost_or_stolen"
 
 
 def device_for_token(token: str | None) -> Device:
@@ -269,6 +283,8 @@ def delete_device(
     assertion: CredentialJSON | None,
     now: datetime,
     ip: str | None = None,
+    reason: DeletionReason | None = None,
+    sign_out: bool | None = None,
 ) -> DeletedDevice:
     """Delete (revoke) one of the user's devices, on the word of another one
     or of itself (DESIGN §4).
@@ -281,7 +297,9 @@ def delete_device(
       ``device_not_found``, also for another user's device);
     - the assertion is the actor's credential's, with user verification, over
       ``action_challenge(purpose="delete_device", payload={"device": target,
-      "nonce": nonce})``, and its signature counter moves forward (else
+      "nonce": nonce})`` (with ``"reason"`` and ``"sign_out"`` ("yes" or "no")
+      added where the request gave them, so that what the device was asked
+      is what it signed), and its signature counter moves forward (else
       ``webauthn_failed``);
     - only one deletion takes the device (``revoke_device``).
     """
@@ -292,19 +310,27 @@ def delete_device(
     if target is None or target.user_id != actor.user_id or not target.is_active:
         raise DeviceNotFound()
 
+    payload = {"device": target.id, "nonce": taken}
+    if reason is not None:
+        payload["reason"] = reason
+    if sign_out is not None:
+        payload["sign_out"] = "yes" if sign_out else "no"
     verified = verify_signed_action(
         actor,
         purpose="delete_device",
-        payload={"device": target.id, "nonce": taken},
+        payload=payload,
         assertion=assertion,
         now=now,
     )
 
+    signing_out = sign_out_by_default(reason) if sign_out is None else sign_out
     remaining = revoke_device(
         target,
         now=now,
         actor=f"device:{actor.id}",
         ip=ip,
+        reason=reason,
+        sign_out=signing_out,
         actor_device=actor.id,
     )
     return DeletedDevice(
@@ -313,6 +339,7 @@ def delete_device(
         deleted_itself=target.id == actor.id,
         remaining=remaining,
         sign_count_regressed=verified.sign_count_regressed,
+        signed_out=signing_out,
     )
 
 
@@ -324,6 +351,8 @@ def revoke_device(
     ip: str | None = None,
     event: str = "device_deleted",
     pending_only: bool = False,
+    reason: DeletionReason | None = None,
+    sign_out: bool = False,
     **details: str,
 ) -> int:
     """Revoke ``target`` at once (DESIGN §4), on anyone's word that was checked
@@ -342,6 +371,11 @@ def revoke_device(
     if any of that fails (Redis down), nothing is revoked and the request
     fails as a whole. Once the unit of work has committed, ``device_revoked``
     is sent.
+
+    ``sign_out``: also end every login session the device confirmed (its
+    approval signed the browser in), in the same transaction: their refresh
+    tokens are revoked, and their clients get a Logout Token once it commits
+    (``idp.auth.sessions.end_sessions``). ``reason``: why, as the person said.
     """
     condition = [Device.id == target.id, Device.revoked_at.is_(None)]
     if pending_only:
@@ -358,8 +392,12 @@ def revoke_device(
         actor=actor,
         device=target.id,
         kind=target.kind,
+        **({"reason": reason} if reason else {}),
+        sign_out=sign_out,
         **details,
     )
+    if sign_out:
+        end_sessions(target.user_id, device_id=target.id, actor=actor, reason="device_deleted")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     device_revoking.send(app, device=target, now=now)
     db.session.flush()

@@ -18,10 +18,11 @@ from typing import Any
 
 from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749 import InvalidGrantError, scope_to_list
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from .. import audit
 from ..accounts.models import User
+from ..auth.models import SessionClient
 from ..extensions import db, insert_ignore, upsert, utcnow
 from ..state import idp as _idp
 from ..store.kinds import Kind
@@ -204,6 +205,30 @@ def revoke_family(
         keys=[FAMILY_ACCESS_TOKENS.key(family_id)], args=[ACCESS_TOKENS.key("")]
     )
     log.warning("token family revoked: %s", reason)
+
+
+def on_sessions_revoking(
+    sender: object, *, sids: list[str], reason: str, **extra: Any
+) -> list[str]:
+    """Receiver of ``idp.auth.sessions.sessions_revoking`` (connected in
+    create_app): revoke every token family issued from these login sessions,
+    in the transaction that ends them. A family names the sid its client was
+    told; a session that replaced an earlier one of the same user (a step-up)
+    holds that sid in its ``SessionClient`` rows. Returns the families revoked."""
+    told = select(SessionClient.sid).where(SessionClient.session_id.in_(sids))
+    families = list(
+        db.session.scalars(
+            select(TokenFamily.id)
+            .where(
+                or_(TokenFamily.sid.in_(sids), TokenFamily.sid.in_(told)),
+                TokenFamily.revoked_at.is_(None),
+            )
+            .order_by(TokenFamily.id)
+        )
+    )
+    for family_id in families:
+        revoke_family(family_id, reason=f"login session ended ({reason})")
+    return families
 
 
 def revoke_access_token(token: AccessToken) -> None:

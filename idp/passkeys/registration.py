@@ -16,6 +16,7 @@ from .. import audit
 from ..auth.amr import ACR_MFA, acr_satisfies
 from ..auth.factors import second_factors
 from ..auth.models import LoginSession
+from ..auth.sessions import end_sessions
 from ..devices.models import Device
 from ..extensions import db
 from ..state import idp
@@ -200,12 +201,22 @@ def finish_registration(
     return passkey
 
 
-def delete(login: LoginSession, passkey_id: str, *, now: datetime) -> None:
+def delete(login: LoginSession, passkey_id: str, *, now: datetime, sign_out: bool = False) -> None:
+    """Delete one of the user's passkeys; with ``sign_out``, also end every
+    login session it signed in (or confirmed), in the same transaction
+    (``idp.auth.sessions.end_sessions``: refresh tokens revoked, clients
+    told). The browser asking may be one of them: it is signed out too."""
     _require_manage(login, now=now)
     passkey = db.session.scalar(
         select(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == login.user_id)
     )
     if passkey is None:
         raise PasskeyNotFound()
+    actor = f"user:{login.user_id}"
+    audit.record(
+        "passkey_deleted", user_id=login.user_id, passkey=passkey_id, actor=actor, sign_out=sign_out
+    )
+    if sign_out:
+        # Before the row goes: the sessions name it until then.
+        end_sessions(login.user_id, passkey_id=passkey.id, actor=actor, reason="passkey_deleted")
     db.session.delete(passkey)
-    audit.record("passkey_deleted", user_id=login.user_id, passkey=passkey_id)

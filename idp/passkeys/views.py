@@ -33,7 +33,7 @@ from ..approvals import service as approvals
 from ..auth import transactions
 from ..auth.amr import ACR_MFA, acr_for, amr_for
 from ..auth.models import LoginSession
-from ..auth.sessions import current_login_session, start_login_session
+from ..auth.sessions import current_login_session, end_login_session, start_login_session
 from ..devices.service import active_devices
 from ..errors import IdpError, LoginTransactionExpired
 from ..extensions import utcnow
@@ -132,7 +132,9 @@ def login() -> ResponseReturnValue:
     user = verified.user
     # A passkey with user verification is two factors on its own (idp.auth.amr).
     amr = amr_for([verified.method])
-    login_session = start_login_session(user, amr=amr, acr=acr_for(amr))
+    login_session = start_login_session(
+        user, amr=amr, acr=acr_for(amr), passkey_id=verified.passkey_id
+    )
     audit.record(
         "passkey_login", user_id=user.id, client_id=tx.client_id if tx else None, amr=amr,
         sid=login_session.id, passkey=verified.passkey_id, step="login",
@@ -208,7 +210,9 @@ def confirm() -> ResponseReturnValue:
     approvals.withdraw(tx.id, reason="passkey")
     first = ["password"] if "pwd" in login.amr else []
     amr = amr_for([*first, verified.method])
-    new_login = start_login_session(verified.user, amr=amr, acr=ACR_MFA)
+    new_login = start_login_session(
+        verified.user, amr=amr, acr=ACR_MFA, passkey_id=verified.passkey_id
+    )
     audit.record(
         "passkey_login", user_id=verified.user.id, client_id=tx.client_id, amr=amr,
         sid=new_login.id, passkey=verified.passkey_id, step="mfa",
@@ -256,5 +260,11 @@ def delete(passkey_id: str) -> ResponseReturnValue:
     login = current_login_session()
     if login is None:
         return redirect(url_for("auth.login"))
-    registration.delete(login, passkey_id[:32], now=utcnow())
+    signing_out = request.form.get("sign_out") == "yes"
+    registration.delete(login, passkey_id[:32], now=utcnow(), sign_out=signing_out)
+    if signing_out and login.passkey_id == passkey_id:
+        # This browser was one of the sessions the passkey signed in: it
+        # ended above; forget its cookie too.
+        end_login_session(reason="passkey_deleted")
+        return redirect(url_for("auth.login"))
     return redirect(url_for("account.home"))

@@ -44,7 +44,13 @@
 //                            renaming: form.rename-form > input.rename-input, button.rename-save,
 //                            button.rename-cancel; #devices-result
 //   #delete-dialog           #delete-dialog-text #delete-this-warning #delete-last-warning
-//                            #delete-confirm #delete-cancel
+//                            #delete-reason-lost #delete-reason-unused (the reason; "lost"
+//                            ticks #delete-sign-out unless it was set by hand)
+//                            #delete-sign-out #delete-confirm #delete-cancel
+//   #sessions-section        "Where you are signed in" (GET /sessions): #sessions
+//                            li[data-sid] with .session-confirmed, .session-apps and
+//                            button.end-session; #sessions-empty #sessions-end-all
+//                            #sessions-result
 //   #restoration-section     "Back up your identity"; data-restoration="active|inactive" once
 //                            read: #restoration-status #restoration-activate
 //                            #restoration-regenerate (#restoration-regenerate-confirm:
@@ -373,6 +379,7 @@
     // "Back up your identity?" is asked when the app opens, and after a confirmed sign-in.
     refreshRestoration({ prompt: true }).catch(() => undefined);
     refreshNotices().catch(() => undefined);
+    refreshSessions().catch(() => undefined);
     setupPush(false);
     startPolling();
   }
@@ -881,6 +888,7 @@
     sectionsVisible = visible;
     $("approvals-section").hidden = !visible;
     $("devices-section").hidden = !visible;
+    $("sessions-section").hidden = !visible;
     $("restoration-section").hidden = !visible;
     $("notices-section").hidden = !visible || noticesShown === 0;
   }
@@ -1084,6 +1092,9 @@
     // The last device: without another one, nobody can confirm sign-ins.
     $("delete-last-warning").hidden = devices.length > 1;
     $("delete-confirm").disabled = false;
+    for (const id of ["delete-reason-lost", "delete-reason-unused"]) { $(id).checked = false; }
+    $("delete-sign-out").checked = false;
+    signOutTouched = false;
     const dialog = $("delete-dialog");
     if (typeof dialog.showModal === "function") {
       dialog.showModal();
@@ -1102,21 +1113,122 @@
     const device = deleting;
     if (!device || !state) { closeDeleteDialog(); return; }
     $("delete-confirm").disabled = true;
+    // The reason and the choice are signed with the action (docs/device-api.md).
+    const chosen = document.querySelector("input[name=delete-reason]:checked");
+    const signOut = $("delete-sign-out").checked;
+    const extra = { sign_out: signOut };
+    if (chosen) { extra.reason = chosen.value; }
     try {
-      const signed = await signedAction("delete_device", { device: device.id });
-      await api("POST", "/devices/" + quote(device.id) + "/delete", signed);
+      const signed = await signedAction("delete_device", {
+        device: device.id, ...(chosen ? { reason: chosen.value } : {}), sign_out: signOut ? "yes" : "no",
+      });
+      const result = await api("POST", "/devices/" + quote(device.id) + "/delete", { ...signed, ...extra });
       closeDeleteDialog();
       deleting = null;
       if (device.this_device || device.id === state.deviceId) {
         wipe(msg("this_device_deleted"));
         return;
       }
-      setText("devices-result", msg("device_deleted", { name: device.name }), { ok: true });
+      setText("devices-result", msg("device_deleted", { name: device.name })
+        + (result.signed_out ? " " + msg("signed_out_everywhere") : ""), { ok: true });
       await refreshAll();
     } catch (error) {
       closeDeleteDialog();
       if (state) { setText("devices-result", describe(error), { error: true }); }
     }
+  }
+
+  // "Lost or stolen" ticks "sign out everywhere" (the default for that reason)
+  // unless the box was set by hand.
+  let signOutTouched = false;
+
+  function reasonChanged(event) {
+    if (!signOutTouched && event.target.checked) {
+      $("delete-sign-out").checked = event.target.value === "lost_or_stolen";
+    }
+  }
+
+  // --- sessions (GET /sessions; ending one or all: the token suffices) ----------------
+
+  let sessions = [];
+
+  function confirmedBy(session) {
+    const by = session.confirmed_by || {};
+    if (by.method === "device") {
+      return by.name ? msg("confirmed_device", { name: by.name }) : msg("confirmed_a_device");
+    }
+    if (by.method === "passkey") {
+      return by.name ? msg("confirmed_passkey", { name: by.name }) : msg("confirmed_a_passkey");
+    }
+    return msg("confirmed_password");
+  }
+
+  function renderSessions() {
+    const ul = $("sessions");
+    ul.replaceChildren();
+    for (const session of sessions) {
+      const browser = session.browser || msg("unknown_browser");
+      const li = document.createElement("li");
+      li.dataset.sid = session.sid;
+      const name = document.createElement("div");
+      name.className = "name session-browser";
+      name.textContent = browser;
+      const where = document.createElement("div");
+      where.className = "meta session-where";
+      where.textContent = [session.ip ? msg("session_where", { ip: session.ip }) : "", session.place || ""]
+        .filter(Boolean).join(", ");
+      const times = document.createElement("div");
+      times.className = "meta";
+      times.textContent = msg("session_times", {
+        start: formatDate(session.started_at), active: formatDate(session.last_active_at),
+      });
+      const confirmed = document.createElement("div");
+      confirmed.className = "meta session-confirmed";
+      confirmed.textContent = confirmedBy(session);
+      li.append(name, where, times, confirmed);
+      const apps = Array.isArray(session.apps) ? session.apps.map((a) => a.name) : [];
+      if (apps.length) {
+        const line = document.createElement("div");
+        line.className = "meta session-apps";
+        line.textContent = msg("session_apps", { apps: apps.join(", ") });
+        li.append(line);
+      }
+      const actions = document.createElement("div");
+      actions.className = "actions";
+      actions.append(button("end-session danger", msg("end_session"), () => endSession(session),
+        msg("end_session_named", { browser })));
+      li.append(actions);
+      ul.append(li);
+    }
+    $("sessions-empty").hidden = sessions.length > 0;
+    $("sessions-end-all").hidden = sessions.length === 0;
+  }
+
+  async function refreshSessions() {
+    if (!state) { return; }
+    const data = await api("GET", "/sessions");
+    sessions = Array.isArray(data.sessions) ? data.sessions : [];
+    renderSessions();
+  }
+
+  async function endSession(session) {
+    try {
+      await api("POST", "/sessions/" + quote(session.sid) + "/end");
+      setText("sessions-result", msg("session_ended"), { ok: true });
+    } catch (error) {
+      if (state) { setText("sessions-result", describe(error), { error: true }); }
+    }
+    await refreshSessions().catch(() => undefined);
+  }
+
+  async function endAllSessions() {
+    try {
+      const result = await api("POST", "/sessions/end-all");
+      setText("sessions-result", msg("sessions_ended", { count: result.ended }), { ok: true });
+    } catch (error) {
+      if (state) { setText("sessions-result", describe(error), { error: true }); }
+    }
+    await refreshSessions().catch(() => undefined);
   }
 
   // A restored device in its veto window: refuse it (a signed action). Code 1
@@ -1242,7 +1354,7 @@
   }
 
   function refreshAll() {
-    return Promise.all([refreshDevices(), refreshRestoration(), refreshNotices()]);
+    return Promise.all([refreshDevices(), refreshRestoration(), refreshNotices(), refreshSessions()]);
   }
 
   function renderRestoration() {
@@ -1451,6 +1563,8 @@
     $("restoration-regenerate").hidden = true;
     delete $("restoration-section").dataset.restoration;
     $("devices").replaceChildren();
+    sessions = [];
+    renderSessions();
     renderNotices();
   }
 
@@ -1617,6 +1731,9 @@
     $("deny-fraud").addEventListener("click", () => answer("deny", true));
     $("approval-close").addEventListener("click", () => { closeApproval(); pollNow(); });
     $("delete-confirm").addEventListener("click", confirmDelete);
+    for (const id of ["delete-reason-lost", "delete-reason-unused"]) { $(id).addEventListener("change", reasonChanged); }
+    $("delete-sign-out").addEventListener("change", () => { signOutTouched = true; });
+    $("sessions-end-all").addEventListener("click", endAllSessions);
     $("delete-cancel").addEventListener("click", () => { deleting = null; closeDeleteDialog(); });
     $("push-enable").addEventListener("click", () => setupPush(true));
     $("restore-open").addEventListener("click", () => openRestore(""));

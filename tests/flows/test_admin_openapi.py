@@ -26,8 +26,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from ..support.schema_run import check_operation
+from .test_account_devices import direct_login
 from .test_admin_api import automation
 from .test_approvals import enrolled
+from .test_sessions import open_sids
 
 CHECKS = [
     not_a_server_error,
@@ -44,7 +46,9 @@ def test_live_api_matches_its_document(idp: Any) -> None:
     api = automation(idp)
     user, device = enrolled(idp, email="erika@example.org")
     known_client, _secret = idp.add_client(client_id="known-client")
-    known = {"client_id": known_client, "sub": user.sub, "device_id": device.device_id}
+    direct_login(idp, user)  # a login session, for the session operations
+    [sid] = open_sids(idp, user.id)
+    known = {"client_id": known_client, "sub": user.sub, "device_id": device.device_id, "sid": sid}
     served = requests.get(f"{idp.url}/admin/api/v1/openapi.json", timeout=30)
     assert served.status_code == 200
     document = served.json()

@@ -22,8 +22,11 @@ Restoration (DESIGN §5, docs/device-api.md "Restoration"), the app's
   activates restoration, NOT NOW is final.
 
 Managing devices: ``devices`` (restored devices still in their veto window
-marked as pending), ``rename``, ``delete``, ``refuse`` (veto a pending restored
-device) and ``notices`` ("a new device was added ...", "a device was removed ...").
+marked as pending), ``rename``, ``delete`` (with ``--reason lost_or_stolen`` or
+``--sign-out``: also sign out everywhere it confirmed a sign-in), ``refuse``
+(veto a pending restored device) and ``notices`` ("a new device was added ...",
+"a device was removed ..."). Where the account is signed in: ``sessions``,
+``sessions end SID``, ``sessions end-all``.
 
 Input: prompts on a terminal. When stdin is not a terminal every prompt reads
 the next line of stdin instead (no echo, no confirmation), so scripts can pipe
@@ -102,7 +105,8 @@ def main(ctx: click.Context, store: Path | None, pin_stdin: bool) -> None:
 
     Set up with 'enrol', or with 'restore' from another device's ID
     ('restoration activate' there first); manage the account's devices with
-    'devices', 'rename', 'delete', 'refuse' and 'notices'.
+    'devices', 'rename', 'delete', 'refuse' and 'notices', and where it is
+    signed in with 'sessions'.
     """
     state = State(store=(store or default_store()).expanduser(), pin_stdin=pin_stdin)
     ctx.obj = state
@@ -121,6 +125,7 @@ for command in (
     devices.rename,
     devices.delete,
     devices.refuse,
+    devices.sessions,
     notices.notices,
     restoration.restoration,
     restoration.restore,

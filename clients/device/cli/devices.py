@@ -1,5 +1,5 @@
 """The account's devices: ``devices``, ``status``, ``rename``, ``delete`` and
-``refuse``."""
+``refuse``; and where it is signed in: ``sessions``."""
 
 from __future__ import annotations
 
@@ -125,12 +125,28 @@ def rename(state: State, device_id: str, name: str) -> None:
 @click.command(context_settings=ID_ARGUMENT)
 @click.argument("device_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--reason",
+    type=click.Choice(["lost_or_stolen", "no_longer_used"]),
+    help="Why you delete it. lost_or_stolen also signs out everywhere it confirmed a "
+    "sign-in, unless --no-sign-out.",
+)
+@click.option(
+    "--sign-out/--no-sign-out",
+    "sign_out",
+    default=None,
+    help="Also sign out everywhere this device confirmed a sign-in: those browsers are "
+    "signed out and their apps lose their access.",
+)
 @pass_state
-def delete(state: State, device_id: str, yes: bool) -> None:
+def delete(
+    state: State, device_id: str, yes: bool, reason: str | None, sign_out: bool | None
+) -> None:
     """Delete the device DEVICE_ID from your account (this one too: un-enrol).
 
     The device is removed at once: its sign-in confirmations stop and its
-    token no longer works. Signed with this device's key (the PIN).
+    token no longer works. Signed with this device's key (the PIN), and so
+    are --reason and --sign-out.
     """
     device, pin = state.unlock()
     api = device.api
@@ -150,8 +166,17 @@ def delete(state: State, device_id: str, yes: bool) -> None:
         answer = state.ask("Type 'yes' to delete it", allow_empty=True)
         if answer.lower() not in ("yes", "y"):
             fail("Nothing was deleted.")
-    nonce, assertion = signed_action(state, device, pin, "delete_device", {"device": device_id})
-    api.delete_device(device_id, nonce=nonce, assertion=assertion)
+    payload = {"device": device_id}
+    if reason is not None:
+        payload["reason"] = reason
+    if sign_out is not None:
+        payload["sign_out"] = "yes" if sign_out else "no"
+    nonce, assertion = signed_action(state, device, pin, "delete_device", payload)
+    deleted = api.delete_device(
+        device_id, nonce=nonce, assertion=assertion, reason=reason, sign_out=sign_out
+    )
+    if deleted.get("signed_out"):
+        say("Everywhere it confirmed a sign-in, you are signed out now.")
     if this:
         KeyStore.wipe(state.store)
         say(f"This device was deleted from your account; its key store {state.store} was wiped.")
@@ -195,3 +220,75 @@ def refuse(state: State, device_id: str, yes: bool) -> None:
             "The restoration code 1 it was shown is void: restoration is off until you "
             "activate it again ('idp-device restoration activate')."
         )
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+CONFIRMED_WITH = {"password": "password only", "device": "device", "passkey": "passkey"}
+
+
+def _confirmed(session: dict[str, object]) -> str:
+    confirmed = session.get("confirmed_by")
+    if not isinstance(confirmed, dict):
+        return "-"
+    method = _word(CONFIRMED_WITH, confirmed.get("method"))
+    return f"{method} {confirmed['name']!r}" if confirmed.get("name") else method
+
+
+@click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.pass_context
+def sessions(ctx: click.Context, as_json: bool) -> None:
+    """Where your account is signed in (browsers), and ending those sessions.
+
+    Without a subcommand: the list, most recently active first, with the
+    session id that 'sessions end' takes.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    state: State = ctx.obj
+    device, _pin = state.unlock()
+    found = device.api.sessions()
+    if as_json:
+        emit_json(found)
+        return
+    if not found:
+        say("Your account is not signed in anywhere.")
+        return
+    rows = [
+        [
+            str(s.get("sid")),
+            str(s.get("browser") or "unknown browser"),
+            ", ".join(str(p) for p in (s.get("ip"), s.get("place")) if p) or "-",
+            local_time(s.get("last_active_at")),
+            _confirmed(s),
+            ", ".join(str(a.get("name")) for a in s.get("apps") or [] if isinstance(a, dict))
+            or "-",
+        ]
+        for s in found
+    ]
+    table(rows, ["SESSION", "BROWSER", "WHERE", "LAST ACTIVE", "CONFIRMED WITH", "APPS"])
+
+
+@sessions.command("end", context_settings=ID_ARGUMENT)
+@click.argument("sid")
+@pass_state
+def sessions_end(state: State, sid: str) -> None:
+    """End the session SID: that browser is signed out, and its apps too."""
+    device, _pin = state.unlock()
+    device.api.end_session(sid)
+    say(f"The session {sid} has ended; its apps were signed out.")
+
+
+@sessions.command("end-all")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def sessions_end_all(state: State, yes: bool) -> None:
+    """End every session: every browser is signed out (your devices stay)."""
+    device, _pin = state.unlock()
+    if not yes:
+        answer = state.ask("Type 'yes' to sign out everywhere", allow_empty=True)
+        if answer.lower() not in ("yes", "y"):
+            fail("Nothing was ended.")
+    ended = device.api.end_all_sessions()
+    say(f"{ended} session(s) ended; you are signed out everywhere.")

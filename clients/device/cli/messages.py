@@ -38,6 +38,7 @@ MESSAGES = {
         "has passed; meanwhile your other devices may refuse it."
     ),
     "device_not_found": "There is no such device on your account.",
+    "session_not_found": "There is no such session on your account; it may have ended already.",
     "device_not_pending": (
         "This device can no longer be refused: its waiting period has passed. Delete it "
         "instead ('idp-device delete DEVICE_ID')."

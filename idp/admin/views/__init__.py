@@ -19,7 +19,7 @@ page that is not stored (Cache-Control: no-store).
 
 from __future__ import annotations
 
-from . import access, apps, audit, clients, keys, users
+from . import access, apps, audit, clients, keys, sessions, users
 from .common import bp
 
-__all__ = ["access", "apps", "audit", "bp", "clients", "keys", "users"]
+__all__ = ["access", "apps", "audit", "bp", "clients", "keys", "sessions", "users"]

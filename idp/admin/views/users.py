@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import (
     flash,
     redirect,
@@ -14,6 +16,7 @@ from flask_babel import gettext as _
 
 from ...accounts.models import User
 from ...devices.messages import ENROLLED_VIA_LABELS, KIND_LABELS
+from ...devices.service import DELETION_REASONS, DeletionReason
 from ...extensions import utcnow
 from .. import audit_log, connected_apps, service
 from .common import (
@@ -46,6 +49,7 @@ def _user_page(user: User, *, error: str | None = None) -> str:
         enrolled_via=ENROLLED_VIA_LABELS,
         is_self=user.id == admin_user().id,
         error=error,
+        sessions=service.user_sessions(user),
     )
 
 
@@ -122,7 +126,15 @@ def remove_device(sub: str, device_id: str) -> ResponseReturnValue:
             device=device,
             kind=KIND_LABELS.get(device.kind, device.kind),
         )
-    remaining = service.remove_device(actor(), found, device_id, ip=request.remote_addr)
+    given = request.form.get("reason")
+    remaining = service.remove_device(
+        actor(),
+        found,
+        device_id,
+        ip=request.remote_addr,
+        reason=cast(DeletionReason, given) if given in DELETION_REASONS else None,
+        sign_out=request.form.get("sign_out") == "yes",
+    )
     flash(
         _(
             "The device %(name)s was removed; %(count)s device(s) left.",
