@@ -11,8 +11,9 @@ File (mode 0600)::
              "memory_cost": 65536, "parallelism": 4},
      "nonce": B64URL, "ciphertext": B64URL}
 
-* key = Argon2id(PIN as NFC UTF-8, salt, the parameters above; RFC 9106's
-  second recommended set), 32 bytes, fresh random 16-byte salt on every save;
+* key = Argon2id(PIN as NFC UTF-8, salt, the parameters above; by default
+  RFC 9106's second recommended set, ``KDF_PROFILES`` for the others a store
+  may be saved with), 32 bytes, fresh random 16-byte salt on every save;
 * ciphertext = AES-256-GCM(key, random 96-bit nonce, the JSON of the payload),
   with associated data the compact sorted JSON of format, version and kdf, so
   the file's version and parameters cannot be changed without detection.
@@ -45,7 +46,16 @@ FORMAT = "freigabe-device-keystore"
 VERSION = 1
 MIN_PIN_LENGTH = 4
 
-_ARGON2 = profiles.RFC_9106_LOW_MEMORY  # argon2id, t=3, m=64 MiB, p=4
+# The Argon2id parameters a store is saved with, by name (``idp-device --kdf``).
+# Unlocking uses whatever parameters the file names, within the bounds below.
+KDF_PROFILES: Mapping[str, profiles.Parameters] = {
+    # RFC 9106 §4's second recommendation: t=3, m=64 MiB, p=4 (the default).
+    "rfc9106-low-memory": profiles.RFC_9106_LOW_MEMORY,
+    # argon2-cffi's cheapest parameters: t=1, m=8 KiB, p=1. For test key
+    # stores only: a PIN under them is guessed offline in moments.
+    "cheapest": profiles.CHEAPEST,
+}
+DEFAULT_KDF = "rfc9106-low-memory"
 # Refused on unlock: a tampered file must not make us allocate gigabytes.
 _MAX_MEMORY_COST = 1024 * 1024  # KiB (1 GiB)
 _MAX_TIME_COST = 16
@@ -103,29 +113,35 @@ class KeyStore:
         return Path(path).is_file()
 
     @staticmethod
-    def create(path: str | os.PathLike[str], pin: str, data: Mapping[str, Any]) -> None:
+    def create(
+        path: str | os.PathLike[str], pin: str, data: Mapping[str, Any], *, kdf: str = DEFAULT_KDF
+    ) -> None:
         """A new key store holding ``data``; FileExistsError if there is one."""
         if Path(path).exists():
             raise FileExistsError(f"a key store exists at {path}")
-        KeyStore.save(path, pin, data)
+        KeyStore.save(path, pin, data, kdf=kdf)
 
     @staticmethod
-    def save(path: str | os.PathLike[str], pin: str, data: Mapping[str, Any]) -> None:
-        """Encrypt ``data`` (JSON-serialisable) under ``pin`` and replace the file.
+    def save(
+        path: str | os.PathLike[str], pin: str, data: Mapping[str, Any], *, kdf: str = DEFAULT_KDF
+    ) -> None:
+        """Encrypt ``data`` (JSON-serialisable) under ``pin`` and replace the file,
+        with the Argon2id parameters ``KDF_PROFILES[kdf]``.
 
         Saving with another PIN changes the PIN.
         """
         if len(pin) < MIN_PIN_LENGTH:
             raise ValueError(f"the PIN needs at least {MIN_PIN_LENGTH} characters")
+        parameters = KDF_PROFILES[kdf]
         header: dict[str, Any] = {
             "format": FORMAT,
             "version": VERSION,
             "kdf": {
                 "name": "argon2id",
                 "salt": b64url_encode(secrets.token_bytes(16)),
-                "time_cost": _ARGON2.time_cost,
-                "memory_cost": _ARGON2.memory_cost,
-                "parallelism": _ARGON2.parallelism,
+                "time_cost": parameters.time_cost,
+                "memory_cost": parameters.memory_cost,
+                "parallelism": parameters.parallelism,
             },
         }
         nonce = secrets.token_bytes(12)

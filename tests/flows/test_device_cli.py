@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,6 +43,7 @@ from .helpers import Browser, RelyingParty, form_fields, query
 
 ROOT = Path(__file__).resolve().parents[2]
 PIN = "4711-pin"
+CHEAP_KDF = "cheapest"
 ACR_MFA = "urn:freigabe:acr:mfa"
 TIMEOUT = 120
 
@@ -57,10 +58,19 @@ class Cli:
 
     store: Path
     pin: str = PIN
+    # The key store's Argon2id parameters (``idp-device --kdf``): the cheapest,
+    # unless a test checks the default (each save and unlock costs 0.3 s of CPU).
+    kdf: str | None = CHEAP_KDF
+
+    def _ours(self) -> dict[str, str]:
+        ours = {"IDP_DEVICE_STORE": str(self.store), "IDP_DEVICE_PIN": self.pin}
+        if self.kdf is not None:
+            ours["IDP_DEVICE_KDF"] = self.kdf
+        return ours
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
-        env.update({"IDP_DEVICE_STORE": str(self.store), "IDP_DEVICE_PIN": self.pin, **extra})
+        env.update({**self._ours(), **extra})
         return env
 
     def argv(self, *args: str) -> list[str]:
@@ -69,7 +79,7 @@ class Cli:
     def run(self, *args: str, input: str = "", **env: str) -> subprocess.CompletedProcess[str]:
         """One command, in this process; its outcome as a finished process's."""
         environment: dict[str, str | None] = {k: None for k in os.environ if k.startswith("IDP_")}
-        environment.update({"IDP_DEVICE_STORE": str(self.store), "IDP_DEVICE_PIN": self.pin})
+        environment.update(self._ours())
         environment.update(env)
         result = CliRunner().invoke(main, list(args), input=input, env=environment)
         if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -283,11 +293,20 @@ def signed_in(
 
 
 def test_enrol_with_password_and_code_then_approve_a_sign_in(idp: Any, cli: Cli) -> None:
+    cli = replace(cli, kdf=None)  # the default parameters, as a user gets them
     user = new_user(idp)
     enrolment_id = enrol(idp, cli, user)
-    # Everything about the device is encrypted under the PIN, the file owner's only.
+    # Everything about the device is encrypted under the PIN, the file owner's only,
+    # with a key from RFC 9106's second recommended Argon2id parameters.
     assert cli.store.stat().st_mode & 0o777 == 0o600
     stored = cli.store.read_text()
+    kdf = json.loads(stored)["kdf"]
+    assert (kdf["name"], kdf["time_cost"], kdf["memory_cost"], kdf["parallelism"]) == (
+        "argon2id",
+        3,
+        65536,
+        4,
+    )
     assert idp.url not in stored and user.access_number not in stored
     assert KeyStore.unlock(cli.store, PIN)["server"] == idp.url
     assert not Path(f"{cli.store}.pending").exists()

@@ -33,7 +33,14 @@ from .conftest import PASSWORD, LiveIdp, LiveRp
 from .helpers import form_fields
 from .test_demo_rp import pre
 from .test_demo_rp import sign_in as sign_in_at_rp
-from .test_device_cli import match_code, mfa_client, new_user, sms_codes, to_waiting_page
+from .test_device_cli import (
+    CHEAP_KDF,
+    match_code,
+    mfa_client,
+    new_user,
+    sms_codes,
+    to_waiting_page,
+)
 from .test_device_cli import wait_for_sms as sms_code
 from .test_device_delete import binding_device, delete
 from .test_restoration import (
@@ -88,6 +95,9 @@ class CliDevice:
             "IDP_DEVICE_STORE": str(self.store),
             "IDP_DEVICE_PIN": self.pin,
             "IDP_DEVICE_SERVER": None,
+            # Each save and unlock of a key store costs 0.3 s of CPU under the
+            # default Argon2id parameters (checked in test_device_cli).
+            "IDP_DEVICE_KDF": CHEAP_KDF,
             **env,
         }
         return CliRunner().invoke(main, list(args), input=input, env=environment)

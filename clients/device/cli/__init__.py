@@ -51,9 +51,9 @@ import click
 
 from ..api import ApiError, ClientError, NetworkError
 from ..authenticator import AuthenticatorError
-from ..keystore import KeyStore, KeyStoreError, WrongPin
+from ..keystore import DEFAULT_KDF, KDF_PROFILES, KeyStore, KeyStoreError, WrongPin
 from . import approvals, devices, enrol, notices, restoration
-from .common import PIN_ENV, STORE_ENV, State, default_store, fail
+from .common import KDF_ENV, PIN_ENV, STORE_ENV, State, default_store, fail
 from .messages import MESSAGES, describe_error
 
 __all__ = ["main"]
@@ -98,9 +98,18 @@ class DeviceGroup(click.Group):
     is_flag=True,
     help=f"Read the PIN from the first line of stdin (or set {PIN_ENV}).",
 )
+@click.option(
+    "--kdf",
+    type=click.Choice(list(KDF_PROFILES)),
+    envvar=KDF_ENV,
+    default=DEFAULT_KDF,
+    show_default=True,
+    help="The Argon2id parameters the key store is saved with [env IDP_DEVICE_KDF]. "
+    "'cheapest' is for test key stores only: a PIN under it is guessed in moments.",
+)
 @click.version_option(package_name="freigabe", prog_name="idp-device")
 @click.pass_context
-def main(ctx: click.Context, store: Path | None, pin_stdin: bool) -> None:
+def main(ctx: click.Context, store: Path | None, pin_stdin: bool, kdf: str) -> None:
     """The Freigabe CLI device: confirm sign-ins like the phone app does.
 
     Set up with 'enrol', or with 'restore' from another device's ID
@@ -108,7 +117,7 @@ def main(ctx: click.Context, store: Path | None, pin_stdin: bool) -> None:
     'devices', 'rename', 'delete', 'refuse' and 'notices', and where it is
     signed in with 'sessions'.
     """
-    state = State(store=(store or default_store()).expanduser(), pin_stdin=pin_stdin)
+    state = State(store=(store or default_store()).expanduser(), pin_stdin=pin_stdin, kdf=kdf)
     ctx.obj = state
     state.take_stdin_pin()
 

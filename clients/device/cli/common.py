@@ -18,13 +18,14 @@ from typing import Any, NoReturn
 import click
 
 from ..api import DeviceApi, normalise_server_url
-from ..keystore import MIN_PIN_LENGTH, KeyStore
+from ..keystore import DEFAULT_KDF, MIN_PIN_LENGTH, KeyStore
 from .messages import MESSAGES
 
 STORE_VERSION = 1
 KINDS = ("iphone", "ipad", "android", "browser", "cli")
 PIN_ENV = "IDP_DEVICE_PIN"
 STORE_ENV = "IDP_DEVICE_STORE"
+KDF_ENV = "IDP_DEVICE_KDF"
 SERVER_ENV = "IDP_DEVICE_SERVER"  # restore: the server, when --server is not given
 # Ids are base64url and may begin with "-": taken as the argument, not as an option.
 # Such a command has no short options: click splits "-aXvQ" into its letters
@@ -98,6 +99,8 @@ class LineFeed:
 class State:
     store: Path
     pin_stdin: bool
+    # The name of the Argon2id parameters the key store is saved with (keystore.KDF_PROFILES).
+    kdf: str = DEFAULT_KDF
     _stdin_pin: str | None = None
     messages: Mapping[str, str] = field(default_factory=lambda: MESSAGES)
     feed: LineFeed | None = None

@@ -118,7 +118,7 @@ def rename(state: State, device_id: str, name: str) -> None:
     renamed = device.api.rename_device(device_id, name)
     if renamed.get("this_device"):
         device.data["device"] = {**device.data["device"], "name": renamed.get("name")}
-        KeyStore.save(state.store, pin, device.data)
+        KeyStore.save(state.store, pin, device.data, kdf=state.kdf)
     say(f"The device {device_id} is now called {renamed.get('name')!r}.")
 
 

@@ -152,6 +152,7 @@ def enrol(
                     ),
                 },
             },
+            kdf=state.kdf,
         )
         say("Finish with: idp-device enrol-complete --code CODE (with the same PIN).")
         click.echo(started["enrolment_id"])

@@ -81,7 +81,7 @@ def create_store(
         "credential": key.to_dict(),
     }
     try:
-        KeyStore.create(state.store, pin, data)
+        KeyStore.create(state.store, pin, data, kdf=state.kdf)
     except OSError as exc:
         fail(
             f"The key was registered, but the key store could not be written ({exc}). "
@@ -99,7 +99,7 @@ def sign(state: State, device: Device, pin: str, challenge: bytes) -> dict[str, 
         key=key, rp_id=str(device.data["rp_id"]), origin=device.server, challenge=challenge
     )
     device.data["credential"] = key.to_dict()
-    KeyStore.save(state.store, pin, device.data)
+    KeyStore.save(state.store, pin, device.data, kdf=state.kdf)
     return assertion
 
 

@@ -117,3 +117,21 @@ def test_wipe_removes_the_store(tmp_path: Path) -> None:
     KeyStore.wipe(path)  # already gone: nothing to do
     with pytest.raises(KeyStoreError):
         KeyStore.unlock(path, PIN)
+
+
+def test_a_store_is_saved_with_the_named_argon2id_parameters(tmp_path: Path) -> None:
+    device = register_device()
+    default, cheap = tmp_path / "default.json", tmp_path / "cheap.json"
+    KeyStore.create(default, PIN, payload(device.key))
+    KeyStore.create(cheap, PIN, payload(device.key), kdf="cheapest")
+
+    def parameters(path: Path) -> tuple[int, int, int]:
+        kdf = json.loads(path.read_text())["kdf"]
+        return kdf["time_cost"], kdf["memory_cost"], kdf["parallelism"]
+
+    assert parameters(default) == (3, 65536, 4)  # RFC 9106 §4, second recommendation
+    assert parameters(cheap) == (1, 8, 1)
+    # Either opens with its PIN alone: the file names its parameters.
+    assert KeyStore.unlock(cheap, PIN) == KeyStore.unlock(default, PIN)
+    with pytest.raises(WrongPin):
+        KeyStore.unlock(cheap, "000000")
