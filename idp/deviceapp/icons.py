@@ -4,6 +4,14 @@ Install prompts want PNG icons of 192 and 512 pixels. The icon is simple
 (a rounded square with a check mark), so it is drawn here, anti-aliased from
 the same geometry as ``ICON_SVG``, and written as a PNG with ``zlib`` alone:
 no imaging library for two pictures.
+
+Drawing them pixel by pixel in Python costs seconds of CPU (1.6 s for 512
+pixels), so they are drawn once and shipped as ``idp/static/icon-SIZE.png``;
+after changing the geometry, draw them again::
+
+    python -m idp.deviceapp.icons idp/static
+
+(tests/unit/test_icons.py checks that the shipped 192-pixel icon is this drawing).
 """
 
 from __future__ import annotations
@@ -11,8 +19,10 @@ from __future__ import annotations
 import itertools
 import math
 import struct
+import sys
 import zlib
 from functools import lru_cache
+from pathlib import Path
 
 # The geometry, in a 512-unit square.
 _UNITS = 512.0
@@ -22,6 +32,7 @@ _CHECK = ((143.0, 266.0), (225.0, 348.0), (379.0, 184.0))
 BACKGROUND = (0x0B, 0x5F, 0xFF)  # style.css --accent
 FOREGROUND = (0xFF, 0xFF, 0xFF)
 PNG_SIZES = (192, 512)
+STATIC = Path(__file__).resolve().parent.parent / "static"
 
 ICON_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 512 512">'
@@ -88,7 +99,18 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
 
+def shipped_png(size: int) -> bytes:
+    """The shipped drawing of ``icon_png(size)``."""
+    if size not in PNG_SIZES:
+        raise ValueError(f"icon sizes are {PNG_SIZES}")
+    return _shipped(size)
+
+
 @lru_cache(maxsize=len(PNG_SIZES))
+def _shipped(size: int) -> bytes:
+    return (STATIC / f"icon-{size}.png").read_bytes()
+
+
 def icon_png(size: int) -> bytes:
     """The icon as an RGBA PNG of ``size`` x ``size`` pixels (PNG spec §11, filter 0)."""
     if size not in PNG_SIZES:
@@ -101,3 +123,9 @@ def icon_png(size: int) -> bytes:
         + _chunk(b"IDAT", zlib.compress(raw, 9))
         + _chunk(b"IEND", b"")
     )
+
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else STATIC)
+    for size in PNG_SIZES:
+        (folder / f"icon-{size}.png").write_bytes(icon_png(size))

@@ -31,7 +31,7 @@ from ..devices import API_PREFIX as DEVICE_API
 from ..devices import APP_PATH, app_url
 from ..devices.service import ACTION_NONCE_LIFETIME
 from ..state import idp
-from .icons import ICON_SVG, PNG_SIZES, icon_png
+from .icons import ICON_SVG, PNG_SIZES, shipped_png
 from .messages import APP_MESSAGES, NOTICE_MESSAGES, NOTIFICATION_MESSAGES, PAGE_TEXTS, localised
 
 bp = Blueprint("device_app", __name__, url_prefix="/app")
@@ -150,6 +150,6 @@ def icon_svg() -> ResponseReturnValue:
 def icon(size: int) -> ResponseReturnValue:
     if size not in PNG_SIZES:
         raise NotFound()
-    response = Response(icon_png(size), mimetype="image/png")
+    response = Response(shipped_png(size), mimetype="image/png")
     response.headers["Cache-Control"] = "public, max-age=86400"
     return response
