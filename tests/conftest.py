@@ -295,12 +295,6 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-# For what a browser walks, and other paths whose storage does not matter (a
-# module's ``pytestmark``): the embedded backend only. What the storage does on
-# those paths is tested on both backends by the HTTP flow tests.
-embedded_only = pytest.mark.parametrize("backend", ["embedded"], indirect=True)
-
-
 @pytest.fixture
 def empty_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database (no tables) on the test's backend."""

@@ -2,8 +2,7 @@
 
 The device API describes the browser that asked and, with a GeoIP database,
 the approximate place of its address, in the device's language; the raw
-user-agent string stays beside the words. Describing does not depend on the
-storage, so these run on the embedded backend only.
+user-agent string stays beside the words.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
@@ -19,8 +17,6 @@ from .conftest import PASSWORD
 from .devices import SoftDevice
 from .helpers import Browser
 from .test_approvals import enrolled, mfa_client, to_waiting_page
-
-pytestmark = pytest.mark.parametrize("backend", ["embedded"], indirect=True)
 
 CHROME_LINUX = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "

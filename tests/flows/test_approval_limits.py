@@ -20,7 +20,6 @@ from typing import Any
 
 import requests
 
-from ..conftest import embedded_only
 from .conftest import PASSWORD
 from .helpers import Browser, RelyingParty
 from .test_approvals import enrolled, match_code, mfa_client, proceed, to_waiting_page
@@ -150,7 +149,6 @@ def test_when_the_window_ends_a_reload_sends_a_new_request(idp_factory: Any) -> 
     assert len(device.approvals()) == 2
 
 
-@embedded_only
 def test_the_limit_page_in_german(idp_factory: Any) -> None:
     idp = idp_factory(approval_push_limit=1)
     user, _ = enrolled(idp)
@@ -175,7 +173,6 @@ def test_the_limit_page_in_german(idp_factory: Any) -> None:
     assert english.status_code == 429 and "You can send a new request at <time" in english.text
 
 
-@embedded_only
 def test_continue_before_the_answer_says_what_is_missing(idp: Any) -> None:
     """Without JavaScript "Continue" is always there; pressed too early, the
     page says what is missing (and signs nobody in)."""

@@ -17,13 +17,11 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from ..conftest import embedded_only
 from .browser import screenshot
 from .conftest import PASSWORD, LiveRp, free_port
 from .test_admin_pages import admin_with_device
 
 # A browser walks what the UI does; the HTTP flow tests cover both backends.
-pytestmark = embedded_only
 
 TWO_DIGITS = re.compile(r"^\d\d$")
 

@@ -14,13 +14,11 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from ..conftest import embedded_only
 from .browser import screenshot
 from .conftest import PASSWORD, LiveRp
 from .devices import SoftDevice
 
 # A browser walks what the UI does; the HTTP flow tests cover both backends.
-pytestmark = embedded_only
 
 ACR_MFA = "urn:freigabe:acr:mfa"
 TWO_DIGITS = re.compile(r"^\d\d$")

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from ..conftest import embedded_only
 from .browser import screenshot
 from .conftest import LiveIdp, LiveRp
 from .test_approval_limits import push_window_ends
@@ -24,7 +23,6 @@ from .test_approvals import mfa_client, to_waiting_page
 from .test_browser_approval import TWO_DIGITS, enrolled_user, sign_in_with_password
 
 # A browser walks what the UI does; the HTTP flow tests cover both backends.
-pytestmark = embedded_only
 
 
 @pytest.fixture

@@ -9,12 +9,10 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from ..conftest import embedded_only
 from .browser import screenshot
 from .conftest import PASSWORD, LiveRp
 
 # A browser walks what the UI does; the HTTP flow tests cover both backends.
-pytestmark = embedded_only
 
 REMEMBERED_EN = (
     "If you allow, you will not be asked again when FinanceCloud asks for the same access."

@@ -20,13 +20,11 @@ from typing import Any
 import segno
 from playwright.sync_api import BrowserContext, Page, expect
 
-from ..conftest import embedded_only
 from .browser import WIDTHS, add_authenticator, screenshot
 from .conftest import PASSWORD, LiveRp
 from .devices import last_sms_code
 
 # A browser walks what the UI does; the HTTP flow tests cover both backends.
-pytestmark = embedded_only
 
 TWO_DIGITS = re.compile(r"^\d\d$")
 

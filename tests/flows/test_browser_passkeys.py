@@ -19,12 +19,10 @@ from urllib.parse import urlparse
 
 from playwright.sync_api import Page, Route, expect
 
-from ..conftest import embedded_only
 from .browser import VirtualAuthenticator, add_authenticator, screenshot
 from .conftest import PASSWORD, LiveRp
 
 # A browser walks what the UI does; the HTTP flow tests cover both backends.
-pytestmark = embedded_only
 
 ACR_MFA = "urn:freigabe:acr:mfa"
 

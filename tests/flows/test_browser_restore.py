@@ -20,7 +20,6 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from ..conftest import embedded_only
 from .browser import screenshot
 from .conftest import LiveIdp, LiveRp
 from .test_browser_device_app import enrol_with_password, phone, start_sign_in
@@ -36,7 +35,6 @@ from .test_restoration import (
 )
 
 # A browser walks what the UI does; the HTTP flow tests cover both backends.
-pytestmark = embedded_only
 
 RESULT_OK = re.compile(r"\bresult-ok\b")
 

@@ -22,7 +22,6 @@ from typing import Any
 import requests
 from playwright.sync_api import Page, expect
 
-from ..conftest import embedded_only
 from .browser import screenshot
 from .conftest import PASSWORD, LiveRp
 from .devices import SoftDevice, last_sms_code
@@ -31,7 +30,6 @@ from .test_browser_device_app import phone, start_sign_in
 from .test_sessions import open_sids, refresh
 
 # A browser walks what the UI does; the HTTP flow tests cover both backends.
-pytestmark = embedded_only
 
 
 def rp_browser(rp: LiveRp, page: Page) -> requests.Session:

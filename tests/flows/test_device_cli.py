@@ -36,7 +36,6 @@ from clients.device.api import parse_events
 from clients.device.cli import main
 from clients.device.keystore import KeyStore
 
-from ..conftest import embedded_only
 from ..support.waiting import wait_until
 from .conftest import PASSWORD
 from .helpers import Browser, RelyingParty, form_fields, query
@@ -616,7 +615,6 @@ def test_devices_and_status_as_json_with_a_second_device_from_a_binding_code(
 
 
 # What the CLI does with the link; binding codes on both backends: test_approvals.py.
-@embedded_only
 def test_enrol_with_the_link_of_the_add_a_device_page(idp: Any, cli: Cli, tmp_path: Path) -> None:
     user = new_user(idp)
     enrol(idp, cli, user, name="Erika's laptop")

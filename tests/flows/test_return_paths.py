@@ -26,7 +26,6 @@ import requests
 from clients.device.authenticator import get_assertion_for_options
 from tests.support.return_paths import HOSTILE
 
-from ..conftest import embedded_only
 from .conftest import PASSWORD
 from .helpers import Browser, RelyingParty, form_fields
 from .test_account_devices import direct_login
@@ -35,7 +34,6 @@ from .test_passkeys import login_page, passkey_options, post_json, user_with_pas
 from .test_protocol import login_through
 
 # Return paths are the same on every backend.
-pytestmark = embedded_only
 
 NEW_PASSWORD = "Staple-Battery-42"
 
