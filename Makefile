@@ -26,10 +26,13 @@ demo: $(STAMP) $(COMPILED)
 # PYTEST_ARGS: more options, e.g. PYTEST_ARGS="--junitxml=artifacts/junit.xml".
 # Bytecode is compiled beforehand: where PYTHONDONTWRITEBYTECODE is set (as on
 # our CI machines), every process the tests start would otherwise compile
-# every module it imports from source, 4 s of CPU for `import idp.app`.
+# every module it imports from source, 4 s of CPU for `import idp.app`. pytest
+# runs with it unset: it keeps its assertion-rewritten test modules only where
+# bytecode may be written, and otherwise parses and rewrites every test module
+# again in every worker (a quarter of a short run's CPU).
 test: $(STAMP) $(COMPILED)
 	$(BIN)/python -m compileall -q -j 0 idp clients tests bench
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov=idp --cov=clients --cov-report=term:skip-covered $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov=idp --cov=clients --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 # The benchmark (README, "Benchmark"): both backends and C, a few minutes;
 # SOAK=1 adds ten minutes of every scenario per backend. BENCH_ARGS: more
