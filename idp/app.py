@@ -30,6 +30,7 @@ from .notify import email_sender, sms_sender
 from .oidc import backchannel, published
 from .oidc import server as oidc_server
 from .oidc import views as oidc_views
+from .oidc.client_cache import ClientCache
 from .oidc.keys import KeyRing
 from .passkeys import views as passkey_views
 from .push import PushService
@@ -95,9 +96,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     csrf.init_app(app)
 
+    store = Store(lambda: connect(settings.redis_url, instance_path))
     app.extensions[IDP] = Idp(
         settings=settings,
-        store=Store(lambda: connect(settings.redis_url, instance_path)),
+        store=store,
         digester=TokenDigester(derive_key(master_key, "token-digest")),
         passwords=PasswordService(
             concurrency=settings.password_hash_concurrency,
@@ -114,6 +116,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         ),
         mailer=email_sender(settings, instance_path),
         sms=sms_sender(settings, instance_path),
+        clients=ClientCache(store),
     )
 
     init_unit_of_work(app)
