@@ -13,7 +13,7 @@ A transaction that changes a ``Client`` row (insert, update, delete):
 1. before its commit, sets the stamps of those clients to ``pending`` (with a
    short lifetime): from then on no process uses what it kept, or keeps what
    it reads, for them. If Redis cannot be reached, the commit fails and
-   nothing changed (a 503, or an error from the command);
+   nothing changed (an error answer, or an error from the command);
 2. commits;
 3. after the commit, sets new random stamps: processes read the registration
    again once, then keep it. If Redis fails at this moment the change stands,
