@@ -18,7 +18,7 @@ from typing import Any
 
 from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749 import InvalidGrantError, scope_to_list
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 
 from .. import audit
 from ..accounts.models import User
@@ -336,9 +336,8 @@ def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
     # (A refresh took the family's lock in RefreshTokenGrant.create_token_response.)
     if "refresh_token" in token:
         lifetime = client.refresh_token_lifetime or idp.settings.refresh_token_lifetime
-        # One INSERT statement, not an object for the ORM's flush to work out.
-        db.session.execute(
-            insert(RefreshToken).values(
+        db.session.add(
+            RefreshToken(
                 digest=idp.digester.digest(token["refresh_token"], purpose="refresh-token"),
                 family_id=family_id,
                 client_id=client.client_id,
