@@ -177,9 +177,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         revokes the family, the new token with it."""
         row: RefreshToken = self.request.refresh_token
         now = utcnow()
-        # Read before the family's lock is taken, which is then held for one
-        # statement less (authenticate_user finds the user in the session).
-        db.session.get(User, row.user_id)
         if not lock_family(row.family_id, now):
             db.session.rollback()
             raise InvalidGrantError()  # revoked meanwhile
