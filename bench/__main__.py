@@ -75,11 +75,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--idp-threads", type=int, default=1024, help="threads per worker (idp serve's default)"
     )
     parser.add_argument("--ceiling-threads", type=int, default=8, help="threads per worker of C")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join((*WRK_SCENARIOS, *FLOW_SCENARIOS, "approval")),
+        help="comma separated, of: %(default)s (C is always measured)",
+    )
     parser.add_argument("--soak", action="store_true", help="then run every scenario for 10 min")
     parser.add_argument("--soak-seconds", type=float, default=600)
     parser.add_argument("--smoke", action="store_true", help="~1 s per scenario, embedded only")
     parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "bench")
     args = parser.parse_args(argv)
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(args.scenarios) - {*WRK_SCENARIOS, *FLOW_SCENARIOS, "approval"}
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     # The flow driver's window; wrk takes whole seconds only.
     args.flow_seconds = args.seconds
     if args.smoke:
@@ -87,6 +96,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.flow_seconds, args.processes, args.threads = 0.5, 1, 1
         args.connections, args.max_requests = 2, 100
     return args
+
+
+def measured(args: argparse.Namespace) -> list[str]:
+    """The scenarios measured in each round, in their usual order."""
+    return [s for s in (*WRK_SCENARIOS, *FLOW_SCENARIOS) if s in args.scenarios]
 
 
 def commit() -> str:
@@ -237,19 +251,20 @@ def main(argv: list[str] | None = None) -> int:
                 remember_memory(backend.server, "idle")
                 for number in range(1, args.rounds + 1):
                     print(f"{name}: round {number} of {args.rounds}", flush=True)
-                    for scenario in ("C", *WRK_SCENARIOS, *FLOW_SCENARIOS):
+                    for scenario in ("C", *measured(args)):
                         sample = run_scenario(scenario, backend, ceiling, args)
                         record(scenario, "-" if scenario == "C" else name, sample)
                 remember_memory(backend.server, "after the rounds")
-                print(f"{name}: approval round trip, {args.waiting} waiting", flush=True)
-                sample = approval_round_trip(
-                    backend.setup, waiting=args.waiting, parallel=4,
-                    server_cpu=backend.server.cpu,
-                    all_waiting=partial(
-                        remember_memory, backend.server, f"{args.waiting} browsers waiting"
-                    ),
-                )  # fmt: skip
-                record("approval", name, sample)
+                if "approval" in args.scenarios:
+                    print(f"{name}: approval round trip, {args.waiting} waiting", flush=True)
+                    sample = approval_round_trip(
+                        backend.setup, waiting=args.waiting, parallel=4,
+                        server_cpu=backend.server.cpu,
+                        all_waiting=partial(
+                            remember_memory, backend.server, f"{args.waiting} browsers waiting"
+                        ),
+                    )  # fmt: skip
+                    record("approval", name, sample)
                 if args.soak:
                     soak(backend, ceiling, args, record, remember_memory)
             finally:
@@ -302,7 +317,7 @@ def soak(
     passes = 0
     while time.monotonic() < end:
         passes += 1
-        for scenario in (*WRK_SCENARIOS, *FLOW_SCENARIOS):
+        for scenario in measured(args):
             sample = run_scenario(scenario, backend, ceiling, args)
             record(f"soak {scenario}", backend.name, sample)
         remember_memory(backend.server, f"soak, pass {passes}")

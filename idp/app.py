@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from . import cli, deviceapi, errors, http, i18n, proxy
 from .accounts import views as account_views
@@ -30,6 +30,7 @@ from .notify import email_sender, sms_sender
 from .oidc import backchannel, published, tokens
 from .oidc import server as oidc_server
 from .oidc import views as oidc_views
+from .oidc.client_cache import ClientCache
 from .oidc.keys import KeyRing
 from .passkeys import views as passkey_views
 from .push import PushService
@@ -65,7 +66,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=secret_key,
         SQLALCHEMY_DATABASE_URI=database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": _pre_ping(database_url)},
         # With https, a "__Host-" cookie: browsers take it only with Secure,
         # Path=/ and no Domain, so neither a sibling host nor plain http can
         # set or overwrite it (RFC 6265bis §4.1.3.2).
@@ -96,9 +97,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     csrf.init_app(app)
 
+    store = Store(lambda: connect(settings.redis_url, instance_path))
     app.extensions[IDP] = Idp(
         settings=settings,
-        store=Store(lambda: connect(settings.redis_url, instance_path)),
+        store=store,
         digester=TokenDigester(derive_key(master_key, "token-digest")),
         passwords=PasswordService(
             concurrency=settings.password_hash_concurrency,
@@ -115,6 +117,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         ),
         mailer=email_sender(settings, instance_path),
         sms=sms_sender(settings, instance_path),
+        clients=ClientCache(store),
     )
 
     init_unit_of_work(app)
@@ -161,6 +164,20 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # Outermost: discovery and the JWKS are answered before anything else runs.
     published.install(app, http.common_headers(settings))
     return app
+
+
+def _pre_ping(database_url: str) -> bool:
+    """Whether the pool tests a connection each time it hands it out.
+
+    A server's connection may have been dropped while it sat in the pool (the
+    server restarted, a proxy closed it when idle): the ping (a round trip)
+    finds out and reconnects, so no request fails for it. Without it, the
+    first statement on a dropped connection fails: that request answers 5xx
+    and rolls back, and SQLAlchemy discards every connection of the pool that
+    is older than the failure, so only requests already holding one fail.
+    A SQLite connection is a file opened in this process: nothing can drop it,
+    and the ping would be a statement for nothing on every request."""
+    return make_url(database_url).get_backend_name() != "sqlite"
 
 
 @event.listens_for(Engine, "connect")

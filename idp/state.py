@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .accounts.passwords import PasswordService
     from .config import Settings
     from .notify import EmailSender, SmsSender
+    from .oidc.client_cache import ClientCache
     from .oidc.keys import KeyRing
     from .oidc.server import IdpAuthorizationServer
     from .push import PushService
@@ -45,6 +46,7 @@ class Idp:
     push: PushService
     mailer: EmailSender
     sms: SmsSender
+    clients: ClientCache
 
 
 def idp() -> Idp:

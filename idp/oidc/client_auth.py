@@ -10,6 +10,7 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import request as flask_request
 from joserfc.jwk import KeySet
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..state import idp as _idp
@@ -25,12 +26,24 @@ ASSERTION_IDS = Kind("jti", int, ttl=lambda s: 3600)
 
 
 def query_client(client_id: str) -> Client | None:
-    if not isinstance(client_id, str) or len(client_id) > 128:
+    """The registration as the protocol endpoints read it (kept per process,
+    idp.oidc.client_cache: never to be changed); None if unknown or disabled."""
+    if not isinstance(client_id, str) or not client_id or len(client_id) > 128:
         return None
-    client: Client | None = db.session.scalar(select(Client).where(Client.client_id == client_id))
+    client = _idp().clients.get(client_id, _load_client)
     if client is None or client.disabled:
         return None
     return client
+
+
+def _load_client(client_id: str) -> Client | None:
+    # A session of its own: the row is kept beyond this request, detached,
+    # and must not take along the request's uncommitted changes.
+    with Session(db.engine) as session:
+        client = session.scalar(select(Client).where(Client.client_id == client_id))
+        if client is not None:
+            session.expunge(client)
+        return client
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
