@@ -104,6 +104,7 @@ def test_i_lost_my_phone(idp: Any, rp_factory: Callable[..., LiveRp], new_contex
     tablet.fill("#approval-code", match.inner_text())
     tablet.click("#approve")
     laptop.wait_for_url(f"{idp.url}/account/devices/{stolen.device_id}/delete")
+    expect(laptop).to_have_title("Ein Gerät löschen · Freigabe")
     sign_out = laptop.locator("#sign-out-everywhere")
     expect(sign_out).not_to_be_checked()
     laptop.check("#reason-lost")
