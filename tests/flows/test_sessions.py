@@ -511,11 +511,16 @@ def test_removing_a_passkey_can_sign_out_everywhere_it_signed_in(idp: Any) -> No
     signed_in = open_sids(idp, user.id)
     assert len(signed_in) == 4  # the password session that added the first passkey too
     with idp.app.app_context():
-        laptop_id = db.session.scalars(select(Passkey.id).where(Passkey.name == "Laptop")).one()
+        ids = dict(db.session.execute(select(Passkey.name, Passkey.id)).all())
+    laptop_id, phone_id = ids["Laptop"], ids["Phone"]
 
     account = mine.go(idp.url + "/account")
     [here] = [text for text in session_items(account).values() if "this browser" in text]
     assert "Signed in with the passkey “Phone”" in here
+    # Each passkey's "Delete" offers signing out everywhere it signed in.
+    offered = re.search(rf'<li id="passkey-{laptop_id}">(.*?)</li>', account.text, re.DOTALL)
+    assert offered and 'name="sign_out" value="yes"' in offered.group(1)
+    assert "Also sign out everywhere this passkey signed in" in offered.group(1)
     done = post(mine, account, f"/account/passkeys/{laptop_id}/delete", sign_out="yes")
     assert done.status_code == 200 and f'id="passkey-{laptop_id}"' not in done.text
     # The two sessions the laptop's passkey signed in ended; this one and the
@@ -528,3 +533,10 @@ def test_removing_a_passkey_can_sign_out_everywhere_it_signed_in(idp: Any) -> No
     assert first.go(idp.url + "/account").url.startswith(idp.url + "/login")
     [deleted] = idp.events("passkey_deleted")
     assert deleted.detail["sign_out"] is True
+
+    # Without the box: what the passkey signed in stays signed in, this
+    # browser too (it signed in with it).
+    kept = post(mine, done, f"/account/passkeys/{phone_id}/delete")
+    assert kept.url == idp.url + "/account" and 'id="no-passkeys"' in kept.text
+    assert len(open_sids(idp, user.id)) == 2
+    assert [e.detail["sign_out"] for e in idp.events("passkey_deleted")] == [True, False]
