@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from argon2 import profiles
+from argon2 import Parameters, profiles
 from argon2.exceptions import HashingError
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
@@ -48,7 +48,7 @@ MIN_PIN_LENGTH = 4
 
 # The Argon2id parameters a store is saved with, by name (``idp-device --kdf``).
 # Unlocking uses whatever parameters the file names, within the bounds below.
-KDF_PROFILES: Mapping[str, profiles.Parameters] = {
+KDF_PROFILES: Mapping[str, Parameters] = {
     # RFC 9106 §4's second recommendation: t=3, m=64 MiB, p=4 (the default).
     "rfc9106-low-memory": profiles.RFC_9106_LOW_MEMORY,
     # argon2-cffi's cheapest parameters: t=1, m=8 KiB, p=1. For test key

@@ -375,7 +375,11 @@ def revoke_device(
     ``sign_out``: also end every login session the device confirmed (its
     approval signed the browser in), in the same transaction: their refresh
     tokens are revoked, and their clients get a Logout Token once it commits
-    (``idp.auth.sessions.end_sessions``). ``reason``: why, as the person said.
+    (``idp.auth.sessions.end_sessions``). Their access tokens go in one Redis
+    script after ``device_revoking``: Redis down before it, no token is
+    revoked; down during it, none either (approvals only this device could
+    answer may have been cancelled by then: a login waiting on them is
+    started again). ``reason``: why, as the person said.
     """
     condition = [Device.id == target.id, Device.revoked_at.is_(None)]
     if pending_only:
@@ -396,10 +400,13 @@ def revoke_device(
         sign_out=sign_out,
         **details,
     )
-    if sign_out:
-        end_sessions(target.user_id, device_id=target.id, actor=actor, reason="device_deleted")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     device_revoking.send(app, device=target, now=now)
+    if sign_out:
+        # After device_revoking: its Redis step (the access tokens, in one
+        # script) is the last, so that a Redis outage before it revokes no
+        # token, and one during it none either.
+        end_sessions(target.user_id, device_id=target.id, actor=actor, reason="device_deleted")
     db.session.flush()
     db.session.refresh(target)
     after_commit(

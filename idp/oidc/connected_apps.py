@@ -7,9 +7,9 @@ in the caller's unit of work:
 
 - the consent goes, so the next sign-in at the app asks again (the login
   policy's ``consent_missing``);
-- every token family of the app for the user is revoked (``revoke_family``:
-  its refresh tokens in SQL, its access tokens in Redis), so neither a
-  refresh, nor userinfo, nor introspection accepts them any more; a code
+- every token family of the app for the user is revoked (``revoke_families``:
+  their refresh tokens in SQL, their access tokens in Redis in one step), so
+  neither a refresh, nor userinfo, nor introspection accepts them any more; a code
   issued before and redeemed after finds no consent (idp.oidc.grants);
 - the app is signed out of the user's open login sessions: each session it
   signed in to gives up its ``SessionClient`` row, and the app gets a Logout
@@ -37,7 +37,7 @@ from ..redirects import image_url
 from ..state import idp
 from . import backchannel
 from .models import ADMIN_SCOPE, SUPPORTED_SCOPES, Client, Consent, RefreshToken, TokenFamily
-from .tokens import revoke_family
+from .tokens import revoke_families
 
 # The reason on the back-channel logouts and in the audit log.
 APP_REMOVED = "app_removed"
@@ -163,8 +163,7 @@ def remove_access(user_id: int, client_id: str, *, actor: str) -> RemovedAccess:
             )
         )
     )
-    for family_id in families:
-        revoke_family(family_id, reason=APP_REMOVED)
+    revoke_families(families, reason=APP_REMOVED)
     open_sessions = list(
         db.session.scalars(
             select(LoginSession.id).where(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -173,16 +174,11 @@ def revoke_family(
 ) -> None:
     """Revoke every token issued from one authorization (code + refreshes).
 
-    The family row is written first, so a token being issued from the family
-    at this moment is either committed before (and revoked here with the
-    others) or finds the family revoked. When a code's family has no row yet
-    (a replay racing the code's redemption), it is made revoked: the
-    redemption then finds it so. Redis goes before the commit (the
-    request's, which a refusal commits too): if it is down, nothing is
-    revoked and the request fails (the next reuse revokes)."""
-    idp = _idp()
-    now = utcnow()
+    When a code's family has no row yet (a replay racing the code's
+    redemption), it is made revoked: the redemption then finds it so
+    (``client_id`` and ``user_id`` given). Otherwise as ``revoke_families``."""
     if client_id is not None and user_id is not None:
+        now = utcnow()
         upsert(
             TokenFamily,
             {"id": family_id, "client_id": client_id, "user_id": user_id, "created_at": now,
@@ -190,7 +186,25 @@ def revoke_family(
             key=["id"],
             update={"revoked_at": func.coalesce(TokenFamily.revoked_at, now)},
         )  # fmt: skip
-    else:
+    revoke_families([family_id], reason=reason)
+
+
+def revoke_families(family_ids: Collection[str], *, reason: str) -> None:
+    """Revoke every token issued from these authorizations, as one step.
+
+    Each family row is written first (in id order, so that two revocations
+    lock them in the same order), so a token being issued from a family at
+    this moment is either committed before (and revoked here with the
+    others) or finds the family revoked. Then their refresh tokens. Then one
+    Redis script deletes the access tokens of them all, before the commit
+    (the request's, which a refusal commits too): if Redis is down, nothing
+    is revoked, not one family's access tokens without another's, and the
+    request fails (the next reuse revokes)."""
+    ids = sorted(set(family_ids))
+    if not ids:
+        return
+    now = utcnow()
+    for family_id in ids:
         db.session.execute(
             update(TokenFamily)
             .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
@@ -198,13 +212,14 @@ def revoke_family(
         )
     db.session.execute(
         update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .where(RefreshToken.family_id.in_(ids), RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    idp.store.script(_REVOKE_ACCESS_TOKENS)(
-        keys=[FAMILY_ACCESS_TOKENS.key(family_id)], args=[ACCESS_TOKENS.key("")]
+    _idp().store.script(_REVOKE_ACCESS_TOKENS)(
+        keys=[FAMILY_ACCESS_TOKENS.key(family_id) for family_id in ids],
+        args=[ACCESS_TOKENS.key("")],
     )
-    log.warning("token family revoked: %s", reason)
+    log.warning("token families revoked (%d): %s", len(ids), reason)
 
 
 def on_sessions_revoking(
@@ -226,8 +241,7 @@ def on_sessions_revoking(
             .order_by(TokenFamily.id)
         )
     )
-    for family_id in families:
-        revoke_family(family_id, reason=f"login session ended ({reason})")
+    revoke_families(families, reason=f"login session ended ({reason})")
     return families
 
 
@@ -235,13 +249,15 @@ def revoke_access_token(token: AccessToken) -> None:
     ACCESS_TOKENS.delete(token.digest)
 
 
-# Deletes a family's access tokens and its index. KEYS: the index; ARGV: the
-# prefix of access token keys.
+# Deletes families' access tokens and their indexes. KEYS: the indexes;
+# ARGV: the prefix of access token keys.
 _REVOKE_ACCESS_TOKENS = """
-for _, digest in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  redis.call('DEL', ARGV[1] .. digest)
+for _, index in ipairs(KEYS) do
+  for _, digest in ipairs(redis.call('SMEMBERS', index)) do
+    redis.call('DEL', ARGV[1] .. digest)
+  end
+  redis.call('DEL', index)
 end
-redis.call('DEL', KEYS[1])
 return 0
 """
 

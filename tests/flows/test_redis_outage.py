@@ -11,7 +11,10 @@ Before the writes were ordered (SQL flushed, then the one Redis step, then
 the commit), a refresh during an outage committed ``consumed_at`` and the
 retry was taken for token theft; a redeemed code was gone; an approval's
 answer was half-written; a deleted device stayed deleted though the request
-failed.
+failed. Before a session's token families were revoked in one Redis step (and
+a deleted device's after its approvals were looked at), a session ended, or a
+device deleted with "sign out everywhere", during an outage took some access
+tokens with it though nothing else changed.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from .test_approvals import match_code, mfa_client, proceed, to_waiting_page
 from .test_device_delete import binding_device, delete, device_row
 from .test_protocol import login_through
 from .test_restoration import CODE2_MAIL, EMAIL, RestoringDevice, activated, mail_code, verify_email
+from .test_sessions import delete_with, open_sids
 
 
 @pytest.fixture
@@ -167,6 +171,78 @@ def test_a_device_deleted_during_an_outage_stays(idp: LiveIdp, outage: OutageRed
     deleted = delete(phone, tablet.device_id or "")
     assert deleted.status_code == 200, deleted.text
     assert tablet.call("GET", "/approvals").json()["error"] == "device_revoked"
+
+
+def userinfo(idp: LiveIdp, access_token: str) -> int:
+    bearer = {"Authorization": f"Bearer {access_token}"}
+    return requests.get(f"{idp.url}/userinfo", headers=bearer, timeout=30).status_code
+
+
+def test_sessions_ended_during_an_outage_stay_as_they_were(
+    idp: LiveIdp, outage: OutageRedis
+) -> None:
+    """Ending a session (and deleting a device with "sign out everywhere it
+    confirmed") revokes refresh tokens in SQL and access tokens in Redis: if
+    Redis goes away on the way, none of it happens, not the access tokens of
+    one token family without the others'."""
+    from idp.devices.models import Device
+    from idp.oidc.models import TokenFamily
+
+    user = idp.add_user(phone_number="+49 151 1234567")
+    phone = SoftDevice(idp.url)
+    phone.enrol(user.access_number, PASSWORD, idp.app.instance_path)
+    tablet = binding_device(idp, user)
+    rp = mfa_client(idp)
+    # The phone confirms a sign-in; the same session then signs in a second
+    # time (no new confirmation): two token families with one sid.
+    browser, page, req = to_waiting_page(idp, rp, user)
+    [approval] = phone.approvals()
+    assert phone.answer(approval["id"], "approve", match_code(page)).status_code == 200
+    first = rp.redeem(query(proceed(browser, page).headers["Location"])["code"], req["verifier"])
+    sid = rp.validate_id_token(first.json()["id_token"], req["nonce"])["sid"]
+    url, again = rp.authorize_url()
+    second = rp.redeem(query(browser.go(url).headers["Location"])["code"], again["verifier"])
+    access_tokens = [first.json()["access_token"], second.json()["access_token"]]
+    # A login waits on an approval, so the deletion has approvals to look at.
+    to_waiting_page(idp, rp, user)
+    with idp.app.app_context():
+        from idp.extensions import db
+
+        families = list(db.session.scalars(select(TokenFamily.id).order_by(TokenFamily.id)))
+    assert len(families) == 2
+    before = refresh_tokens(idp)
+    sessions = open_sids(idp, user.id)
+    assert sid in sessions
+
+    def as_it_was() -> None:
+        assert open_sids(idp, user.id) == sessions
+        assert refresh_tokens(idp) == before
+        assert rows(idp, TokenFamily, TokenFamily.revoked_at.is_not(None)) == 0
+        assert rows(idp, Device, Device.revoked_at.is_(None)) == 2
+        assert [userinfo(idp, token) for token in access_tokens] == [200, 200]
+        assert not idp.events("session_ended") and not idp.events("device_deleted")
+
+    # The tablet ends the session; Redis dies at the second family's access tokens.
+    outage.kill_on(f"family-at:{families[1]}".encode())
+    failed = tablet.call("POST", f"/sessions/{sid}/end")
+    assert failed.status_code == 503 and outage.killed_at
+    assert failed.json()["error"] == "temporarily_unavailable"
+    outage.restart()
+    as_it_was()
+
+    # The tablet deletes the phone as lost (signing out where it confirmed);
+    # Redis dies when the approvals aimed at the phone are looked at.
+    outage.kill_on(b"approvals-user")
+    failed = delete_with(tablet, phone.device_id or "", reason="lost_or_stolen")
+    assert failed.status_code == 503 and outage.killed_at
+    outage.restart()
+    as_it_was()
+
+    deleted = delete_with(tablet, phone.device_id or "", reason="lost_or_stolen")
+    assert deleted.status_code == 200 and deleted.json()["signed_out"] is True
+    assert open_sids(idp, user.id) == sessions - {sid}
+    assert [userinfo(idp, token) for token in access_tokens] == [401, 401]
+    assert rows(idp, TokenFamily, TokenFamily.revoked_at.is_(None)) == 0
 
 
 def test_a_restoration_finished_during_an_outage_is_whole(

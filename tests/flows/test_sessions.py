@@ -394,6 +394,63 @@ def test_administrators_remove_a_lost_device_with_or_without_signing_out(
     assert deleted[str(tablet.device_id)].detail["sign_out"] is False
 
 
+def test_the_admin_page_removes_a_device_with_or_without_signing_out(
+    idp: Any, rp_factory: Any
+) -> None:
+    rp = rp_factory(backchannel=True, require_mfa=True)
+    user, phone = enrolled(idp, email="erika@example.org")
+    tablet = binding_device(idp, user, kind="ipad", device_name="Tablet")
+    by_phone, _ = browser_session()
+    phone_sid = sid_of(sign_in_with_device(idp, by_phone, rp, user, phone))
+    phone_refresh = refresh_token_of(rp, by_phone)
+    by_tablet, _ = browser_session()
+    tablet_sid = sid_of(sign_in_with_device(idp, by_tablet, rp, user, tablet))
+    tablet_refresh = refresh_token_of(rp, by_tablet)
+    admin, device = admin_with_device(idp, email="admin@example.org")
+    browser, _ = admin_session(idp, admin, device)
+
+    def deleted(device_id: str | None) -> list[Any]:
+        return [e for e in idp.events("device_deleted") if e.detail["device"] == device_id]
+
+    # The form asks why, and offers signing out everywhere it confirmed.
+    path = f"/admin/users/{user.sub}/devices/{tablet.device_id}/remove"
+    form = get(browser, path)
+    assert 'name="reason" value="lost_or_stolen"' in form.text
+    assert 'name="sign_out" value="yes"' in form.text
+    assert "<title>Remove a device · Freigabe</title>" in form.text
+    assert '<main class="card">' in form.text
+    # Without its CSRF token it is refused, and nothing changes.
+    forged = {"reason": "lost_or_stolen", "sign_out": "yes"}
+    assert browser.go(idp.url + path, "POST", data=forged).status_code == 400
+    assert tablet.call("GET", "/approvals").status_code == 200
+    assert open_sids(idp, user.id) == {phone_sid, tablet_sid}
+
+    # "Lost or stolen" with the box left clear: the device goes, what it
+    # confirmed stays signed in.
+    kept = send(browser, form, path, reason="lost_or_stolen")
+    assert "The device Tablet was removed" in kept.text
+    assert tablet.call("GET", "/approvals").json()["error"] == "device_revoked"
+    assert open_sids(idp, user.id) == {phone_sid, tablet_sid}
+    assert refresh(idp, rp, tablet_refresh).status_code == 200
+    [event] = deleted(tablet.device_id)
+    assert event.actor == f"admin:{admin.id}"
+    assert (event.detail["reason"], event.detail["sign_out"]) == ("lost_or_stolen", False)
+
+    # With the box ticked: the sessions it confirmed end, as the administrator.
+    path = f"/admin/users/{user.sub}/devices/{phone.device_id}/remove"
+    send(browser, get(browser, path), path, reason="lost_or_stolen", sign_out="yes")
+    assert phone.call("GET", "/approvals").json()["error"] == "device_revoked"
+    assert open_sids(idp, user.id) == {tablet_sid}
+    [told] = logouts(idp, rp.client_id)
+    assert (told.detail["sid"], told.detail["outcome"]) == (phone_sid, "delivered")
+    assert not signed_in_at(by_phone, rp) and signed_in_at(by_tablet, rp)
+    assert refresh(idp, rp, phone_refresh).json()["error"] == "invalid_grant"
+    [ended] = ended_events(idp, phone_sid)
+    assert (ended.actor, ended.detail["reason"]) == (f"admin:{admin.id}", "device_deleted")
+    [event] = deleted(phone.device_id)
+    assert event.actor == f"admin:{admin.id}" and event.detail["sign_out"] is True
+
+
 # --- idp-device ------------------------------------------------------------------------
 
 
@@ -454,11 +511,16 @@ def test_removing_a_passkey_can_sign_out_everywhere_it_signed_in(idp: Any) -> No
     signed_in = open_sids(idp, user.id)
     assert len(signed_in) == 4  # the password session that added the first passkey too
     with idp.app.app_context():
-        laptop_id = db.session.scalars(select(Passkey.id).where(Passkey.name == "Laptop")).one()
+        ids = dict(db.session.execute(select(Passkey.name, Passkey.id)).all())
+    laptop_id, phone_id = ids["Laptop"], ids["Phone"]
 
     account = mine.go(idp.url + "/account")
     [here] = [text for text in session_items(account).values() if "this browser" in text]
     assert "Signed in with the passkey “Phone”" in here
+    # Each passkey's "Delete" offers signing out everywhere it signed in.
+    offered = re.search(rf'<li id="passkey-{laptop_id}">(.*?)</li>', account.text, re.DOTALL)
+    assert offered and 'name="sign_out" value="yes"' in offered.group(1)
+    assert "Also sign out everywhere this passkey signed in" in offered.group(1)
     done = post(mine, account, f"/account/passkeys/{laptop_id}/delete", sign_out="yes")
     assert done.status_code == 200 and f'id="passkey-{laptop_id}"' not in done.text
     # The two sessions the laptop's passkey signed in ended; this one and the
@@ -471,3 +533,10 @@ def test_removing_a_passkey_can_sign_out_everywhere_it_signed_in(idp: Any) -> No
     assert first.go(idp.url + "/account").url.startswith(idp.url + "/login")
     [deleted] = idp.events("passkey_deleted")
     assert deleted.detail["sign_out"] is True
+
+    # Without the box: what the passkey signed in stays signed in, this
+    # browser too (it signed in with it).
+    kept = post(mine, done, f"/account/passkeys/{phone_id}/delete")
+    assert kept.url == idp.url + "/account" and 'id="no-passkeys"' in kept.text
+    assert len(open_sids(idp, user.id)) == 2
+    assert [e.detail["sign_out"] for e in idp.events("passkey_deleted")] == [True, False]
