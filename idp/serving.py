@@ -44,6 +44,21 @@ class _Gunicorn(BaseApplication):
         return create_app()
 
 
+def end_waits(worker: Any) -> None:
+    """gunicorn's ``worker_int`` hook: end the worker's event streams.
+
+    Ctrl-C or a quick stop: the worker exits at once, but its threads are
+    waited for; the event streams (waiting pages, devices) would hold it until
+    their next heartbeat and gunicorn's SIGKILL. End them now (the browsers
+    reconnect to another worker or instance). A worker still building its app
+    (a replacement booting as the stop arrives) has no streams yet: raising
+    here would fail its boot and make the whole server exit with an error.
+    """
+    app = getattr(worker, "wsgi", None)
+    if app is not None:
+        app.extensions[IDP].store.end_waits()
+
+
 def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
     embedded: Any = None
     if not settings.redis_url:
@@ -55,13 +70,6 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         # Workers use the embedded Redis through IDP_REDIS_URL; the master stops it.
         if embedded is not None:
             disown_embedded(embedded)
-
-    def worker_int(worker: Any) -> None:
-        # Ctrl-C or a quick stop: the worker exits at once, but its threads are
-        # waited for; the event streams (waiting pages, devices) would hold it
-        # until their next heartbeat and gunicorn's SIGKILL. End them now (the
-        # browsers reconnect to another worker or instance).
-        worker.wsgi.extensions[IDP].store.end_waits()
 
     options = {
         "bind": f"{host}:{port}",
@@ -78,7 +86,7 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         "proc_name": "freigabe-idp",
         "control_socket_disable": True,
         "post_fork": post_fork,
-        "worker_int": worker_int,
+        "worker_int": end_waits,
         # gunicorn believes no request header about the client: by default it
         # takes the scheme from X-Forwarded-Proto (and -Protocol, -Ssl), and
         # SCRIPT_NAME / PATH_INFO from headers, when the peer is 127.0.0.1 or
