@@ -27,6 +27,7 @@ import sqlite3
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -45,6 +46,43 @@ TEMPLATE_DB = "freigabe_template"
 # Migrations need no Redis; the client create_app() builds for this URL is
 # never used, so no server has to run for it.
 UNUSED_REDIS = "redis://127.0.0.1:1/0"
+
+
+# Files that run for tens of seconds (a live server, a browser, many
+# processes). pytest-xdist hands out whole files (``--dist loadfile``) in
+# collection order (``--no-loadscope-reorder``): these go first, so that
+# none of them is the last one still running while the other workers idle.
+LONG_FILES = (
+    "tests/flows/test_serve.py",
+    "tests/flows/test_admin_openapi.py",
+    "tests/flows/test_browser_device_app.py",
+    "tests/flows/test_browser_restore.py",
+    "tests/flows/test_proxy.py",
+    "tests/flows/test_device_openapi.py",
+    "tests/flows/test_browser_sessions.py",
+    "tests/flows/test_capacity.py",
+    "tests/bench/test_bench_smoke.py",
+    "tests/flows/test_instances.py",
+    "tests/flows/test_nginx.py",
+    "tests/flows/test_refresh_race.py",
+    "tests/flows/test_browser_admin.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long files first, in LONG_FILES' order; then the others, those
+    with more tests first (what xdist's own reordering would do)."""
+    gone = [file for file in LONG_FILES if not (config.rootpath / file).exists()]
+    assert not gone, f"LONG_FILES names files that are not there: {gone}"
+    tests_in = Counter(item.nodeid.split("::")[0] for item in items)
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        file = item.nodeid.split("::")[0]
+        if file in LONG_FILES:
+            return (0, LONG_FILES.index(file))
+        return (1, -tests_in[file])
+
+    items.sort(key=order)
 
 
 def missing_service(reason: str) -> NoReturn:
