@@ -1,28 +1,82 @@
-"""The gunicorn hooks of `idp serve`, on gunicorn's own worker class."""
+"""The worker and hooks `idp serve` gives gunicorn.
+
+Each case runs in a process of its own: a worker installs signal handlers and
+ends with its exit."""
 
 from __future__ import annotations
 
-import logging
+import subprocess
+import sys
+import textwrap
 
-import pytest
+WORKER = """
+import os, signal, sys, time
+from types import SimpleNamespace
 from gunicorn.config import Config
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.glogging import Logger
+from idp.serving import GthreadWorker, end_waits
+from idp.state import IDP
 
-from idp.serving import end_waits
+config = Config()
+config.set("worker_int", end_waits)
+
+
+class Application:  # what the worker loads its app from (idp.serving._Gunicorn)
+    def __init__(self, load):
+        self.wsgi = load
+
+
+def serve(load, **hooks):  # a worker's life: signals, load the app, serve
+    for name, hook in hooks.items():
+        config.set(name, hook)
+    worker = GthreadWorker(1, os.getppid(), [], Application(load), 30, config, Logger(config))
+    worker.init_process()
+"""
+
+
+def run(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", WORKER + textwrap.dedent(script)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
 
 
 def test_a_stop_while_a_worker_builds_its_app_lets_it_exit_cleanly() -> None:
     # A replacement worker still inside create_app() when Ctrl-C arrives: it
     # has no app yet, so no streams to end. It must leave with 0; an error in
     # the hook failed its boot and made the whole server exit with 3.
-    config = Config()
-    config.set("worker_int", end_waits)
-    worker = ThreadWorker(1, 0, [], None, 30, config, logging.getLogger(__name__))
-    try:
-        worker.tpool = worker.get_thread_pool()  # as init_process does before loading the app
-        assert not hasattr(worker, "wsgi")
-        with pytest.raises(SystemExit) as exited:
-            worker.handle_quit(0, None)
-        assert exited.value.code == 0
-    finally:
-        worker.tmp.close()
+    stopped = run("""
+        def load():
+            os.kill(os.getpid(), signal.SIGQUIT)
+            time.sleep(5)
+            sys.exit(9)  # not reached: the signal ends the worker
+
+        serve(load)
+    """)
+    assert stopped.returncode == 0, stopped.stderr
+
+
+def test_ctrl_c_ends_the_streams_once_though_it_reaches_the_worker_twice() -> None:
+    # The terminal's SIGINT to the process group and the master's SIGQUIT:
+    # the second arrives while the first is still quitting (here: ending the
+    # streams). Run inside the first, it waited forever for a lock the first
+    # held (the thread pool's or a waiter's).
+    stopped = run("""
+        calls = []
+
+        class Streams:
+            def end_waits(self):
+                calls.append(1)
+                if len(calls) == 1:
+                    os.kill(os.getpid(), signal.SIGQUIT)
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(0.2)  # a signal handler would run in here
+                print(f"ended {len(calls)}", flush=True)
+
+        app = SimpleNamespace(extensions={IDP: SimpleNamespace(store=Streams())})
+        serve(lambda: app, post_worker_init=lambda worker: os.kill(os.getpid(), signal.SIGINT))
+        sys.exit(9)  # not reached: the signal ends the worker
+    """)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout == "ended 1\n", stopped.stdout
+    assert "Traceback" not in stopped.stderr, stopped.stderr
