@@ -66,8 +66,25 @@ def certificate(folder: Path) -> tuple[Path, Path, Path]:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            # Key identifiers: strict verification (Python 3.13's default) wants them.
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+                critical=False,
+            )
         )
-        if not ca:
+        if ca:
+            builder = builder.add_extension(
+                x509.KeyUsage(
+                    digital_signature=False, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                    crl_sign=True, encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )  # fmt: skip
+        else:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
             )
