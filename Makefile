@@ -1,6 +1,16 @@
 # Two commands: `make demo` and `make test`. Everything else is on the way.
 
-PYTHON ?= python3
+# The newest CPython 3.13 or 3.12 the machine has (on PATH, or installed with
+# pyenv), else python3 (3.11 and later work). From 3.12 on, coverage measures
+# through sys.monitoring ([tool.coverage.run] core): on a sample of the suite
+# it cost no measurable CPU on 3.13, and three quarters more on 3.11, whose
+# trace function runs on every call.
+ifndef PYTHON
+PYTHON := $(shell for v in 3.13 3.12; do \
+	for p in python$$v "$$(pyenv root 2>/dev/null)"/versions/$$v*/bin/python$$v; do \
+	"$$p" -c '' 2>/dev/null && { echo "$$p"; exit; }; \
+	done; done; echo python3)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
