@@ -73,6 +73,9 @@
 // endpoint last sent, and the notices dismissed here. Never a restoration code:
 // it is shown once. The private key never leaves the authenticator. A
 // "device_revoked" (or "invalid_token") answer to any call wipes it.
+// A restore in progress (sessionStorage "freigabe-restore", this tab only): its
+// id and step, and at the end the new code 1 until "I have written it down", so
+// that a reload (the language switch) loses neither.
 (function () {
   "use strict";
 
@@ -554,6 +557,57 @@
 
   let restoring = null; // {id, publicKey, credential}
 
+  // A restore in progress outlives a reload of the page (the language switch
+  // is one): kept in this tab's sessionStorage from code 2 on, until the new
+  // code 1 has been confirmed or the restore is started again. Without it a
+  // switch lost the restore, or the new code 1 shown only once.
+  const RESTORE_KEY = "freigabe-restore";
+
+  function keepRestore(step, shown) {
+    sessionStorage.setItem(RESTORE_KEY, JSON.stringify({ step, restoring, shown: shown || null }));
+  }
+
+  function dropRestore() {
+    sessionStorage.removeItem(RESTORE_KEY);
+  }
+
+  function keptRestore() {
+    try {
+      return JSON.parse(sessionStorage.getItem(RESTORE_KEY) || "null");
+    } catch (error) {
+      return null;
+    }
+  }
+
+  // After start(): back to the step the page was at. A kept restore that no
+  // longer fits (a device by now, or none after "done") is dropped.
+  function resumeRestore() {
+    const kept = keptRestore();
+    if (!kept) { return; }
+    const done = kept.step === "done";
+    if (done ? !state || !kept.shown : state || !kept.restoring) {
+      dropRestore();
+      return;
+    }
+    $("screen-main").hidden = true;
+    $("screen-enrol").hidden = false;
+    document.body.dataset.appState = "enrol";
+    openRestore();
+    if (done) {
+      showRestored(kept.shown);
+      return;
+    }
+    restoring = kept.restoring;
+    if (kept.step === "code2") {
+      setText("restore-email-line", msg("restore_code2_sent", { destination: kept.shown || "" }));
+      restoreStep("code2");
+      $("restore-code2").focus();
+    } else {
+      restoreStep("register"); // #restore-register makes (or sends again) the key
+      $("restore-register").focus();
+    }
+  }
+
   function restoreStep(step) { // "start" | "code2" | "register" | "done"
     $("restore-start-form").hidden = step !== "start";
     $("restore-code2-form").hidden = step !== "code2";
@@ -599,6 +653,7 @@
         login_id: loginId, code1, device_name: deviceName(), kind: "browser",
       }, { auth: false });
       restoring = { id: started.restoration_id, publicKey: null, credential: null };
+      keepRestore("code2", started.email_masked || "");
       setText("restore-email-line", msg("restore_code2_sent", { destination: started.email_masked || "" }));
       $("restore-code2").value = "";
       restoreStep("code2");
@@ -624,6 +679,7 @@
     try {
       const verified = await api("POST", "/restorations/" + quote(restoring.id) + "/code", { code2 }, { auth: false });
       restoring.publicKey = verified.public_key;
+      keepRestore("register");
       restoreStep("register");
     } catch (error) {
       setText("enrol-error", restoreError(error));
@@ -644,12 +700,20 @@
         setText("enrol-status", msg("create_key"));
         // Kept: should the answer be lost, the same registration is sent again.
         restoring.credential = await createCredential(restoring.publicKey);
+        keepRestore("register");
       }
       const done = await api("POST", "/restorations/" + quote(restoring.id) + "/complete",
         { credential: restoring.credential }, { auth: false });
       becomeDevice(done, restoring.credential, restoring.publicKey);
       restoring = null;
       setText("enrol-status", "");
+      // What the done step shows, the new code 1 among it, until it is confirmed.
+      keepRestore("done", {
+        user: { access_number: done.user && done.user.access_number },
+        restoration_code: done.restoration_code,
+        status: done.status,
+        pending_until: done.pending_until,
+      });
       showRestored(done);
     } catch (error) {
       setText("enrol-status", "");
@@ -660,6 +724,7 @@
         const shown = error.code === "restore_failed" || error.code === "webauthn_failed"
           ? msg("restore_used_up") : describe(error);
         restoring = null;
+        dropRestore();
         restoreStep("start");
         setText("enrol-error", shown);
       }
@@ -684,6 +749,7 @@
   }
 
   function finishRestore() {
+    dropRestore();
     resetEnrolment(); // the code leaves the page
     if (!state) { return; }
     showMain();
@@ -692,6 +758,7 @@
 
   function restartRestore() {
     restoring = null;
+    dropRestore();
     setText("enrol-error", "");
     setText("enrol-status", "");
     restoreStep("start");
@@ -1743,7 +1810,7 @@
     $("restore-register").addEventListener("click", registerRestoredKey);
     $("restore-done-confirm").addEventListener("click", finishRestore);
     $("restore-restart").addEventListener("click", restartRestore);
-    $("restore-cancel").addEventListener("click", resetEnrolment);
+    $("restore-cancel").addEventListener("click", () => { dropRestore(); resetEnrolment(); });
     $("restore-other-form").addEventListener("submit", restoreOnOtherServer);
     $("restore-other-cancel").addEventListener("click", resetEnrolment);
     $("restoration-activate").addEventListener("click", startActivation);
@@ -1775,6 +1842,7 @@
       const removed = localStorage.getItem(REMOVED_KEY);
       if (removed) { setText("app-message", removed); }
     }
+    resumeRestore();
     if (!window.PublicKeyCredential || !navigator.credentials || !window.crypto || !crypto.subtle) {
       setText("webauthn-missing", msg("webauthn_missing"));
       $("webauthn-missing").hidden = false;

@@ -154,6 +154,13 @@ def test_activate_restore_on_a_second_browser_and_remove_it_from_the_first(
     expect(second.locator("#restore-code2")).to_be_visible()
     expect(second.locator("#restore-email-line")).to_contain_text("e•••@example.org")
     screenshot(second, "device-app-restore-code2-de")
+    # The switch on the page reloads it: the restore goes on where it was.
+    second.click("nav.lang a[hreflang=en]")
+    expect(second.locator("#restore-code2")).to_be_visible()
+    expect(second.locator("#restore-email-line")).to_contain_text("e•••@example.org")
+    expect(second.locator("#restore-verify")).to_have_text("Complete key registration")
+    second.click("nav.lang a[hreflang=de]")
+    expect(second.locator("#restore-code2")).to_be_visible()
     # The restoration was started in German: code 2 is mailed in German.
     code2 = mail_code(smtp_server.wait_for(EMAIL, subject=CODE2_MAIL_DE), 8)
     second.fill("#restore-code2", code2)
@@ -164,7 +171,14 @@ def test_activate_restore_on_a_second_browser_and_remove_it_from_the_first(
     expect(second.locator("#restore-done")).to_contain_text("Bitte notieren Sie diesen Code")
     expect(second.locator("#restore-pending")).to_be_hidden()
     screenshot(second, "device-app-restore-done-de")
+    # Shown once, but not lost to the language switch before it is confirmed.
+    second.click("nav.lang a[hreflang=en]")
+    expect(second.locator("#restore-new-code")).to_have_text(new_code1)
+    expect(second.locator("#restore-done")).to_contain_text("Please write this code down")
+    second.click("nav.lang a[hreflang=de]")
+    expect(second.locator("#restore-new-code")).to_have_text(new_code1)
     second.click("#restore-done-confirm")
+    assert second.evaluate("sessionStorage.getItem('freigabe-restore')") is None
     expect(second.locator("body")).to_have_attribute("data-app-state", "main")
     devices = second.locator("#devices li[data-device-id]")
     expect(devices).to_have_count(2)
