@@ -599,9 +599,7 @@
     }
     restoring = kept.restoring;
     if (kept.step === "code2") {
-      setText("restore-email-line", msg("restore_code2_sent", { destination: kept.shown || "" }));
-      restoreStep("code2");
-      $("restore-code2").focus();
+      askCode2(kept.shown || "");
     } else {
       restoreStep("register"); // #restore-register makes (or sends again) the key
       $("restore-register").focus();
@@ -654,15 +652,20 @@
       }, { auth: false });
       restoring = { id: started.restoration_id, publicKey: null, credential: null };
       keepRestore("code2", started.email_masked || "");
-      setText("restore-email-line", msg("restore_code2_sent", { destination: started.email_masked || "" }));
       $("restore-code2").value = "";
-      restoreStep("code2");
-      $("restore-code2").focus();
+      askCode2(started.email_masked || "");
     } catch (error) {
       setText("enrol-error", restoreError(error));
     } finally {
       busy(["restore-start"], false);
     }
+  }
+
+  // Step 2: code 2 was mailed to destination (masked).
+  function askCode2(destination) {
+    setText("restore-email-line", msg("restore_code2_sent", { destination }));
+    restoreStep("code2");
+    $("restore-code2").focus();
   }
 
   async function verifyRestoreCode(event) {
