@@ -308,4 +308,4 @@ def rp(rp_factory: Callable[..., LiveRp]) -> LiveRp:
 
 # --- a real browser (tests/flows/browser.py) ---------------------------------------------
 
-from .browser import chromium, new_context  # noqa: E402, F401
+from .browser import chromium, full_chromium, new_context, playwright  # noqa: E402, F401

@@ -207,7 +207,7 @@ def test_a_push_delivered_to_the_service_worker_shows_a_notification(
     idp: Any, new_context: Any
 ) -> None:
     user = idp.add_user(phone_number="+49 151 1234567")
-    app = phone(new_context, idp, locale="de-DE")
+    app = phone(new_context, idp, locale="de-DE", notifications=True)
     enrol_with_password(app, idp, user, "Tablet")
 
     # The service worker is installed for /app/; find its registration.

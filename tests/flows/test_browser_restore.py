@@ -286,7 +286,7 @@ def test_refuse_a_restored_device_within_the_veto_window(
     idp = smtp_idp(idp_factory, smtp_server, restore_veto_window=3600)
     user = idp.add_user(phone_number="+49 151 1234567", email=EMAIL)
     verify_email(idp, user)  # confirmed: activated at once
-    app = phone(new_context, idp)
+    app = phone(new_context, idp, notifications=True)
     enrol_with_password(app, idp, user, "Erika's laptop")
     activate_backup(app)
     code1 = code1_on(app, "#restoration-code")
