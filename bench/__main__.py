@@ -134,8 +134,10 @@ class Backend:
             "IDP_INSTANCE_PATH": str(instance),
             # One user approves all the waiting browsers' logins, and the
             # first approvals must still be pending when the last browser
-            # has signed in.
+            # has signed in. Both per-user limits on approvals not (yet)
+            # approved must let them all through.
             "IDP_APPROVAL_PUSH_LIMIT": str(max(5, 2 * args.waiting)),
+            "IDP_APPROVAL_REQUEST_LIMIT": str(max(5, 2 * args.waiting)),
             "IDP_APPROVAL_LIFETIME": "900",
         }
         if name == "postgres":
