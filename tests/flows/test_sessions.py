@@ -359,6 +359,8 @@ def test_an_administrator_sees_and_ends_sessions(idp: Any, rp_factory: Any) -> N
     done = send(browser, page, f"/admin/users/{user.sub}/sessions/{second_sid}/end")
     assert 'id="no-sessions"' in done.text
     assert ended_events(idp, second_sid)[0].actor == f"admin:{admin.id}"
+    # The Logout Token goes out after the answer, in the background.
+    assert logouts(idp, rp.client_id, count=2)[1].detail["sid"] == second_sid
     assert not signed_in_at(second, rp)
 
 
