@@ -118,6 +118,8 @@ def after_commit(callback: Callable[[], object]) -> None:
 def commit() -> None:
     """End the unit of work: commit it, then run what waited for it (each
     callback may read the database; what it writes is its own business)."""
+    if not db.session.registry.has():
+        return  # the database was not touched (a client-credentials token)
     callbacks = db.session.info.pop(_AFTER_COMMIT, [])
     db.session.commit()
     for callback in callbacks:
