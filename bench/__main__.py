@@ -69,7 +69,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--processes", type=int, default=2, help="flow driver processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per driver process")
-    parser.add_argument("--waiting", type=int, default=500, help="waiting browsers (approval)")
+    parser.add_argument("--waiting", type=int, default=1000, help="waiting browsers (approval)")
+    parser.add_argument(
+        "--logins",
+        type=int,
+        default=1000,
+        help="after the rounds, sign in until this many logins were made, then measure memory",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument(
         "--idp-threads", type=int, default=1024, help="threads per worker (idp serve's default)"
@@ -93,6 +99,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.flow_seconds = args.seconds
     if args.smoke:
         args.backends, args.rounds, args.seconds, args.waiting = "embedded", 1, 1, 3
+        args.logins = 0
         args.flow_seconds, args.processes, args.threads = 0.5, 1, 1
         args.connections, args.max_requests = 2, 100
     return args
@@ -216,6 +223,26 @@ def run_scenario(
     )  # fmt: skip
 
 
+def sign_in_until(
+    logins: int, backend: Backend, measured: Scenario | None, args: argparse.Namespace
+) -> int:
+    """Full logins, unmeasured, until ``logins`` were made on ``backend``
+    (those of the rounds count); how many there were then."""
+    made = sum(s.operations for s in measured.samples) if measured else 0
+    rate = measured.samples[-1].rate if measured and measured.samples else 10.0
+    while made < logins:
+        seconds = min(60.0, (logins - made) / max(rate, 1.0) + 0.5)
+        sample = drive(
+            "login", backend.setup, seconds=seconds, processes=args.processes,
+            threads=args.threads, server_cpu=backend.server.cpu,
+        )  # fmt: skip
+        if sample.operations == 0:
+            raise BenchError(f"no login succeeded in {seconds:.0f} s ({sample.errors} errors)")
+        made += sample.operations
+        rate = sample.rate
+    return made
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wrk_binary()  # before anything starts: wrk is missing
@@ -257,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                         sample = run_scenario(scenario, backend, ceiling, args)
                         record(scenario, "-" if scenario == "C" else name, sample)
                 remember_memory(backend.server, "after the rounds")
+                logins = sign_in_until(args.logins, backend, scenarios.get(("login", name)), args)
+                if logins:
+                    remember_memory(backend.server, f"after {logins} logins")
                 if "approval" in args.scenarios:
                     print(f"{name}: approval round trip, {args.waiting} waiting", flush=True)
                     sample = approval_round_trip(
