@@ -284,9 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                         sample = run_scenario(scenario, backend, ceiling, args)
                         record(scenario, "-" if scenario == "C" else name, sample)
                 remember_memory(backend.server, "after the rounds")
-                logins = sign_in_until(args.logins, backend, scenarios.get(("login", name)), args)
-                if logins:
-                    remember_memory(backend.server, f"after {logins} logins")
+                if args.logins:
+                    made = sign_in_until(args.logins, backend, scenarios.get(("login", name)), args)
+                    remember_memory(backend.server, f"after {made} logins")
                 if "approval" in args.scenarios:
                     print(f"{name}: approval round trip, {args.waiting} waiting", flush=True)
                     sample = approval_round_trip(
