@@ -7,6 +7,11 @@ thread, not a process, and other requests go on being served.
 With the embedded defaults the master process starts the embedded Redis
 before forking and hands its socket to the workers as ``IDP_REDIS_URL``, so
 every worker shares one Redis; it stops when the master exits.
+
+The master builds the app once and the workers inherit it (``preload_app``):
+what it is made of is memory they share, not a copy per worker (measured in
+docs/performance.md). Connections and threads are each worker's own: the app
+opens and starts them on first use, which is in a worker.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from .app import create_app
 from .config import Settings, default_instance_path
+from .extensions import db
 from .state import IDP
 from .store import disown_embedded, embedded_redis
 
@@ -40,9 +46,15 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        # Each worker builds its own app (no preload): connection pools and
-        # the password hashing semaphore are per process.
-        return create_app()
+        # Built once in the master (preload_app) and inherited by the
+        # workers, so its objects (and the templates, compiled here) are
+        # shared pages rather than a copy per worker. Nothing in it has
+        # opened a connection or started a thread yet (the pools and thread
+        # pools start on first use, in the worker); ``post_fork`` makes sure.
+        app = create_app()
+        for name in app.jinja_env.list_templates():
+            app.jinja_env.get_template(name)
+        return app
 
 
 class GthreadWorker(ThreadWorker):
@@ -87,10 +99,13 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         embedded = embedded_redis(instance)
         os.environ["IDP_REDIS_URL"] = f"unix://{embedded.socket_file}"
 
-    def post_fork(_arbiter: Any, _worker: Any) -> None:
+    def post_fork(_arbiter: Any, worker: Any) -> None:
         # Workers use the embedded Redis through IDP_REDIS_URL; the master stops it.
         if embedded is not None:
             disown_embedded(embedded)
+        # A connection the master's pool might hold is the master's.
+        with worker.app.wsgi().app_context():
+            db.engine.dispose(close=False)
 
     options = {
         "bind": f"{host}:{port}",
@@ -106,6 +121,7 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         "errorlog": "-",
         "proc_name": "freigabe-idp",
         "control_socket_disable": True,
+        "preload_app": True,
         "post_fork": post_fork,
         "worker_int": end_waits,
         # gunicorn believes no request header about the client: by default it
