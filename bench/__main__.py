@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,8 +26,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .flows import Setup, approval_round_trip, drive
-from .results import Sample, Scenario, format_table
+from .flows import Part, Setup, approval_round_trip, drive, drive_parts
+from .results import Sample, Scenario, drift, format_table
 from .seed import seed
 from .servers import (
     BenchError,
@@ -86,7 +87,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=",".join((*WRK_SCENARIOS, *FLOW_SCENARIOS, "approval")),
         help="comma separated, of: %(default)s (C is always measured)",
     )
-    parser.add_argument("--soak", action="store_true", help="then run every scenario for 10 min")
+    parser.add_argument(
+        "--soak",
+        action="store_true",
+        help="then the token endpoint and the flows at once at half capacity, for 10 min",
+    )
     parser.add_argument("--soak-seconds", type=float, default=600)
     parser.add_argument("--smoke", action="store_true", help="~1 s per scenario, embedded only")
     parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "bench")
@@ -250,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     scenarios: dict[tuple[str, str], Scenario] = {}
     memory: list[dict[str, Any]] = []
+    soaks: list[dict[str, Any]] = []
 
     def record(name: str, backend: str, sample: Sample) -> None:
         key = (name, backend)
@@ -298,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                     )  # fmt: skip
                     record("approval", name, sample)
                 if args.soak:
-                    soak(backend, ceiling, args, record, remember_memory)
+                    soaks += soak(backend, args, scenarios, remember_memory)
             finally:
                 backend.stop()
     finally:
@@ -310,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
 
     c_rate = scenarios[("C", "-")].summary(None)["rate"] if ("C", "-") in scenarios else None
     rows = [s.summary(c_rate) for s in scenarios.values()]
-    table = format_table(rows, memory)
+    table = format_table(rows, memory, soaks)
     print()
     print(table)
     if args.smoke:
@@ -324,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         "ceiling_rate": c_rate,
         "scenarios": rows,
         "memory": memory,
+        "soak": soaks,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{report['commit']}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
@@ -333,30 +340,99 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"no operation completed in: {', '.join(failed)}", file=sys.stderr)
         return 1
+    erred = [f"{x['scenario']} ({x['backend']})" for x in soaks if x["errors"]]
+    if erred:
+        print(f"errors at half capacity in the soak: {', '.join(erred)}", file=sys.stderr)
+        return 1
     return 0
+
+
+# The soak's mix: the token endpoint and the flows, all at once.
+SOAK_FLOWS = ("client_credentials", "login", "sso", "refresh")
 
 
 def soak(
     backend: Backend,
-    ceiling: Server,
     args: argparse.Namespace,
-    record: Callable[[str, str, Sample], None],
+    scenarios: dict[tuple[str, str], Scenario],
     remember_memory: Callable[[Server, str], None],
-) -> None:
-    """Every scenario in turn until ``soak_seconds`` have passed; memory after each pass."""
-    print(f"{backend.name}: soak for {args.soak_seconds:.0f} s", flush=True)
-    end = time.monotonic() + args.soak_seconds
-    passes = 0
-    while time.monotonic() < end:
-        passes += 1
-        for scenario in measured(args):
-            sample = run_scenario(scenario, backend, ceiling, args)
-            record(f"soak {scenario}", backend.name, sample)
-        remember_memory(backend.server, f"soak, pass {passes}")
+) -> list[dict[str, Any]]:
+    """Half capacity for ``soak_seconds``: the token endpoint and the flows
+    at once, each paced at its share of half the rate it reached alone in
+    the rounds, so that together they ask for half of what the server did.
+
+    Drift compares the first window with the last (a tenth of the soak, at
+    least 10 s): each flow's median latency, the server's CPU per operation
+    and its memory. One line per flow: the rate asked for and reached,
+    errors (the target: none), and the drifts."""
+    capacity = {
+        name: scenarios[(name, backend.name)].summary(None)["rate"]
+        for name in SOAK_FLOWS
+        if (name, backend.name) in scenarios
+    }
+    if not capacity:
+        raise BenchError("the soak paces the flows at half their measured rate: measure some")
+    share = 0.5 / len(capacity)
+    parts = [Part(name, args.threads, max(0.1, rate * share)) for name, rate in capacity.items()]
+    seconds = args.soak_seconds
+    # (A short soak, as in the smoke run: its two halves.)
+    window = min(max(10.0, seconds / 10), seconds / 2)
+    print(
+        f"{backend.name}: soak for {seconds:.0f} s at half capacity: "
+        + ", ".join(f"{part.name} {part.rate:.1f}/s" for part in parts),
+        flush=True,
+    )
+    server = backend.server
+    remember_memory(server, "soak, start")
+    start_pss = server.pss()
+    cpu_marks: list[float] = []
+
+    def marks(began: float) -> None:
+        for at in (began + window, began + seconds - window):
+            time.sleep(max(0.0, at - time.monotonic()))
+            cpu_marks.append(server.cpu())
+
+    before = server.cpu()
+    driven = drive_parts(
+        parts, backend.setup, seconds=seconds, processes=args.processes,
+        server_cpu=server.cpu, marks=marks,
+    )  # fmt: skip
+    after = server.cpu()
+    remember_memory(server, "soak, end")
+    end_pss = server.pss()
+    # Operations that started in the first and the last window, all flows.
+    first = sum(len(t.between(0, window)) for t in driven.timelines.values())
+    last = sum(len(t.between(seconds - window, seconds)) for t in driven.timelines.values())
+    cpu_first = (cpu_marks[0] - before) / first if first else None
+    cpu_last = (after - cpu_marks[1]) / last if last else None
+    results = []
+    for part in parts:
+        sample = driven.sample(part.name)
+        timeline = driven.timelines[part.name]
+        results.append(
+            {
+                "scenario": part.name,
+                "backend": backend.name,
+                "seconds": seconds,
+                "asked_rate": part.rate,
+                "rate": sample.rate,
+                "errors": sample.errors,
+                "p50_ms_first": 1000 * median(timeline.between(0, window)),
+                "p50_ms_last": 1000 * median(timeline.between(seconds - window, seconds)),
+                "p50_drift": drift(
+                    median(timeline.between(0, window)),
+                    median(timeline.between(seconds - window, seconds)),
+                ),
+                "server_cpu_drift": drift(cpu_first, cpu_last),
+                "memory_drift": drift(start_pss, end_pss),
+            }
+        )
+    return results
 
 
-for _name in (*WRK_SCENARIOS, *FLOW_SCENARIOS):
-    UNITS[f"soak {_name}"] = UNITS[_name]
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
 
 if __name__ == "__main__":
     try:

@@ -221,24 +221,72 @@ class RefreshFlow(Flow):
         self.refresh_token = str(tokens["refresh_token"])
 
 
-FLOWS: dict[str, type[Flow]] = {"login": LoginFlow, "sso": SsoFlow, "refresh": RefreshFlow}
+class ClientCredentialsFlow(Flow):
+    """A service's token (wrk measures its capacity; the soak paces it here)."""
+
+    def run(self) -> None:
+        token_request(self.setup, self.setup.service, grant_type="client_credentials")
+
+
+FLOWS: dict[str, type[Flow]] = {
+    "login": LoginFlow,
+    "sso": SsoFlow,
+    "refresh": RefreshFlow,
+    "client_credentials": ClientCredentialsFlow,
+}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One flow of a driver run: ``threads`` threads in each driver process,
+    together ``rate`` operations per second (None: each as fast as it can)."""
+
+    name: str
+    threads: int
+    rate: float | None = None
+
+
+@dataclass
+class Timeline:
+    """What one flow did: each completed operation's start (seconds after the
+    run began) and latency, and each error's time."""
+
+    started: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    errors: list[float] = field(default_factory=list)
+
+    def extend(self, other: Timeline) -> None:
+        self.started += other.started
+        self.latencies += other.latencies
+        self.errors += other.errors
+
+    def between(self, start: float, end: float) -> list[float]:
+        """Latencies of the operations that started in [start, end)."""
+        return [x for t, x in zip(self.started, self.latencies, strict=True) if start <= t < end]
 
 
 def _driver_process(
-    name: str,
+    parts: list[Part],
     number: int,
+    processes: int,
     setup: Setup,
-    threads: int,
     seconds: float,
     ready: Any,
     start: Any,
     out: Any,
 ) -> None:
-    users = setup.flows_users[number * threads : (number + 1) * threads]
-    flows = [FLOWS[name](setup, user) for user in users]
+    users = setup.flows_users
+    per_process = sum(part.threads for part in parts)
+    # (part, flow, seconds between two starts of this thread's operations)
+    runs: list[tuple[Part, Flow, float | None]] = []
+    for part in parts:
+        interval = processes * part.threads / part.rate if part.rate else None
+        for _ in range(part.threads):
+            user = users[(number * per_process + len(runs)) % len(users)]
+            runs.append((part, FLOWS[part.name](setup, user), interval))
     try:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda f: f.prepare(), flows))
+        with ThreadPoolExecutor(len(runs)) as pool:
+            list(pool.map(lambda run: run[1].prepare(), runs))
     except Exception as exc:  # reported to the parent, which fails the run
         ready.put(f"{type(exc).__name__}: {exc}")
         return
@@ -247,23 +295,34 @@ def _driver_process(
     began = time.monotonic()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     end = began + seconds
-    latencies: list[float] = []
-    errors = [0]
+    timelines = {part.name: Timeline() for part in parts}
     lock = threading.Lock()
 
-    def loop(flow: Flow) -> None:
-        while time.monotonic() < end:
+    def loop(index: int, part: Part, flow: Flow, interval: float | None) -> None:
+        timeline = timelines[part.name]
+        # Paced threads start spread over one interval, not all at once.
+        due = began + (interval * index / len(runs) if interval else 0.0)
+        while True:
+            if interval:
+                time.sleep(max(0.0, due - time.monotonic()))
+                # A thread that fell behind (a slow answer, a late wake-up)
+                # catches up by one operation at most, never in a burst.
+                due = max(due + interval, time.monotonic() - interval)
             t0 = time.monotonic()
+            if t0 >= end:
+                return
             try:
                 flow.run()
             except (FlowError, requests.RequestException):
                 with lock:
-                    errors[0] += 1
+                    timeline.errors.append(t0 - began)
                 continue
+            latency = time.monotonic() - t0
             with lock:
-                latencies.append(time.monotonic() - t0)
+                timeline.started.append(t0 - began)
+                timeline.latencies.append(latency)
 
-    workers = [threading.Thread(target=loop, args=(f,)) for f in flows]
+    workers = [threading.Thread(target=loop, args=(index, *run)) for index, run in enumerate(runs)]
     for w in workers:
         w.start()
     for w in workers:
@@ -271,7 +330,89 @@ def _driver_process(
     finished = time.monotonic()
     used = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (used.ru_utime + used.ru_stime) - (usage.ru_utime + usage.ru_stime)
-    out.put({"latencies": latencies, "errors": errors[0], "seconds": finished - began, "cpu": cpu})
+    out.put({"timelines": timelines, "seconds": finished - began, "cpu": cpu})
+
+
+@dataclass
+class Driven:
+    """A driver run: each flow's timeline, and its length and CPU."""
+
+    timelines: dict[str, Timeline]
+    seconds: float
+    client_cpu: float
+    server_cpu: float
+
+    def sample(self, name: str) -> Sample:
+        timeline = self.timelines[name]
+        return Sample(
+            operations=len(timeline.latencies),
+            errors=len(timeline.errors),
+            seconds=self.seconds,
+            p50_ms=1000 * percentile(timeline.latencies, 0.50),
+            p99_ms=1000 * percentile(timeline.latencies, 0.99),
+            client_cpu=self.client_cpu,
+            server_cpu=self.server_cpu,
+        )
+
+
+def drive_parts(
+    parts: list[Part],
+    setup: Setup,
+    *,
+    seconds: float,
+    processes: int,
+    server_cpu: Callable[[], float],
+    marks: Callable[[float], None] | None = None,
+) -> Driven:
+    """Run the flows of ``parts`` together in ``processes`` processes for
+    ``seconds``; ``marks`` is called in a thread of its own with the moment
+    the run began (time.monotonic()), for readings along the way."""
+    context = multiprocessing.get_context("fork")
+    ready, out = context.Queue(), context.Queue()
+    start = context.Event()
+    children = [
+        context.Process(
+            target=_driver_process, args=(parts, n, processes, setup, seconds, ready, start, out)
+        )
+        for n in range(processes)
+    ]
+    for child in children:
+        child.start()
+    reported = False
+    names = ", ".join(part.name for part in parts)
+    try:
+        for _ in children:
+            status = ready.get(timeout=300)
+            if status != "ready":
+                raise FlowError(f"{names}: preparing failed: {status}")
+        cpu_before = server_cpu()
+        began = time.monotonic()
+        start.set()
+        marking = threading.Thread(target=marks, args=(began,), daemon=True) if marks else None
+        if marking is not None:
+            marking.start()
+        reports = [out.get(timeout=seconds + 300) for _ in children]
+        cpu_after = server_cpu()
+        if marking is not None:
+            marking.join()
+        reported = True
+    finally:
+        # After a failure the others may wait for a start that never comes.
+        for child in children:
+            child.join(timeout=30 if reported else 0)
+            if child.is_alive():
+                child.kill()
+                child.join()
+    timelines = {part.name: Timeline() for part in parts}
+    for report in reports:
+        for name, timeline in report["timelines"].items():
+            timelines[name].extend(timeline)
+    return Driven(
+        timelines=timelines,
+        seconds=max(r["seconds"] for r in reports),
+        client_cpu=sum(r["cpu"] for r in reports),
+        server_cpu=cpu_after - cpu_before,
+    )
 
 
 def drive(
@@ -283,46 +424,12 @@ def drive(
     threads: int,
     server_cpu: Callable[[], float],
 ) -> Sample:
-    """Run a flow in ``processes`` processes of ``threads`` threads for ``seconds``."""
-    context = multiprocessing.get_context("fork")
-    ready, out = context.Queue(), context.Queue()
-    start = context.Event()
-    children = [
-        context.Process(
-            target=_driver_process, args=(name, n, setup, threads, seconds, ready, start, out)
-        )
-        for n in range(processes)
-    ]
-    for child in children:
-        child.start()
-    reported = False
-    try:
-        for _ in children:
-            status = ready.get(timeout=300)
-            if status != "ready":
-                raise FlowError(f"{name}: preparing failed: {status}")
-        cpu_before = server_cpu()
-        start.set()
-        reports = [out.get(timeout=seconds + 300) for _ in children]
-        cpu_after = server_cpu()
-        reported = True
-    finally:
-        # After a failure the others may wait for a start that never comes.
-        for child in children:
-            child.join(timeout=30 if reported else 0)
-            if child.is_alive():
-                child.kill()
-                child.join()
-    latencies = [x for r in reports for x in r["latencies"]]
-    return Sample(
-        operations=len(latencies),
-        errors=sum(r["errors"] for r in reports),
-        seconds=max(r["seconds"] for r in reports),
-        p50_ms=1000 * percentile(latencies, 0.50),
-        p99_ms=1000 * percentile(latencies, 0.99),
-        client_cpu=sum(r["cpu"] for r in reports),
-        server_cpu=cpu_after - cpu_before,
+    """Run a flow in ``processes`` processes of ``threads`` threads for
+    ``seconds``, each thread as fast as it can."""
+    driven = drive_parts(
+        [Part(name, threads)], setup, seconds=seconds, processes=processes, server_cpu=server_cpu
     )
+    return driven.sample(name)
 
 
 # --- the approval round trip --------------------------------------------------------

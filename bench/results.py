@@ -70,7 +70,16 @@ class Scenario:
         }
 
 
-def format_table(rows: list[dict[str, Any]], memory: list[dict[str, Any]]) -> str:
+def drift(first: float | None, last: float | None) -> float | None:
+    """How far ``last`` moved from ``first``, as a fraction of it."""
+    if first is None or last is None or first <= 0:
+        return None
+    return (last - first) / first
+
+
+def format_table(
+    rows: list[dict[str, Any]], memory: list[dict[str, Any]], soaks: list[dict[str, Any]]
+) -> str:
     header = (
         f"{'scenario':<24} {'backend':<9} {'rate':>10} {'unit':<11} {'x C':>6} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'srv CPU ms/op':>13} {'gen cores':>9}"
@@ -92,4 +101,23 @@ def format_table(rows: list[dict[str, Any]], memory: list[dict[str, Any]]) -> st
         for entry in memory:
             mib = entry["pss_mib"]
             lines.append(f"  {entry['server']:<22} {entry['when']:<24} {mib:>8.1f} MiB")
+    if soaks:
+        lines.append("")
+        lines.append(
+            "soak at half capacity (drift: the last window against the first; "
+            "p50 of the flow, server CPU per operation and memory of all):"
+        )
+        for x in soaks:
+            lines.append(
+                f"  {x['scenario']:<20} {x['backend']:<9} {x['seconds']:>5.0f} s  "
+                f"asked {x['asked_rate']:8.1f}/s  reached {x['rate']:8.1f}/s  "
+                f"errors {x['errors']:>4}  "
+                f"p50 {x['p50_ms_first']:7.2f} -> {x['p50_ms_last']:7.2f} ms "
+                f"({_percent(x['p50_drift'])})  CPU/op {_percent(x['server_cpu_drift'])}  "
+                f"memory {_percent(x['memory_drift'])}"
+            )
     return "\n".join(lines)
+
+
+def _percent(fraction: float | None) -> str:
+    return f"{100 * fraction:+.1f} %" if fraction is not None else "-"

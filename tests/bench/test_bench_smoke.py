@@ -1,7 +1,7 @@
 """`make bench` works: its smoke version (`python -m bench --smoke`: every
-scenario for about a second, the embedded backend only, and C) runs, prints
-its table and writes its JSON. It checks that the benchmark works, never a
-speed."""
+scenario for about a second, the embedded backend only, and C), with a soak
+of a few seconds, runs, prints its table and writes its JSON. It checks that
+the benchmark works, never a speed."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def test_the_benchmark_runs_every_scenario_and_writes_its_json(tmp_path: Path) -
         if not k.startswith(("COVERAGE_PROCESS_", "COV_CORE_"))
     }  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench", "--smoke", "--soak", "--soak-seconds", "3",
+         "--out", str(tmp_path)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -48,5 +49,12 @@ def test_the_benchmark_runs_every_scenario_and_writes_its_json(tmp_path: Path) -
         # breaks, e.g. a login page that changed, counts as one).
         assert row["operations"] > 0 and row["errors"] == 0, row
         assert row["ratio_to_c"] is not None and row["server_cpu_ms_per_op"] is not None
+    # The soak paced the token endpoint and the flows together, without an error.
+    soaked = {x["scenario"]: x for x in report["soak"]}
+    assert set(soaked) == {"client_credentials", "login", "sso", "refresh"}
+    for x in soaked.values():
+        assert x["backend"] == "embedded" and x["errors"] == 0 and x["rate"] > 0, x
+        assert x["asked_rate"] > 0 and x["memory_drift"] is not None, x
+    assert "soak at half capacity" in done.stdout
     assert {entry["server"] for entry in report["memory"]} == {"C", "Freigabe (embedded)"}
     assert all(entry["pss_mib"] > 0 for entry in report["memory"])
