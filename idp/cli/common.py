@@ -3,12 +3,15 @@ actor "cli", the output helpers and the user look-up."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import json
 from collections.abc import Callable
 from typing import Any
 
 import click
+import redis
 from flask.cli import AppGroup
 
 from ..admin import service
@@ -25,7 +28,9 @@ ID_ARGUMENT = {"ignore_unknown_options": True}
 
 class Commands(AppGroup):
     """A group whose every command is one unit of work (DESIGN §7): what it
-    changed is committed when it has run, and rolled back when it failed."""
+    changed is committed when it has run, and rolled back when it failed
+    (Redis out of reach: an error message, not a traceback); what it prints
+    comes out once it has committed."""
 
     # (Only the decorator-factory form, @group.command("name"), is used here.)
     def command(  # type: ignore[override]
@@ -36,12 +41,24 @@ class Commands(AppGroup):
         def decorator(function: Callable[..., Any]) -> click.Command:
             @functools.wraps(function)
             def run(*call_args: Any, **call_kwargs: Any) -> Any:
+                # What the command prints is printed once it has committed:
+                # no "updated" or new secret for a change that was not made.
+                printed = io.StringIO()
                 try:
-                    result = function(*call_args, **call_kwargs)
+                    with contextlib.redirect_stdout(printed):
+                        result = function(*call_args, **call_kwargs)
+                    commit()
+                except redis.RedisError as exc:
+                    # Before the commit, or in it (a changed client's stamp
+                    # is set before it commits): nothing is changed.
+                    rollback()
+                    raise click.ClickException(
+                        f"Redis cannot be reached ({exc}); nothing was changed."
+                    ) from None
                 except BaseException:
                     rollback()
                     raise
-                commit()
+                click.echo(printed.getvalue(), nl=False)
                 return result
 
             return register(*args, **kwargs)(run)

@@ -299,3 +299,57 @@ def test_an_enrolment_completed_during_an_outage_can_be_completed_again(
     done = device.complete(started.json(), code)
     assert done.status_code == 201, done.text
     assert device.call("GET", "/approvals").status_code == 200
+
+
+def test_a_client_changed_during_an_outage_stays_as_it_was(
+    idp: LiveIdp, outage: OutageRedis
+) -> None:
+    from .test_admin_api import automation
+
+    api = automation(idp)
+    client_id, _secret = idp.add_client(name="Payroll")
+
+    # The client's stamp is set to "pending" as the change commits: Redis
+    # goes away right there, after the view has answered.
+    outage.kill_on(b"pending")
+    failed = api.call("PATCH", f"/clients/{client_id}", json={"client_name": "Payroll 2"})
+    assert outage.killed_at
+    assert failed.status_code == 503, failed.text
+    assert failed.json()["error"] == "temporarily_unavailable"
+    assert failed.headers["Cache-Control"] == "no-store"
+    assert client_names(idp, client_id) == ["Payroll"]
+    assert not idp.events("client_updated")
+
+    outage.restart()
+    assert api.ok("PATCH", f"/clients/{client_id}", json={"client_name": "Payroll 2"})
+    assert client_names(idp, client_id) == ["Payroll 2"]
+
+
+def test_a_client_changed_with_the_cli_during_an_outage_stays_as_it_was(
+    idp: LiveIdp, outage: OutageRedis
+) -> None:
+    client_id, _secret = idp.add_client(name="Ledger")
+    runner = idp.app.test_cli_runner()
+
+    outage.kill_on(b"pending")
+    failed = runner.invoke(args=["clients", "update", client_id, "--name", "Ledger 2"])
+    assert outage.killed_at
+    # A message, not a traceback; the change is not made.
+    assert failed.exit_code == 1, failed.output
+    assert "Redis cannot be reached" in failed.output and "nothing was changed" in failed.output
+    assert "Traceback" not in failed.output and "updated" not in failed.output
+    assert client_names(idp, client_id) == ["Ledger"]
+    assert not idp.events("client_updated")
+
+    outage.restart()
+    done = runner.invoke(args=["clients", "update", client_id, "--name", "Ledger 2"])
+    assert done.exit_code == 0, done.output
+    assert client_names(idp, client_id) == ["Ledger 2"]
+
+
+def client_names(idp: LiveIdp, client_id: str) -> list[str]:
+    from idp.extensions import db
+    from idp.oidc.models import Client
+
+    with idp.app.app_context():
+        return list(db.session.scalars(select(Client.name).where(Client.client_id == client_id)))
