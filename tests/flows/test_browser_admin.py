@@ -89,6 +89,19 @@ def test_register_rotate_and_disable_a_client_used_by_the_demo_rp(
     expect(page.locator("#secret-warning")).to_be_visible()
     new_secret = page.locator("#client-secret").inner_text()
     assert new_secret != secret
+    # Leaving the page that shows it (here by the language switch) asks
+    # first; staying keeps the secret on the page. "Done" leaves at once.
+    asked: list[str] = []
+
+    def stay(dialog: Any) -> None:
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.once("dialog", stay)
+    page.click("nav.lang a[hreflang=de]")
+    assert asked == ["beforeunload"]
+    expect(page.locator("#client-secret")).to_have_text(new_secret)
+    assert page.locator("html").get_attribute("lang") == "en"
     erika.goto(first.url + "/login")
     expect(erika.locator("#error-code")).to_have_text("invalid_client")
     assert erika.url.startswith(first.url + "/callback")
