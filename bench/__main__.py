@@ -363,8 +363,9 @@ def soak(
 
     Drift compares the first window with the last (a tenth of the soak, at
     least 10 s): each flow's median latency, the server's CPU per operation
-    and its memory. One line per flow: the rate asked for and reached,
-    errors (the target: none), and the drifts."""
+    and its memory, which is also read after each window. One line per flow:
+    the rate asked for and reached, errors (the target: none), and the
+    drifts; then the memory readings."""
     capacity = {
         name: scenarios[(name, backend.name)].summary(None)["rate"]
         for name in SOAK_FLOWS
@@ -385,12 +386,19 @@ def soak(
     server = backend.server
     remember_memory(server, "soak, start")
     start_pss = server.pss()
-    cpu_marks: list[float] = []
+    cpu_marks: dict[float, float] = {}
+    # Memory along the way (seconds into the soak, MiB): a leak grows all
+    # along, a step (pages the workers inherited from the master becoming
+    # their own) happens once.
+    series: list[tuple[float, float]] = [(0.0, start_pss / 2**20)]
 
     def marks(began: float) -> None:
-        for at in (began + window, began + seconds - window):
-            time.sleep(max(0.0, at - time.monotonic()))
-            cpu_marks.append(server.cpu())
+        steps = int(seconds // window)
+        for at in sorted({window, seconds - window, *(window * k for k in range(1, steps))}):
+            time.sleep(max(0.0, began + at - time.monotonic()))
+            if at in (window, seconds - window):
+                cpu_marks[at] = server.cpu()
+            series.append((at, server.pss() / 2**20))
 
     before = server.cpu()
     driven = drive_parts(
@@ -400,11 +408,12 @@ def soak(
     after = server.cpu()
     remember_memory(server, "soak, end")
     end_pss = server.pss()
+    series.append((seconds, end_pss / 2**20))
     # Operations that started in the first and the last window, all flows.
     first = sum(len(t.between(0, window)) for t in driven.timelines.values())
     last = sum(len(t.between(seconds - window, seconds)) for t in driven.timelines.values())
-    cpu_first = (cpu_marks[0] - before) / first if first else None
-    cpu_last = (after - cpu_marks[1]) / last if last else None
+    cpu_first = (cpu_marks[window] - before) / first if first else None
+    cpu_last = (after - cpu_marks[seconds - window]) / last if last else None
     results = []
     for part in parts:
         sample = driven.sample(part.name)
@@ -425,6 +434,7 @@ def soak(
                 ),
                 "server_cpu_drift": drift(cpu_first, cpu_last),
                 "memory_drift": drift(start_pss, end_pss),
+                "memory_mib": [[round(at, 1), round(mib, 1)] for at, mib in series],
             }
         )
     return results

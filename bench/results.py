@@ -116,6 +116,12 @@ def format_table(
                 f"({_percent(x['p50_drift'])})  CPU/op {_percent(x['server_cpu_drift'])}  "
                 f"memory {_percent(x['memory_drift'])}"
             )
+        for backend in dict.fromkeys(x["backend"] for x in soaks):
+            readings = next(x["memory_mib"] for x in soaks if x["backend"] == backend)
+            lines.append(
+                f"  memory, {backend}: "
+                + ", ".join(f"{mib:.0f} MiB at {at:.0f} s" for at, mib in readings)
+            )
     return "\n".join(lines)
 
 
