@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                     )  # fmt: skip
                     record("approval", name, sample)
                 if args.soak:
-                    soaks += soak(backend, args, scenarios, remember_memory)
+                    soaks += soak(backend, ceiling, args, scenarios, remember_memory)
             finally:
                 backend.stop()
     finally:
@@ -353,6 +353,7 @@ SOAK_FLOWS = ("client_credentials", "login", "sso", "refresh")
 
 def soak(
     backend: Backend,
+    ceiling: Server,
     args: argparse.Namespace,
     scenarios: dict[tuple[str, str], Scenario],
     remember_memory: Callable[[Server, str], None],
@@ -363,7 +364,8 @@ def soak(
 
     Drift compares the first window with the last (a tenth of the soak, at
     least 10 s): each flow's median latency, the server's CPU per operation
-    and its memory, which is also read after each window. One line per flow:
+    and its memory, which is also read after each window; and C, measured
+    just before and just after, for the machine's own drift. One line per flow:
     the rate asked for and reached, errors (the target: none), and the
     drifts; then the memory readings."""
     capacity = {
@@ -384,6 +386,8 @@ def soak(
         flush=True,
     )
     server = backend.server
+    # C just before and just after: whether the machine itself changed speed.
+    c_before = wrk_scenario("C", ceiling, None, args).rate
     remember_memory(server, "soak, start")
     start_pss = server.pss()
     cpu_marks: dict[float, float] = {}
@@ -409,6 +413,7 @@ def soak(
     remember_memory(server, "soak, end")
     end_pss = server.pss()
     series.append((seconds, end_pss / 2**20))
+    c_after = wrk_scenario("C", ceiling, None, args).rate
     # Operations that started in the first and the last window, all flows.
     first = sum(len(t.between(0, window)) for t in driven.timelines.values())
     last = sum(len(t.between(seconds - window, seconds)) for t in driven.timelines.values())
@@ -434,6 +439,7 @@ def soak(
                 ),
                 "server_cpu_drift": drift(cpu_first, cpu_last),
                 "memory_drift": drift(start_pss, end_pss),
+                "c_drift": drift(c_before, c_after),
                 "memory_mib": [[round(at, 1), round(mib, 1)] for at, mib in series],
             }
         )

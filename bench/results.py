@@ -118,10 +118,12 @@ def format_table(
             )
         for backend in dict.fromkeys(x["backend"] for x in soaks):
             readings = next(x["memory_mib"] for x in soaks if x["backend"] == backend)
+            c_drift = next(x["c_drift"] for x in soaks if x["backend"] == backend)
             lines.append(
                 f"  memory, {backend}: "
                 + ", ".join(f"{mib:.0f} MiB at {at:.0f} s" for at, mib in readings)
             )
+            lines.append(f"  C after the soak against before it ({backend}): {_percent(c_drift)}")
     return "\n".join(lines)
 
 
