@@ -15,7 +15,6 @@ import datetime
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .flows import Part, Setup, approval_round_trip, drive, drive_parts
-from .results import Sample, Scenario, drift, format_table
+from .results import Sample, Scenario, drift, format_table, median
 from .seed import seed
 from .servers import (
     BenchError,
@@ -423,6 +422,8 @@ def soak(
     for part in parts:
         sample = driven.sample(part.name)
         timeline = driven.timelines[part.name]
+        p50_first = median(timeline.between(0, window))
+        p50_last = median(timeline.between(seconds - window, seconds))
         results.append(
             {
                 "scenario": part.name,
@@ -431,12 +432,9 @@ def soak(
                 "asked_rate": part.rate,
                 "rate": sample.rate,
                 "errors": sample.errors,
-                "p50_ms_first": 1000 * median(timeline.between(0, window)),
-                "p50_ms_last": 1000 * median(timeline.between(seconds - window, seconds)),
-                "p50_drift": drift(
-                    median(timeline.between(0, window)),
-                    median(timeline.between(seconds - window, seconds)),
-                ),
+                "p50_ms_first": 1000 * p50_first,
+                "p50_ms_last": 1000 * p50_last,
+                "p50_drift": drift(p50_first, p50_last),
                 "server_cpu_drift": drift(cpu_first, cpu_last),
                 "memory_drift": drift(start_pss, end_pss),
                 "c_drift": drift(c_before, c_after),
@@ -444,10 +442,6 @@ def soak(
             }
         )
     return results
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else 0.0
 
 
 if __name__ == "__main__":

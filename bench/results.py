@@ -26,6 +26,10 @@ class Sample:
         return self.operations / self.seconds if self.seconds > 0 else 0.0
 
 
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
 def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return 0.0
@@ -43,10 +47,6 @@ class Scenario:
 
     def summary(self, ceiling: float | None) -> dict[str, Any]:
         s = self.samples
-
-        def median(values: list[float]) -> float:
-            return statistics.median(values) if values else 0.0
-
         rate = median([x.rate for x in s])
         operations = sum(x.operations for x in s)
         seconds = sum(x.seconds for x in s)
