@@ -34,15 +34,24 @@ class OutageRedis:
         self.binary = binary or shutil.which("redis-server") or "/usr/bin/redis-server"
         self.workdir = workdir
         self.port = _free_port()
-        self.relay_port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._trigger: bytes | None = None
         self.killed_at: bytes | None = None
         self._lock = threading.Lock()
         self._connections: list[socket.socket] = []
         self._closed = False
-        self.start()
-        self._listener = socket.create_server(("127.0.0.1", self.relay_port))
+        # The relay's port is the one the system gives its listener: a port
+        # found free and bound later could be taken in between (seen under load).
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.relay_port = int(self._listener.getsockname()[1])
+        try:
+            self.start()
+        except BaseException:
+            self._listener.close()
+            if self.process is not None and self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            raise
         self._accepting = threading.Thread(target=self._accept, daemon=True)
         self._accepting.start()
 
