@@ -19,12 +19,13 @@ import pytest
 import requests
 from flask import Flask
 from sqlalchemy import select
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
 
 from clients.demo_rp import Tokens
 from clients.demo_rp import create_app as create_rp_app
 
 from ..conftest import PostgresServer, RedisServer, copy_sqlite
+from ..support.live_server import serve, stop
 from .shared import MAIL_SETTINGS, RUNTIME_SETTINGS, SharedIdp
 
 PASSWORD = "Correct-Horse-9"
@@ -87,9 +88,7 @@ class LiveIdp:
         from idp.extensions import db
         from idp.oidc.backchannel import EXECUTOR_KEY
 
-        self.server.shutdown()
-        self.thread.join(timeout=10)
-        self.server.server_close()
+        stop(self.server, self.thread)
         # Back-channel logouts still on their way finish (each has a timeout)
         # before the database and Redis go.
         self.app.extensions[EXECUTOR_KEY].shutdown(wait=True)
@@ -113,9 +112,7 @@ def start_idp(overrides: dict[str, Any]) -> LiveIdp:
     }
     config = {**chosen, **overrides}
     app = create_app(config)
-    server = make_server("localhost", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server, thread = serve("localhost", port, app)
     used = {key: config[key] for key in chosen}
     return LiveIdp(url=url, app=app, server=server, thread=thread, settings=used)
 
@@ -256,18 +253,14 @@ def rp_with(idp: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[...,
                 **settings,
             }
         )
-        server = make_server("localhost", port, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
+        server, thread = serve("localhost", port, app)
         live = LiveRp(base, app, client_id, secret, server, thread)
         started.append(live)
         return live
 
     yield start
     for live in started:
-        live.server.shutdown()
-        live.thread.join(timeout=10)
-        live.server.server_close()
+        stop(live.server, live.thread)
 
 
 @pytest.fixture
