@@ -78,11 +78,16 @@ class LiveIdp:
             return client_id, secret
 
     def events(self, event_type: str) -> list[Any]:
+        """The audit events of ``event_type``, in the order they were recorded."""
         from idp.audit import AuditEvent
         from idp.extensions import db
 
         with self.app.app_context():
-            return list(db.session.scalars(select(AuditEvent).where(AuditEvent.type == event_type)))
+            return list(
+                db.session.scalars(
+                    select(AuditEvent).where(AuditEvent.type == event_type).order_by(AuditEvent.id)
+                )
+            )
 
     def stop(self) -> None:
         from idp.extensions import db
