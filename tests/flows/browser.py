@@ -13,7 +13,8 @@ WebAuthn ceremonies run against a CDP virtual authenticator (ctap2, internal
 transport, resident keys, user verification), one per page.
 
 Screenshots go to ``artifacts/screenshots/`` at phone and desktop widths, for a
-person to look at after a run.
+person to look at after a run (each screen once, from whichever backend's run
+comes first).
 """
 
 from __future__ import annotations
@@ -160,8 +161,18 @@ def add_authenticator(
     return VirtualAuthenticator(cdp, added["authenticatorId"])
 
 
+# Names saved by this test process. A test runs on both backends in the same
+# process (--dist loadfile), and the second would save the same screen again
+# (two full-page renderings, about 0.1 s of the browser's CPU).
+_saved_screens: set[str] = set()
+
+
 def screenshot(page: Page, name: str) -> list[Path]:
-    """Save the page at phone and desktop widths; the viewport is restored."""
+    """Save the page at phone and desktop widths, once per name and test
+    process; the viewport is restored."""
+    if name in _saved_screens:
+        return []
+    _saved_screens.add(name)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     before = page.viewport_size
     saved = []
