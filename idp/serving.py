@@ -33,6 +33,7 @@ from .config import Settings, default_instance_path
 from .extensions import db
 from .state import IDP
 from .store import disown_embedded, embedded_redis
+from .threadpool import LifoThreadPool
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ class _Gunicorn(BaseApplication):
 
 
 class GthreadWorker(ThreadWorker):
-    """gunicorn's ``gthread`` worker, quitting once.
+    """gunicorn's ``gthread`` worker, on a thread pool that hands each
+    connection to the thread idle last (``idp.threadpool``), quitting once.
 
     Ctrl-C in a terminal reaches a worker twice: the SIGINT to the whole
     process group, then the master's SIGQUIT. Each runs ``handle_quit`` in the
@@ -70,6 +72,9 @@ class GthreadWorker(ThreadWorker):
     3.13 in one Ctrl-C of `idp demo` in four under load)."""
 
     _quitting = False
+
+    def get_thread_pool(self) -> LifoThreadPool:
+        return LifoThreadPool(max_workers=self.cfg.threads, thread_name_prefix="gthread")
 
     def handle_quit(self, sig: int, frame: Any) -> None:
         if self._quitting:
