@@ -25,7 +25,7 @@ from clients.demo_rp import Tokens
 from clients.demo_rp import create_app as create_rp_app
 
 from ..conftest import PostgresServer, RedisServer, copy_sqlite
-from ..support.live_server import serve, stop
+from ..support.live_server import Listening, stop
 from .shared import MAIL_SETTINGS, RUNTIME_SETTINGS, SharedIdp
 
 PASSWORD = "Correct-Horse-9"
@@ -107,8 +107,8 @@ class LiveIdp:
 def start_idp(overrides: dict[str, Any]) -> LiveIdp:
     from idp.app import create_app
 
-    port = free_port()
-    url = f"http://localhost:{port}"
+    listening = Listening()
+    url = f"http://localhost:{listening.port}"
     chosen = {
         "issuer": url,
         "secret_key": secrets.token_urlsafe(48),
@@ -116,8 +116,12 @@ def start_idp(overrides: dict[str, Any]) -> LiveIdp:
         **CHEAP_HASHING,
     }
     config = {**chosen, **overrides}
-    app = create_app(config)
-    server, thread = serve("localhost", port, app)
+    try:
+        app = create_app(config)
+    except BaseException:
+        listening.close()
+        raise
+    server, thread = listening.serve(app)
     used = {key: config[key] for key in chosen}
     return LiveIdp(url=url, app=app, server=server, thread=thread, settings=used)
 
@@ -232,22 +236,39 @@ class LiveRp:
 
 
 @pytest.fixture
+def listen() -> Iterator[Callable[[], Listening]]:
+    """Ports taken now for servers the test starts later (``Listening``); one
+    never served is given back at the end."""
+    taken: list[Listening] = []
+
+    def take() -> Listening:
+        taken.append(Listening())
+        return taken[-1]
+
+    yield take
+    for listening in taken:
+        if not listening.serving:
+            listening.close()
+
+
+@pytest.fixture
 def rp_with(idp: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., LiveRp]]:
-    """FinanceCloud (the demo RP) on ``port`` with given client credentials,
-    e.g. those an administrator got on the admin pages."""
+    """FinanceCloud (the demo RP) on a port taken beforehand (``Listening``:
+    its redirect URIs name it) with given client credentials, e.g. those an
+    administrator got on the admin pages."""
     for name in ("ISSUER", "CLIENT_ID", "CLIENT_SECRET", "SCOPE", "ACR_VALUES", "SECRET_KEY"):
         monkeypatch.delenv(f"DEMO_RP_{name}", raising=False)
     started: list[LiveRp] = []
 
     def start(
-        port: int,
+        listening: Listening,
         client_id: str,
         secret: str | None,
         *,
         method: str = "client_secret_basic",
         **settings: Any,
     ) -> LiveRp:
-        base = f"http://localhost:{port}"
+        base = f"http://localhost:{listening.port}"
         app = create_rp_app(
             {
                 "ISSUER": idp.url,
@@ -258,7 +279,7 @@ def rp_with(idp: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[...,
                 **settings,
             }
         )
-        server, thread = serve("localhost", port, app)
+        server, thread = listening.serve(app)
         live = LiveRp(base, app, client_id, secret, server, thread)
         started.append(live)
         return live
@@ -269,7 +290,9 @@ def rp_with(idp: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[...,
 
 
 @pytest.fixture
-def rp_factory(idp: Any, rp_with: Callable[..., LiveRp]) -> Callable[..., LiveRp]:
+def rp_factory(
+    idp: Any, rp_with: Callable[..., LiveRp], listen: Callable[[], Listening]
+) -> Callable[..., LiveRp]:
     """FinanceCloud with a client of its own, registered for it."""
 
     def factory(
@@ -280,8 +303,8 @@ def rp_factory(idp: Any, rp_with: Callable[..., LiveRp]) -> Callable[..., LiveRp
         backchannel: bool = False,
         **settings: Any,
     ) -> LiveRp:
-        port = free_port()
-        base = f"http://localhost:{port}"
+        listening = listen()
+        base = f"http://localhost:{listening.port}"
         method = "none" if public else "client_secret_basic"
         client_id, secret = idp.add_client(
             name="FinanceCloud",
@@ -294,7 +317,7 @@ def rp_factory(idp: Any, rp_with: Callable[..., LiveRp]) -> Callable[..., LiveRp
             # Back-Channel Logout at the RP's /backchannel-logout.
             backchannel_logout_uri=base + "/backchannel-logout" if backchannel else None,
         )
-        return rp_with(port, client_id, secret, method=method, **settings)
+        return rp_with(listening, client_id, secret, method=method, **settings)
 
     return factory
 

@@ -18,7 +18,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from .browser import screenshot
-from .conftest import PASSWORD, LiveRp, free_port
+from .conftest import PASSWORD, LiveRp
 from .test_admin_pages import admin_with_device
 
 # A browser walks what the UI does; the HTTP flow tests cover both backends.
@@ -45,11 +45,13 @@ def sign_in_at_admin(page: Page, idp: Any, admin: Any, device: Any) -> None:
 
 
 def test_register_rotate_and_disable_a_client_used_by_the_demo_rp(
-    idp: Any, new_context: Any, rp_with: Callable[..., LiveRp]
+    idp: Any, new_context: Any, rp_with: Callable[..., LiveRp], listen: Callable[[], Any]
 ) -> None:
     admin, device = admin_with_device(idp)
     user = idp.add_user(email="erika@example.org")
-    first_port, second_port = free_port(), free_port()
+    # The RPs' ports, taken now: the client is registered with them first.
+    first_listening, second_listening = listen(), listen()
+    first_port, second_port = first_listening.port, second_listening.port
     page = new_context().new_page()
     sign_in_at_admin(page, idp, admin, device)
 
@@ -71,7 +73,7 @@ def test_register_rotate_and_disable_a_client_used_by_the_demo_rp(
     assert client_id and len(secret) >= 32
 
     # The demo RP signs a user in through it.
-    first = rp_with(first_port, client_id, secret)
+    first = rp_with(first_listening, client_id, secret)
     erika = new_context().new_page()
     erika.goto(first.url + "/")
     erika.click("#sign-in")
@@ -105,7 +107,7 @@ def test_register_rotate_and_disable_a_client_used_by_the_demo_rp(
     erika.goto(first.url + "/login")
     expect(erika.locator("#error-code")).to_have_text("invalid_client")
     assert erika.url.startswith(first.url + "/callback")
-    second = rp_with(second_port, client_id, new_secret)
+    second = rp_with(second_listening, client_id, new_secret)
     erika.goto(second.url + "/login")
     erika.wait_for_url(second.url + "/me")
     expect(erika.locator("#sub")).to_have_text(user.sub)

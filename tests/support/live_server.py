@@ -54,12 +54,32 @@ class ClosesResponses:
         return _Closing(self.app(environ, start_response))
 
 
-def serve(host: str, port: int, app: WsgiApp) -> tuple[BaseWSGIServer, threading.Thread]:
-    """``app`` served on ``host:port`` by a daemon thread; stop with ``stop``."""
-    server = make_server(host, port, ClosesResponses(app), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, thread
+def _not_ready(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    raise RuntimeError("the server was not given its app")
+
+
+class Listening:
+    """A server bound at once to a port the system chose, which serves once it
+    has its app: an app that must know its own URL is made after the port is
+    taken. (A port found free and bound later can be taken in between by
+    another process of a busy machine.)"""
+
+    def __init__(self, host: str = "localhost") -> None:
+        self.server = make_server(host, 0, _not_ready, threaded=True)
+        self.port: int = self.server.server_port
+        self.serving = False
+
+    def serve(self, app: WsgiApp) -> tuple[BaseWSGIServer, threading.Thread]:
+        """``app`` served by a daemon thread; stop with ``stop``."""
+        self.server.app = ClosesResponses(app)
+        thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        thread.start()
+        self.serving = True
+        return self.server, thread
+
+    def close(self) -> None:
+        """Give the port back without serving (the app could not be made)."""
+        self.server.server_close()
 
 
 def stop(server: BaseWSGIServer, thread: threading.Thread) -> None:

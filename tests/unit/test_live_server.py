@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from tests.support.live_server import serve, stop
+from tests.support.live_server import Listening, stop
 
 BODY = b"x" * 64
 
@@ -35,7 +35,7 @@ def test_a_response_is_closed_when_the_client_resets_the_connection_after_it() -
         start_response("200 OK", [("Content-Length", str(len(BODY)))])
         return Body()
 
-    server, thread = serve("127.0.0.1", 0, app)
+    server, thread = Listening("127.0.0.1").serve(app)
     try:
         with socket.create_connection(("127.0.0.1", server.server_port), timeout=10) as client:
             client.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
