@@ -90,7 +90,13 @@ class LifoThreadPool(Executor):
                     name=f"{self._prefix}-{len(self._threads)}",
                 )
                 self._threads.append(thread)
-                thread.start()
+                try:
+                    thread.start()
+                except RuntimeError:  # the system gives no more threads
+                    self._threads.pop()
+                    if not self._threads:
+                        raise
+                    self._backlog.append(task)  # for the next thread that is done
             else:
                 self._backlog.append(task)
         return future

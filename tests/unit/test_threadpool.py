@@ -104,3 +104,21 @@ def test_shutdown_can_cancel_the_waiting_tasks() -> None:
     release.set()
     assert running.result(WAIT) is True
     pool.shutdown(wait=True)
+
+
+def test_when_no_thread_can_be_started_the_task_waits_for_a_running_one(
+    pool: LifoThreadPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    busy = pool.submit(release.wait, WAIT)
+
+    def refused(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    later = pool.submit(str, "done")
+    monkeypatch.undo()
+    assert pool.thread_count == 1 and not later.done()
+    release.set()
+    assert busy.result(WAIT) is True
+    assert later.result(WAIT) == "done"
