@@ -339,9 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"no operation completed in: {', '.join(failed)}", file=sys.stderr)
         return 1
-    erred = [f"{x['scenario']} ({x['backend']})" for x in soaks if x["errors"]]
+    erred = [x for x in soaks if x["errors"]]
     if erred:
-        print(f"errors at half capacity in the soak: {', '.join(erred)}", file=sys.stderr)
+        print("errors at half capacity in the soak:", file=sys.stderr)
+        for x in erred:
+            for kind, count in x["error_kinds"].items():
+                print(f"  {x['scenario']} ({x['backend']}): {count} x {kind}", file=sys.stderr)
         return 1
     return 0
 
@@ -432,6 +435,7 @@ def soak(
                 "asked_rate": part.rate,
                 "rate": sample.rate,
                 "errors": sample.errors,
+                "error_kinds": dict(timeline.error_kinds.most_common()),
                 "p50_ms_first": 1000 * p50_first,
                 "p50_ms_last": 1000 * p50_last,
                 "p50_drift": drift(p50_first, p50_last),

@@ -21,6 +21,7 @@ import selectors
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -249,16 +250,19 @@ class Part:
 @dataclass
 class Timeline:
     """What one flow did: each completed operation's start (seconds after the
-    run began) and latency, and each error's time."""
+    run began) and latency, each error's time, and how often each kind of
+    error came (the exception and its message)."""
 
     started: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     errors: list[float] = field(default_factory=list)
+    error_kinds: Counter[str] = field(default_factory=Counter)
 
     def extend(self, other: Timeline) -> None:
         self.started += other.started
         self.latencies += other.latencies
         self.errors += other.errors
+        self.error_kinds += other.error_kinds
 
     def between(self, start: float, end: float) -> list[float]:
         """Latencies of the operations that started in [start, end)."""
@@ -313,9 +317,10 @@ def _driver_process(
                 return
             try:
                 flow.run()
-            except (FlowError, requests.RequestException):
+            except (FlowError, requests.RequestException) as exc:
                 with lock:
                     timeline.errors.append(t0 - began)
+                    timeline.error_kinds[f"{type(exc).__name__}: {exc}"[:200]] += 1
                 continue
             latency = time.monotonic() - t0
             with lock:
