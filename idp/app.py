@@ -4,6 +4,7 @@ stores and senders, the blueprints and the signals between features."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
-from . import cli, deviceapi, errors, http, i18n, proxy
+from . import cli, deviceapi, errors, http, i18n, proxy, sqlite_writers
 from .accounts import views as account_views
 from .accounts.passwords import PasswordService
 from .admin import api as admin_api
@@ -66,7 +67,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=secret_key,
         SQLALCHEMY_DATABASE_URI=database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": _pre_ping(database_url)},
+        SQLALCHEMY_ENGINE_OPTIONS={
+            "pool_pre_ping": _pre_ping(database_url),
+            **sqlite_writers.engine_options(database_url),
+        },
         # With https, a "__Host-" cookie: browsers take it only with Secure,
         # Path=/ and no Domain, so neither a sibling host nor plain http can
         # set or overwrite it (RFC 6265bis §4.1.3.2).
@@ -183,12 +187,11 @@ def _pre_ping(database_url: str) -> bool:
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     """SQLite: enforce foreign keys and let readers run beside a writer."""
-    module = type(dbapi_connection).__module__
-    if module.startswith("sqlite3"):
+    if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute(f"PRAGMA busy_timeout={int(sqlite_writers.BUSY_TIMEOUT * 1000)}")
         cursor.close()
 
 
