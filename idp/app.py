@@ -26,7 +26,7 @@ from .deviceapp import views as device_app_views
 from .devices import changes as device_changes
 from .devices import push as device_push
 from .devices import service as device_service
-from .extensions import babel, csrf, db, init_unit_of_work, migrate
+from .extensions import DETACHED, babel, csrf, db, init_unit_of_work, migrate
 from .notify import email_sender, sms_sender
 from .oidc import backchannel, published, tokens
 from .oidc import server as oidc_server
@@ -71,6 +71,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             "pool_pre_ping": _pre_ping(database_url),
             **sqlite_writers.engine_options(database_url),
         },
+        # The same database, a pool of its own for the detached sessions
+        # (idp.extensions.detached_session).
+        SQLALCHEMY_BINDS={DETACHED: database_url},
         # With https, a "__Host-" cookie: browsers take it only with Secure,
         # Path=/ and no Domain, so neither a sibling host nor plain http can
         # set or overwrite it (RFC 6265bis §4.1.3.2).

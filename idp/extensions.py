@@ -57,6 +57,30 @@ def utcnow() -> datetime:
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+
+# The bind of the detached sessions (create_app configures it: the same
+# database as the default bind, a pool of its own).
+DETACHED = "detached"
+
+
+def detached_session(*, expire_on_commit: bool = True) -> Session:
+    """A session outside the request's unit of work (what it reads is kept
+    beyond the request, what it writes commits on its own), on a pool of its
+    own: a request holding one of the main pool's connections never waits
+    for another of them. With one pool, requests that held every connection
+    while they waited for a loader (the signing keys are loaded by one thread
+    while the others wait) left the loader no connection to load with."""
+    return Session(db.engines[DETACHED], expire_on_commit=expire_on_commit)
+
+
+def dispose_pools(*, close: bool = True) -> None:
+    """Let go of the app's pooled connections, both pools (in an app
+    context); ``close=False`` in a forked process, whose inherited
+    connections are its parent's to close."""
+    for engine in db.engines.values():
+        engine.dispose(close=close)
+
+
 babel = Babel()
 csrf = CSRFProtect()
 

@@ -30,7 +30,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from .app import create_app
 from .config import Settings, default_instance_path
-from .extensions import db
+from .extensions import dispose_pools
 from .state import IDP
 from .store import disown_embedded, embedded_redis
 from .threadpool import LifoThreadPool
@@ -116,9 +116,9 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         # Workers use the embedded Redis through IDP_REDIS_URL; the master stops it.
         if embedded is not None:
             disown_embedded(embedded)
-        # A connection the master's pool might hold is the master's.
+        # A connection the master's pools might hold is the master's.
         with worker.app.wsgi().app_context():
-            db.engine.dispose(close=False)
+            dispose_pools(close=False)
 
     options = {
         "bind": f"{host}:{port}",

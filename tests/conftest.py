@@ -133,10 +133,10 @@ class Migrations:
     def close(self) -> None:
         """Close the pooled connections (PostgreSQL cannot clone or drop a
         database that still has sessions)."""
-        from idp.extensions import db
+        from idp.extensions import dispose_pools
 
         with self.app.app_context():
-            db.engine.dispose()
+            dispose_pools()
 
 
 # --- PostgreSQL -------------------------------------------------------------------

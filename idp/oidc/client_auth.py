@@ -10,9 +10,8 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import request as flask_request
 from joserfc.jwk import KeySet
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from ..extensions import db
+from ..extensions import detached_session
 from ..state import idp as _idp
 from ..store.kinds import Kind
 from .models import Client
@@ -39,7 +38,7 @@ def query_client(client_id: str) -> Client | None:
 def _load_client(client_id: str) -> Client | None:
     # A session of its own: the row is kept beyond this request, detached,
     # and must not take along the request's uncommitted changes.
-    with Session(db.engine) as session:
+    with detached_session() as session:
         client = session.scalar(select(Client).where(Client.client_id == client_id))
         if client is not None:
             session.expunge(client)

@@ -16,7 +16,7 @@ from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..extensions import after_commit, db, utcnow
+from ..extensions import after_commit, db, detached_session, utcnow
 from ..sealed import Cached, Sealer
 from .models import KeyState, SigningKey
 
@@ -68,7 +68,7 @@ class KeyRing:
     def _load(self) -> _Published:
         # A session of its own: reading (and on first use generating) the
         # keys is not part of the caller's unit of work.
-        with Session(db.engine, expire_on_commit=False) as session:
+        with detached_session(expire_on_commit=False) as session:
             self._ensure_keys(session)
             now = utcnow()
             rows = session.scalars(select(SigningKey).order_by(SigningKey.created_at)).all()
@@ -90,7 +90,7 @@ class KeyRing:
     def ensure_keys(self) -> None:
         """Generate an active key for every algorithm that has none (in a
         transaction of its own, committed at once)."""
-        with Session(db.engine, expire_on_commit=False) as session:
+        with detached_session(expire_on_commit=False) as session:
             self._ensure_keys(session)
 
     def _ensure_keys(self, session: Session) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..encoding import b64url_encode
-from ..extensions import db
+from ..extensions import detached_session
 from ..sealed import Cached, Sealer, SealError
 from .models import VapidKey
 
@@ -74,14 +74,14 @@ class VapidKeyStore:
 
     def ensure(self) -> None:
         """Generate the key if there is none yet (without opening it)."""
-        with Session(db.engine, expire_on_commit=False) as session:
+        with detached_session(expire_on_commit=False) as session:
             if _oldest(session) is None:
                 self._settle_concurrent_generation(session)
 
     def _load(self) -> VapidKeyPair:
         # A session of its own: generating the key must not commit whatever
         # the caller's request has pending in db.session.
-        with Session(db.engine, expire_on_commit=False) as session:
+        with detached_session(expire_on_commit=False) as session:
             row = _oldest(session)
             if row is None:
                 row = self._settle_concurrent_generation(session)

@@ -90,7 +90,7 @@ class LiveIdp:
             )
 
     def stop(self) -> None:
-        from idp.extensions import db
+        from idp.extensions import dispose_pools
         from idp.oidc.backchannel import EXECUTOR_KEY
 
         stop(self.server, self.thread)
@@ -100,7 +100,7 @@ class LiveIdp:
         # Release what the app holds: pooled SQL connections, and Redis (the
         # embedded server stops with its last client).
         with self.app.app_context():
-            db.engine.dispose()
+            dispose_pools()
         self.app.extensions["idp"].store.close()
 
 

@@ -20,7 +20,7 @@ from flask import Flask
 
 from idp.app import create_app
 from idp.config import ConfigError, load_settings
-from idp.extensions import db
+from idp.extensions import dispose_pools
 from idp.notify import (
     DeliveryError,
     HttpSmsGateway,
@@ -145,7 +145,7 @@ def test_compose_uses_the_configured_sender(tmp_path: Path) -> None:
         assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     finally:
         with app.app_context():
-            db.engine.dispose()
+            dispose_pools()
         app.extensions["idp"].store.close()
 
 
@@ -358,5 +358,5 @@ def test_app_wires_the_senders(tmp_path: Path) -> None:
         assert idp.sms.path == tmp_path / "outbox" / "sms.log"
     finally:
         with app.app_context():
-            db.engine.dispose()
+            dispose_pools()
         idp.store.close()

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 import idp.push.keys as keys_module
 from idp.app import create_app
-from idp.extensions import db
+from idp.extensions import db, dispose_pools
 from idp.push import PushService, VapidKey
 from idp.tokens import derive_key
 from tests.support.push_service import PushServiceStandIn
@@ -52,7 +52,7 @@ def make_app(backend_overrides: dict[str, Any]) -> Iterator[AppFactory]:
     yield factory
     for app in apps:
         with app.app_context():
-            db.engine.dispose()
+            dispose_pools()
         app.extensions["idp"].store.close()
 
 

@@ -77,10 +77,10 @@ def every_kind_of_response(app: Flask, base_url: str) -> list[TestResponse]:
 
 
 def stop(app: Flask) -> None:
-    from idp.extensions import db
+    from idp.extensions import dispose_pools
 
     with app.app_context():
-        db.engine.dispose()
+        dispose_pools()
     app.extensions["idp"].store.close()
 
 
