@@ -78,7 +78,10 @@ def drift(first: float | None, last: float | None) -> float | None:
 
 
 def format_table(
-    rows: list[dict[str, Any]], memory: list[dict[str, Any]], soaks: list[dict[str, Any]]
+    rows: list[dict[str, Any]],
+    memory: list[dict[str, Any]],
+    soaks: list[dict[str, Any]],
+    bursts: list[dict[str, Any]],
 ) -> str:
     header = (
         f"{'scenario':<24} {'backend':<9} {'rate':>10} {'unit':<11} {'x C':>6} "
@@ -95,6 +98,24 @@ def format_table(
             f"{(f'{cpu:.2f}' if cpu is not None else '-'):>13} "
             f"{(f'{gen:.2f}' if gen is not None else '-'):>9}"
         )
+    for burst in bursts:
+        lines.append("")
+        lines.append(
+            f"the token endpoint alone and under a login burst ({burst['backend']}, "
+            f"{burst['browsers']} browsers signing in, {burst['seconds']:.0f} s each):"
+        )
+        for x in burst["flows"]:
+            if x["p99_ms_alone"] is None:
+                lines.append(
+                    f"  {x['scenario']:<20} {x['rate']:8.1f}/s  p99 {x['p99_ms']:8.2f} ms  "
+                    f"errors {x['errors']:>4}"
+                )
+                continue
+            lines.append(
+                f"  {x['scenario']:<20} {x['rate']:8.1f}/s  p99 alone {x['p99_ms_alone']:8.2f} ms, "
+                f"in the burst {x['p99_ms']:8.2f} ms ({_times(x['p99_ratio'])})  "
+                f"errors {x['errors']:>4}"
+            )
     if memory:
         lines.append("")
         lines.append("memory (sum of PSS, master + workers):")
@@ -125,6 +146,10 @@ def format_table(
             )
             lines.append(f"  C after the soak against before it ({backend}): {_percent(c_drift)}")
     return "\n".join(lines)
+
+
+def _times(ratio: float | None) -> str:
+    return f"x {ratio:.2f}" if ratio is not None else "-"
 
 
 def _percent(fraction: float | None) -> str:

@@ -59,5 +59,15 @@ def test_the_benchmark_runs_every_scenario_and_writes_its_json(tmp_path: Path) -
         assert x["c_drift"] is not None, x
         assert len(x["memory_mib"]) >= 3 and all(mib > 0 for _, mib in x["memory_mib"]), x
     assert "soak at half capacity" in done.stdout
+    # The token endpoint alone and under a login burst, without an error.
+    [burst] = report["burst"]
+    assert burst["backend"] == "embedded" and burst["browsers"] == 1
+    flows = {x["scenario"]: x for x in burst["flows"]}
+    assert set(flows) == {"client_credentials", "refresh", "login"}
+    for x in flows.values():
+        assert x["errors"] == 0 and x["error_kinds"] == {} and x["rate"] > 0, x
+    for name in ("client_credentials", "refresh"):
+        assert flows[name]["p99_ms_alone"] > 0 and flows[name]["p99_ratio"] is not None
+    assert "under a login burst" in done.stdout
     assert {entry["server"] for entry in report["memory"]} == {"C", "Freigabe (embedded)"}
     assert all(entry["pss_mib"] > 0 for entry in report["memory"])
