@@ -15,7 +15,7 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, SessionTransaction
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,8 @@ def _insert(model: type[Base]) -> Any:
 
 # Session.info key: what to do once the current transaction has committed.
 _AFTER_COMMIT = "idp.after_commit"
+# Session.info key: the current transaction has written or locked rows.
+_HOLDS = "idp.holds"
 
 
 def after_commit(callback: Callable[[], object]) -> None:
@@ -157,6 +159,29 @@ def rollback() -> None:
     db.session.rollback()
 
 
+def give_connection_back() -> bool:
+    """Before a long wait that needs no database (a password hash waiting for
+    the hashing threads), end the unit of work's transaction if it has only
+    read so far, so that its connection goes back to the pool for other
+    requests meanwhile (a burst of logins otherwise held every connection
+    while it waited, and the other requests waited for one). What was read is
+    loaded again when next used. Nothing is done (False) once the unit of
+    work has written, flushed or locked anything, or waits for its commit."""
+    if not db.session.registry.has():
+        return True
+    sql_session = db.session()
+    if (
+        sql_session.new
+        or sql_session.dirty
+        or sql_session.deleted
+        or sql_session.info.get(_HOLDS)
+        or sql_session.info.get(_AFTER_COMMIT)
+    ):
+        return False
+    sql_session.commit()
+    return True
+
+
 def init_unit_of_work(app: Flask) -> None:
     """A request's changes are committed when it ends with an answer below
     500 (a success, a redirect, or a deliberate refusal with its audit
@@ -170,6 +195,25 @@ def init_unit_of_work(app: Flask) -> None:
         else:
             rollback()
         return response
+
+
+@event.listens_for(db.session, "after_flush")
+def _flushed(sql_session: Session, _flush_context: Any) -> None:
+    sql_session.info[_HOLDS] = True
+
+
+@event.listens_for(db.session, "do_orm_execute")
+def _executing(state: ORMExecuteState) -> None:
+    # Anything but a plain SELECT (a DML or text statement, SELECT ... FOR
+    # UPDATE) may have written or locked rows.
+    if not state.is_select or getattr(state.statement, "_for_update_arg", None) is not None:
+        state.session.info[_HOLDS] = True
+
+
+@event.listens_for(db.session, "after_transaction_end")
+def _ended(sql_session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        sql_session.info.pop(_HOLDS, None)
 
 
 @event.listens_for(db.session, "after_rollback")

@@ -9,6 +9,7 @@ from .. import audit
 from ..accounts.models import User
 from ..accounts.service import find_user, remember_language
 from ..errors import IdpError, InvalidRequest, Throttled
+from ..extensions import give_connection_back
 from ..state import idp
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve
 
@@ -97,8 +98,12 @@ def verify_password_login(
         if exc.limit == per_account:
             audit.record("login_throttled", user_id=user.id if user else None, channel=channel)
         raise TooManyAttempts(retry_after=exc.retry_after) from None
+    stored_hash = user.password_hash if user else None
     with attempt.given_back_on_error(InvalidCredentials):
-        if not idp().passwords.verify(user.password_hash if user else None, password) or not user:
+        # The hash may wait for the hashing threads (a burst of logins queues
+        # there): no database connection is held meanwhile.
+        give_connection_back()
+        if not idp().passwords.verify(stored_hash, password) or not user:
             audit.record(
                 "login_failed",
                 user_id=user.id if user else None,

@@ -1,0 +1,121 @@
+"""The database connections: SQLite's are set up and queue their writers;
+what is loaded for longer than a request, and a login waiting for its hash,
+never hold up requests that need a connection."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from idp.accounts.models import User
+from idp.extensions import DETACHED, after_commit, db, give_connection_back
+from idp.oidc.client_auth import query_client
+from idp.sqlite_writers import BUSY_TIMEOUT, WriterQueueConnection
+
+from .conftest import PASSWORD
+from .helpers import Browser, RelyingParty
+
+
+def test_each_sqlite_connection_enforces_foreign_keys_and_queues_its_writers(idp: Any) -> None:
+    with idp.app.app_context(), db.engine.connect() as connection:
+        dbapi_connection = connection.connection.dbapi_connection
+        if db.engine.dialect.name != "sqlite":
+            assert not isinstance(dbapi_connection, sqlite3.Connection)
+            return
+        assert isinstance(dbapi_connection, WriterQueueConnection)
+        pragmas = {
+            name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("foreign_keys", "journal_mode", "busy_timeout")
+        }
+    busy_timeout = int(BUSY_TIMEOUT * 1000)
+    assert pragmas == {"foreign_keys": 1, "journal_mode": "wal", "busy_timeout": busy_timeout}
+
+
+def test_keys_and_clients_load_while_requests_hold_every_connection(idp: Any) -> None:
+    """A request holds its connection while it waits for the signing keys,
+    which one thread loads for all: the loads have a pool of their own, or
+    the loader would wait for a connection the waiting requests hold."""
+    client_id, _secret = idp.add_client()
+    state = idp.app.extensions["idp"]
+    with idp.app.app_context():
+        pool = db.engine.pool
+        held = [db.engine.connect() for _ in range(pool.size() + pool._max_overflow)]  # type: ignore[attr-defined]
+        try:
+            assert pool.checkedout() == len(held)
+            state.keyring.invalidate()
+            assert b'"keys"' in state.keyring.jwks_bytes()
+            state.clients.forget()
+            client = query_client(client_id)
+            assert client is not None and client.client_id == client_id
+            assert state.push.public_key()
+        finally:
+            for connection in held:
+                connection.close()
+        assert db.engines[DETACHED].url == db.engine.url
+
+
+def test_a_unit_of_work_that_only_read_gives_its_connection_back(idp: Any) -> None:
+    user_id = idp.add_user().id
+    with idp.app.app_context():
+        user = db.session.get(User, user_id)
+        assert user is not None and db.engine.pool.checkedout() == 1
+        assert give_connection_back()
+        assert db.engine.pool.checkedout() == 0
+        assert user.id == user_id  # loaded again
+        db.session.rollback()
+
+
+@pytest.mark.parametrize("what", ["flush", "statement", "lock", "after_commit"])
+def test_a_unit_of_work_that_wrote_or_locked_keeps_its_connection(idp: Any, what: str) -> None:
+    user_id = idp.add_user().id
+    with idp.app.app_context():
+        user = db.session.get(User, user_id)
+        assert user is not None
+        if what == "flush":
+            user.given_name = "Changed"
+            db.session.flush()
+        elif what == "statement":
+            db.session.execute(update(User).where(User.id == user_id).values(given_name="Changed"))
+        elif what == "lock":
+            db.session.scalar(select(User).where(User.id == user_id).with_for_update())
+        else:
+            after_commit(lambda: None)
+        assert not give_connection_back()
+        assert db.engine.pool.checkedout() == 1
+        db.session.rollback()
+        assert db.session.get(User, user_id).given_name != "Changed"  # type: ignore[union-attr]
+        db.session.rollback()
+
+
+def test_a_login_waiting_for_its_hash_holds_no_connection(idp: Any) -> None:
+    user = idp.add_user()
+    client_id, secret = idp.add_client()  # not first-party: consent follows
+    state = idp.app.extensions["idp"]
+    hashing = state.passwords._pool  # the hashing threads
+    browser = Browser(idp.url)
+    page = browser.go(RelyingParty(idp.url, client_id, secret).authorize_url()[0])
+    # Every hashing thread busy: the login's hash has to wait in the queue.
+    go_on = threading.Event()
+    blockers = [hashing.submit(go_on.wait, 30) for _ in range(hashing._max_workers)]
+    try:
+        answers: list[Any] = []
+        login = threading.Thread(
+            target=lambda: answers.append(browser.sign_in(page, user.access_number, PASSWORD))
+        )
+        login.start()
+        while hashing._work_queue.qsize() == 0 and login.is_alive():
+            threading.Event().wait(0.005)
+        assert login.is_alive(), answers
+        with idp.app.app_context():
+            assert db.engine.pool.checkedout() == 0
+    finally:
+        go_on.set()
+    login.join(30)
+    for blocker in blockers:
+        blocker.result(30)
+    [answer] = answers
+    assert 'value="allow"' in answer.text, answer.text[:300]
