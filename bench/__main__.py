@@ -148,6 +148,8 @@ class Backend:
         instance.mkdir()
         port = free_port()
         self.issuer = f"http://localhost:{port}"
+        # A user per driver thread: one account never signs in twice at once.
+        users = args.processes * max(args.threads, args.burst_browsers + len(BURST_TOKENS))
         self.env = {
             "IDP_ISSUER": self.issuer,
             "IDP_INSTANCE_PATH": str(instance),
@@ -158,6 +160,9 @@ class Backend:
             "IDP_APPROVAL_PUSH_LIMIT": str(max(5, 2 * args.waiting)),
             "IDP_APPROVAL_REQUEST_LIMIT": str(max(5, 2 * args.waiting)),
             "IDP_APPROVAL_LIFETIME": "900",
+            # Every browser of the driver signs in from 127.0.0.1, and a
+            # sign-in counts against its address while it is checked.
+            "IDP_LOGIN_FAILURES_PER_IP": str(max(50, 2 * users)),
         }
         if name == "postgres":
             self.postgres = start_postgres()
@@ -167,9 +172,7 @@ class Backend:
         # The settings `idp serve` gets from its environment, as a mapping.
         settings = {k[len("IDP_") :].lower(): v for k, v in self.env.items()}
         try:
-            # A user per driver thread: one account never signs in twice at once.
-            per_process = max(args.threads, args.burst_browsers + len(BURST_TOKENS))
-            seeded = seed(settings, users=args.processes * per_process)
+            seeded = seed(settings, users=users)
         except Exception:
             self.stop()
             raise
