@@ -5,8 +5,8 @@ The cost comes from the settings (``password_hash_memory_kib``,
 
 Hashes run on a small pool of threads of their own (``concurrency`` per
 process), never on the request threads: a burst of logins waits there instead
-of occupying every worker thread, so the token endpoint (which never hashes
-slowly) stays responsive; and argon2's buffer, which glibc keeps in the arena
+of occupying every worker thread (and gives its database connection back
+first, ``verify_password_login``); and argon2's buffer, which glibc keeps in the arena
 of the thread that allocated it, stays in those few threads' arenas instead of
 one per request thread that ever hashed (RSS grew with the thread count).
 And glibc is told to map blocks of a MiB and more from the system and give them
