@@ -64,16 +64,18 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__, instance_path=str(instance_path))
     database_url = settings.database_url or f"sqlite:///{instance_path / 'idp.db'}"
+    engine_options = {
+        "pool_pre_ping": _pre_ping(database_url),
+        **sqlite_writers.engine_options(database_url),
+    }
     app.config.update(
         SECRET_KEY=secret_key,
         SQLALCHEMY_DATABASE_URI=database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={
-            "pool_pre_ping": _pre_ping(database_url),
-            **sqlite_writers.engine_options(database_url),
-        },
-        # The same database, a pool of its own for the detached sessions
-        # (idp.extensions.detached_session).
-        SQLALCHEMY_BINDS={DETACHED: database_url},
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options,
+        # The same database with the same options, a pool of its own for the
+        # detached sessions (idp.extensions.detached_session). (Flask-SQLAlchemy
+        # gives a bind none of SQLALCHEMY_ENGINE_OPTIONS.)
+        SQLALCHEMY_BINDS={DETACHED: {"url": database_url, **engine_options}},
         # With https, a "__Host-" cookie: browsers take it only with Secure,
         # Path=/ and no Domain, so neither a sibling host nor plain http can
         # set or overwrite it (RFC 6265bis §4.1.3.2).

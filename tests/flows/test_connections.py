@@ -21,18 +21,29 @@ from .helpers import Browser, RelyingParty
 
 
 def test_each_sqlite_connection_enforces_foreign_keys_and_queues_its_writers(idp: Any) -> None:
-    with idp.app.app_context(), db.engine.connect() as connection:
-        dbapi_connection = connection.connection.dbapi_connection
-        if db.engine.dialect.name != "sqlite":
-            assert not isinstance(dbapi_connection, sqlite3.Connection)
-            return
-        assert isinstance(dbapi_connection, WriterQueueConnection)
-        pragmas = {
-            name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-            for name in ("foreign_keys", "journal_mode", "busy_timeout")
-        }
-    busy_timeout = int(BUSY_TIMEOUT * 1000)
-    assert pragmas == {"foreign_keys": 1, "journal_mode": "wal", "busy_timeout": busy_timeout}
+    with idp.app.app_context():
+        assert set(db.engines) == {None, DETACHED}
+        for engine in db.engines.values():
+            with engine.connect() as connection:
+                dbapi_connection = connection.connection.dbapi_connection
+                if engine.dialect.name != "sqlite":
+                    assert not isinstance(dbapi_connection, sqlite3.Connection)
+                    continue
+                assert isinstance(dbapi_connection, WriterQueueConnection)
+                pragmas = {
+                    name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                    for name in ("foreign_keys", "journal_mode", "busy_timeout")
+                }
+            busy_timeout = int(BUSY_TIMEOUT * 1000)
+            assert pragmas == {
+                "foreign_keys": 1, "journal_mode": "wal", "busy_timeout": busy_timeout
+            }  # fmt: skip
+
+
+def test_the_detached_pool_pings_postgresql_connections_as_the_other_does(idp: Any) -> None:
+    with idp.app.app_context():
+        for engine in db.engines.values():
+            assert engine.pool._pre_ping == (engine.dialect.name != "sqlite")  # type: ignore[attr-defined]
 
 
 def test_keys_and_clients_load_while_requests_hold_every_connection(idp: Any) -> None:
