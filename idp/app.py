@@ -66,6 +66,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     database_url = settings.database_url or f"sqlite:///{instance_path / 'idp.db'}"
     engine_options = {
         "pool_pre_ping": _pre_ping(database_url),
+        # A failed statement's error (logged) shows the SQL, not the values.
+        "hide_parameters": True,
         **sqlite_writers.engine_options(database_url),
     }
     app.config.update(

@@ -9,7 +9,8 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from idp.accounts.models import User
 from idp.extensions import DETACHED, after_commit, db, give_connection_back
@@ -40,10 +41,20 @@ def test_each_sqlite_connection_enforces_foreign_keys_and_queues_its_writers(idp
             }  # fmt: skip
 
 
-def test_the_detached_pool_pings_postgresql_connections_as_the_other_does(idp: Any) -> None:
+def test_both_pools_ping_postgresql_connections_and_never_show_values_in_errors(
+    idp: Any,
+) -> None:
+    user = idp.add_user()
     with idp.app.app_context():
         for engine in db.engines.values():
             assert engine.pool._pre_ping == (engine.dialect.name != "sqlite")  # type: ignore[attr-defined]
+            with engine.connect() as connection, pytest.raises(IntegrityError) as failed:
+                connection.execute(
+                    insert(User).values(access_number=user.access_number, sub="secret-value-x")
+                )
+            # The error (which the server logs) names the statement, not the values.
+            assert "secret-value-x" not in str(failed.value)
+            assert "parameters hidden" in str(failed.value)
 
 
 def test_keys_and_clients_load_while_requests_hold_every_connection(idp: Any) -> None:
