@@ -361,21 +361,22 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"no operation completed in: {', '.join(failed)}", file=sys.stderr)
         return 1
-    erred = [x for x in soaks if x["errors"]]
+    erred = report_errors("errors at half capacity in the soak:", soaks)
+    erred |= report_errors(
+        "errors in the login burst:", [x for burst in bursts for x in burst["flows"]]
+    )
+    return 1 if erred else 0
+
+
+def report_errors(title: str, flows: list[dict[str, Any]]) -> bool:
+    """Print each kind of error of ``flows`` under ``title``; whether there were any."""
+    erred = [x for x in flows if x["errors"]]
     if erred:
-        print("errors at half capacity in the soak:", file=sys.stderr)
+        print(title, file=sys.stderr)
         for x in erred:
             for kind, count in x["error_kinds"].items():
                 print(f"  {x['scenario']} ({x['backend']}): {count} x {kind}", file=sys.stderr)
-        return 1
-    erred = [x for burst in bursts for x in burst["flows"] if x["errors"]]
-    if erred:
-        print("errors in the login burst:", file=sys.stderr)
-        for x in erred:
-            for kind, count in x["error_kinds"].items():
-                print(f"  {x['scenario']} ({x['backend']}): {count} x {kind}", file=sys.stderr)
-        return 1
-    return 0
+    return bool(erred)
 
 
 # The token endpoint during the login burst: its grants, paced at these rates
