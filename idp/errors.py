@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 
 import redis
+import sqlalchemy.exc
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
@@ -159,6 +160,17 @@ def init_app(app: Flask) -> None:
         # DESIGN §7: a request that fails leaves durable state as it found it.
         db.session.rollback()
         log.error("Redis unavailable: %s", type(exc).__name__)
+        return render_error(ServiceUnavailable.error, ServiceUnavailable.message, 503)
+
+    @app.errorhandler(sqlalchemy.exc.OperationalError)
+    @app.errorhandler(sqlalchemy.exc.TimeoutError)
+    def _database_unavailable(exc: Exception) -> Response:
+        # The database cannot be reached, refused the statement for now
+        # (SQLite's lock past its busy timeout), or no pooled connection came
+        # free in time: a temporary condition, answered as the Redis outage
+        # above. (Its message names the statement, never its values.)
+        db.session.rollback()
+        log.error("database unavailable: %s", exc)
         return render_error(ServiceUnavailable.error, ServiceUnavailable.message, 503)
 
     @app.errorhandler(HTTPException)

@@ -4,6 +4,7 @@ never hold up requests that need a connection."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import threading
 from typing import Any
@@ -19,6 +20,7 @@ from idp.sqlite_writers import BUSY_TIMEOUT, WriterQueueConnection
 
 from .conftest import PASSWORD
 from .helpers import Browser, RelyingParty
+from .test_transport_security import ISSUER, app_for, stop
 
 
 def test_each_sqlite_connection_enforces_foreign_keys_and_queues_its_writers(idp: Any) -> None:
@@ -141,3 +143,32 @@ def test_a_login_waiting_for_its_hash_holds_no_connection(idp: Any) -> None:
         blocker.result(30)
     [answer] = answers
     assert 'value="allow"' in answer.text, answer.text[:300]
+
+
+def test_without_its_database_the_provider_answers_503(backend_overrides: dict[str, Any]) -> None:
+    with socket.socket() as refusing:  # bound, never listening: connections are refused
+        refusing.bind(("127.0.0.1", 0))
+        port = refusing.getsockname()[1]
+        app = app_for(
+            backend_overrides, database_url=f"postgresql+psycopg://idp@127.0.0.1:{port}/idp"
+        )
+        try:
+            client = app.test_client()
+            page = client.get("/login", base_url=ISSUER)
+            assert page.status_code == 503, page.text[:300]
+            assert "temporarily unavailable" in page.text
+            token = client.post(
+                "/token",
+                data={"grant_type": "client_credentials"},
+                headers={"Accept": "application/json"},
+                base_url=ISSUER,
+            )
+            assert token.status_code == 503
+            assert token.json == {
+                "error": "temporarily_unavailable",
+                "error_description": (
+                    "The service is temporarily unavailable. Please try again in a moment."
+                ),
+            }
+        finally:
+            stop(app)
