@@ -22,7 +22,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -40,6 +39,8 @@ import redis
 from alembic import command
 from alembic.config import Config
 from flask import Flask
+
+from .support.ports import free_port
 
 BACKENDS = ("embedded", "postgres")
 TEMPLATE_DB = "freigabe_template"
@@ -89,12 +90,6 @@ def missing_service(reason: str) -> NoReturn:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason} (CI=true: tests may not skip for a missing service)")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- migrations -------------------------------------------------------------------

@@ -7,7 +7,6 @@ import base64
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -33,12 +32,6 @@ PASSWORD = "Correct-Horse-9"
 # issuer on localhost allows it): at OWASP's cost, hashing was 13 % of the
 # suite's CPU. The processes test_serve.py starts hash at the default cost.
 CHEAP_HASHING = {"password_hash_memory_kib": 1024, "password_hash_time_cost": 1}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -23,18 +23,14 @@ from pathlib import Path
 
 import redis
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from .ports import free_port
 
 
 class OutageRedis:
     def __init__(self, workdir: Path, binary: str | None = None) -> None:
         self.binary = binary or shutil.which("redis-server") or "/usr/bin/redis-server"
         self.workdir = workdir
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._trigger: bytes | None = None
         self.killed_at: bytes | None = None
