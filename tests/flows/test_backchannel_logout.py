@@ -27,8 +27,9 @@ from joserfc.jwk import ECKey, KeySet
 
 from tests.support.logout_receiver import LogoutReceiver
 
+from ..support.ports import free_port
 from ..support.waiting import wait_until
-from .conftest import PASSWORD, LiveRp, free_port
+from .conftest import PASSWORD, LiveRp
 from .helpers import Browser, RelyingParty, form_fields
 from .test_admin_api import automation
 from .test_admin_pages import admin_session, admin_with_device, by_id, client_form, get, send

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .conftest import PASSWORD, free_port
+from ..support.ports import free_port
+from .conftest import PASSWORD
 from .devices import SoftDevice
 from .helpers import Browser
 from .test_serve import interrupt, start, wait_for

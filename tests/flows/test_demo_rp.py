@@ -22,7 +22,8 @@ from joserfc.jwk import KeySet
 
 from clients.demo_rp import create_app
 
-from .conftest import PASSWORD, LiveRp, free_port
+from ..support.ports import free_port
+from .conftest import PASSWORD, LiveRp
 from .helpers import form_fields, query
 
 

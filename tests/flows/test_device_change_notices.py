@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import PASSWORD, LiveIdp, free_port
+from ..support.ports import free_port
+from .conftest import PASSWORD, LiveIdp
 from .devices import SoftDevice
 from .test_account_devices import approve_step_up, direct_login, post, start_step_up
 from .test_admin_api import automation

@@ -717,7 +717,7 @@ def test_enrolment_errors_are_named_and_leave_no_key_store(idp: Any, cli: Cli) -
 
 
 def test_an_unreachable_server_is_a_network_error(cli: Cli, tmp_path: Path) -> None:
-    from .conftest import free_port
+    from ..support.ports import free_port
 
     done = cli.run("enrol", "--server", f"http://localhost:{free_port()}",
                    "--identifier", "1000000001", input=PASSWORD + "\n")  # fmt: skip

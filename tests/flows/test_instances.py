@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import requests
 
-from .conftest import PASSWORD, free_port, start_idp
+from ..support.ports import free_port
+from .conftest import PASSWORD, start_idp
 from .helpers import Browser, RelyingParty, query
 from .test_serve import wait_for
 

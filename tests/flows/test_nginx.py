@@ -27,8 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ..conftest import missing_service
+from ..support.ports import free_port
 from ..support.waiting import wait_until
-from .conftest import PASSWORD, free_port, start_idp
+from .conftest import PASSWORD, start_idp
 from .devices import SoftDevice
 from .helpers import RelyingParty, query
 from .test_approvals import match_code, proceed

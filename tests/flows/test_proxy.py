@@ -22,7 +22,8 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from .conftest import PASSWORD, LiveIdp, free_port, start_idp
+from ..support.ports import free_port
+from .conftest import PASSWORD, LiveIdp, start_idp
 from .helpers import Browser
 from .test_approvals import enrolled, match_code, mfa_client, to_waiting_page
 from .test_serve import wait_for

@@ -20,8 +20,8 @@ import requests
 
 from idp.demo import DEMO_ACCESS_NUMBER, DEMO_CLIENT_ID, DEMO_PASSWORD, DEMO_USERNAME
 
+from ..support.ports import free_port
 from ..support.waiting import wait_until
-from .conftest import free_port
 from .devices import last_sms_code
 from .helpers import Browser, form_fields
 
