@@ -391,18 +391,20 @@ def login_burst(backend: Backend, args: argparse.Namespace) -> dict[str, Any]:
     are paced at the same modest rates both times, so the two runs ask the
     same of them; each run lasts a scenario's seconds."""
     tokens = [Part(name, 1, rate) for name, rate in BURST_TOKENS]
+    parts = [*tokens, Part("login", args.burst_browsers)]
     run = partial(
-        drive_parts, setup=backend.setup, seconds=max(args.flow_seconds, 0.5),
+        drive_parts, setup=backend.setup, seconds=args.flow_seconds,
         processes=args.processes, server_cpu=backend.server.cpu,
     )  # fmt: skip
     alone = run(tokens)
-    burst = run([*tokens, Part("login", args.burst_browsers)])
+    burst = run(parts)
     flows = []
-    for part in [*tokens, Part("login", args.burst_browsers)]:
-        before = alone.sample(part.name) if part.name in alone.timelines else None
+    for part in parts:
         during = burst.sample(part.name)
         kinds = burst.timelines[part.name].error_kinds.copy()
+        before = None
         if part.name in alone.timelines:
+            before = alone.sample(part.name)
             kinds += alone.timelines[part.name].error_kinds
         flows.append(
             {
