@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import queue
 import signal
 import time
 from pathlib import Path
@@ -72,6 +73,28 @@ class GthreadWorker(ThreadWorker):
     3.13 in one Ctrl-C of `idp demo` in four under load)."""
 
     _quitting = False
+    # The master's signal queue as this process inherited it (``post_fork``).
+    boot_signals: queue.SimpleQueue[int] | None = None
+
+    def init_signals(self) -> None:
+        """Install the worker's handlers, then act on a stop that came before.
+
+        From the fork until here the worker still has the master's handlers,
+        which only put the signal on the master's queue (this process's copy).
+        A Ctrl-C or a stop arriving while a replacement worker boots was lost:
+        the master waited ``graceful_timeout`` for it, then killed it (three
+        Ctrl-C of three, each sent the moment a replacement was forked).
+        """
+        super().init_signals()
+        while self.boot_signals is not None:
+            try:
+                sig = self.boot_signals.get_nowait()
+            except queue.Empty:
+                break
+            if sig in (signal.SIGINT, signal.SIGQUIT):
+                self.handle_quit(sig, None)
+            elif sig == signal.SIGTERM:
+                self.handle_exit(sig, None)
 
     def get_thread_pool(self) -> LifoThreadPool:
         return LifoThreadPool(max_workers=self.cfg.threads, thread_name_prefix="gthread")
@@ -112,7 +135,8 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         # shared pages into each worker at once, a few minutes into load.
         gc.freeze()
 
-    def post_fork(_arbiter: Any, worker: Any) -> None:
+    def post_fork(arbiter: Any, worker: Any) -> None:
+        worker.boot_signals = arbiter.SIG_QUEUE
         # Workers use the embedded Redis through IDP_REDIS_URL; the master stops it.
         if embedded is not None:
             disown_embedded(embedded)
