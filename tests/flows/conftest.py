@@ -196,15 +196,40 @@ def idp(idp_factory: Callable[..., LiveIdp]) -> LiveIdp:
     return idp_factory()
 
 
+def _available(fd: int) -> bytes:
+    """What a pipe holds now, without waiting for more."""
+    os.set_blocking(fd, False)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @pytest.fixture
 def process_group() -> Iterator[list[subprocess.Popen[str]]]:
-    """Started processes; whatever is still running at the end is killed."""
+    """Started processes; whatever is still running at the end is killed.
+
+    What a process printed and nobody read is printed here, for the report of
+    a test that failed before it read it (pytest shows the captured output)."""
     started: list[subprocess.Popen[str]] = []
     yield started
     for process in started:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        if process.stdout is not None and not process.stdout.closed:
+            # Not read to its end: a process it left (outside its group)
+            # may still hold the pipe open, so only what is there now.
+            output = _available(process.stdout.fileno()).decode(errors="replace")
+            process.stdout.close()
+            if output:
+                print(f"--- output of {' '.join(map(str, process.args))} ---\n{output[-20000:]}")
 
 
 # --- the demo relying party, FinanceCloud --------------------------------------------
