@@ -32,6 +32,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from .app import create_app
 from .config import Settings, default_instance_path
 from .extensions import dispose_pools
+from .push import load_sender
 from .state import IDP
 from .store import disown_embedded, embedded_redis
 from .threadpool import LifoThreadPool
@@ -57,6 +58,7 @@ class _Gunicorn(BaseApplication):
         app = create_app()
         for name in app.jinja_env.list_templates():
             app.jinja_env.get_template(name)
+        load_sender()
         return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .keys import VapidKeyError, VapidKeyPair, VapidKeySource, VapidKeyStore
 from .models import VapidKey
-from .service import PushResult, PushService, vapid_subject
+from .service import PushResult, PushService, load_sender, vapid_subject
 from .subscriptions import InvalidSubscription, Subscription, parse_subscription
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "VapidKeyPair",
     "VapidKeySource",
     "VapidKeyStore",
+    "load_sender",
     "parse_subscription",
     "vapid_subject",
 ]

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+import pywebpush
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import idp.push.service as push_module
@@ -70,13 +71,14 @@ def test_each_send_signs_fresh_claims(
     other = PushServiceStandIn()
     try:
         given: list[dict[str, Any]] = []
-        real_webpush = push_module.webpush
+        real_webpush = pywebpush.webpush
 
         def recording_webpush(*args: Any, **kwargs: Any) -> Any:
             given.append(kwargs["vapid_claims"])
             return real_webpush(*args, **kwargs)
 
-        monkeypatch.setattr(push_module, "webpush", recording_webpush)
+        # The sender imports webpush from pywebpush where it sends.
+        monkeypatch.setattr(pywebpush, "webpush", recording_webpush)
         first, second = push_service.new_subscription(), other.new_subscription()
 
         assert push.send(first, APPROVAL, ttl=60).delivered
