@@ -350,15 +350,14 @@ def test_db_upgrade_and_current_from_the_command_line(tmp_path: Path) -> None:
             check=False,
         )
 
-    assert "(head)" not in idp("db", "current").stdout
+    # Each command is a process of a few seconds: this walks the few that show
+    # what a process adds (the logging it sets up, the embedded Redis it starts
+    # and stops); the commands' own behaviour is tested in process (test_cli.py).
     upgraded = idp("db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
     assert "(head)" in idp("db", "current").stdout
-    listed = idp("users", "list", "--json")
-    assert listed.returncode == 0 and json.loads(listed.stdout) == []
     # Without -v the commands say nothing on stderr (no INFO lines: neither the
     # security log's nor the embedded Redis'); with -v they log at INFO.
-    assert listed.stderr == ""
     added = idp("users", "add", "--username", "quiet", "--password-stdin", stdin="Quiet-Horse-99\n")
     assert added.returncode == 0 and added.stderr == "", added.stderr
     locked = idp("-v", "users", "lock", "quiet")
