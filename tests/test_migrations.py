@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, MetaData, String, inspect
+from sqlalchemy import JSON, Column, DateTime, MetaData, String, column, insert, inspect, text
+from sqlalchemy import table as sql_table
+from sqlalchemy.exc import IntegrityError
 
 from idp.extensions import db
 
@@ -73,3 +77,66 @@ def test_the_comparison_sees_a_column_without_a_revision(migrations: Migrations)
 
     diff = schema_diff(migrations, changed)
     assert [(op[0], op[2], op[3].name) for op in diff] == [("add_column", "users", "nickname")]
+
+
+def test_passkey_names_that_collide_are_numbered_when_names_become_unique(
+    migrations: Migrations,
+) -> None:
+    """0011 makes a user's passkey names unique without regard to case; names
+    stored before that collide (two tabs at once could store them) are kept
+    apart by a number, the first registered keeping its name."""
+    migrations.upgrade("0010_session_confirmation")
+    at = DateTime(timezone=True)
+    users = sql_table(
+        "users", column("id"), column("sub"), column("access_number"), column("email_verified"),
+        column("phone_number_verified"), column("status"), column("created_at", at),
+        column("updated_at", at),
+    )  # fmt: skip
+    passkeys = sql_table(
+        "passkeys", column("id"), column("user_id"), column("name"), column("credential_id"),
+        column("public_key"), column("sign_count"), column("attestation_fmt"),
+        column("backup_eligible"), column("backed_up"), column("transports", JSON),
+        column("created_at", at),
+    )  # fmt: skip
+    registered = datetime(2026, 12, 1, tzinfo=UTC)
+    with migrations.app.app_context(), db.engine.begin() as connection:
+        for user_id in (1, 2):
+            connection.execute(
+                insert(users).values(
+                    id=user_id, sub=f"sub-{user_id}", access_number=f"N{user_id}",
+                    email_verified=False, phone_number_verified=False, status="active",
+                    created_at=registered, updated_at=registered,
+                )
+            )  # fmt: skip
+        for n, (user_id, name) in enumerate(
+            [(1, "Laptop"), (1, "LAPTOP"), (1, "laptop"), (1, "Phone"), (2, "Laptop")]
+        ):
+            connection.execute(
+                insert(passkeys).values(
+                    id=f"pk{n}", user_id=user_id, name=name, credential_id=bytes([n]),
+                    public_key=b"k", sign_count=0, attestation_fmt="none",
+                    backup_eligible=False, backed_up=False, transports=[],
+                    created_at=registered + timedelta(minutes=n),
+                )
+            )  # fmt: skip
+
+    migrations.upgrade()
+    with migrations.app.app_context(), db.engine.begin() as connection:
+        rows = connection.execute(text("SELECT id, name, name_key FROM passkeys ORDER BY id")).all()
+        assert [tuple(row) for row in rows] == [
+            ("pk0", "Laptop", "laptop"),
+            ("pk1", "LAPTOP (2)", "laptop (2)"),
+            ("pk2", "laptop (3)", "laptop (3)"),
+            ("pk3", "Phone", "phone"),
+            ("pk4", "Laptop", "laptop"),
+        ]
+        # From now on the database refuses a name the user has, in any case.
+        with pytest.raises(IntegrityError):
+            connection.execute(
+                text(
+                    "INSERT INTO passkeys (id, user_id, name, name_key, credential_id, public_key,"
+                    " sign_count, attestation_fmt, backup_eligible, backed_up, transports)"
+                    " VALUES ('pk9', 1, 'PHONE', 'phone', :c, :k, 0, 'none', false, false, '[]')"
+                ),
+                {"c": b"\x09", "k": b"k"},
+            )

@@ -5,19 +5,30 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from ..accounts.models import User
 from ..extensions import UTCDateTime, db, utcnow
 
 
+def name_key(name: str) -> str:
+    """What makes two passkey names the same name."""
+    return name.casefold()
+
+
 class Passkey(db.Model):  # type: ignore[name-defined]
     __tablename__ = "passkeys"
+    # Two passkeys of one user never share a name, compared as the account
+    # page compares them (case-folded): held by the database, so two tabs
+    # registering the same name at once cannot both store it.
+    __table_args__ = (UniqueConstraint("user_id", "name_key", name="uq_passkeys_user_id_name_key"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
+    # The name case-folded (set with the name): "Laptop" and "LAPTOP" are one.
+    name_key: Mapped[str] = mapped_column(String(300))
     # Unique across passkeys; registration also refuses a device's credential
     # ID (WebAuthn §7.1 step 22). The unique constraint is the lookup index.
     credential_id: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
@@ -35,6 +46,11 @@ class Passkey(db.Model):  # type: ignore[name-defined]
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship(lazy="joined")
+
+    @validates("name")
+    def _keep_name_key(self, _key: str, name: str) -> str:
+        self.name_key = name_key(name)
+        return name
 
     @property
     def method(self) -> str:

@@ -33,7 +33,7 @@ from .errors import (
     ReauthenticationRequired,
     client_error,
 )
-from .models import Passkey
+from .models import Passkey, name_key
 from .service import CHALLENGES, user_handle
 
 # Adding or removing a passkey needs an authentication this recent: a session
@@ -79,15 +79,15 @@ def check_name(value: str | None) -> str:
 
 
 def _names_in_use(user_id: int) -> set[str]:
-    """The user's passkey names, compared without regard to case."""
-    names = db.session.scalars(select(Passkey.name).where(Passkey.user_id == user_id))
-    return {name.casefold() for name in names}
+    """The user's passkey names, compared without regard to case (``name_key``)."""
+    return set(db.session.scalars(select(Passkey.name_key).where(Passkey.user_id == user_id)))
 
 
 def _check_name_free(user_id: int, name: str) -> None:
     """Two passkeys of one user never share a name: the list could not tell them
-    apart, nor could the user tell which one to delete."""
-    if name and name.casefold() in _names_in_use(user_id):
+    apart, nor could the user tell which one to delete. (The database holds
+    it too: a unique index on the user and ``name_key``.)"""
+    if name and name_key(name) in _names_in_use(user_id):
         audit.record("passkey_change_refused", user_id=user_id, reason="name_taken")
         raise PasskeyNameTaken(fields={"name": "already used by another passkey"})
 
@@ -96,7 +96,7 @@ def _free_default_name(user_id: int, default_name: str) -> str:
     """The default name, numbered where it is taken: "Passkey", "Passkey 2", ..."""
     taken = _names_in_use(user_id)
     name, number = default_name, 1
-    while name.casefold() in taken:
+    while name_key(name) in taken:
         number += 1
         name = f"{default_name} {number}"
     return name
@@ -195,8 +195,10 @@ def finish_registration(
     try:
         db.session.flush()
     except IntegrityError:
-        # The same credential registered concurrently.
+        # Another request stored the same name or the same credential between
+        # the checks above and this insert.
         db.session.rollback()
+        _check_name_free(login.user_id, name)
         raise PasskeyAlreadyRegistered() from None
     return passkey
 

@@ -317,6 +317,50 @@ def test_registration_refuses_no_user_verification_and_a_known_credential(
     assert 'id="no-passkeys"' in browser.go(f"{idp.url}/account").text
 
 
+def test_a_name_stored_by_another_request_meanwhile_is_refused(idp: Any) -> None:
+    """Two tabs adding "Laptop" at once: both pass the check of the name, and
+    the database's unique index refuses the second insert. The other tab's
+    passkey is stored just before this request's insert (the session's
+    before_flush, on another connection that commits)."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from idp.extensions import db
+    from idp.passkeys.models import Passkey
+
+    user = idp.add_user()
+    browser = password_session(idp, user)
+    account, options = start_registration(browser, "Laptop")
+    _, credential = create_credential(options_json=options.json(), origin=idp.url)
+
+    stored: list[str] = []
+
+    def other_tab(session: Session, *_: Any) -> None:
+        if stored or not any(isinstance(row, Passkey) for row in session.new):
+            return
+        stored.append("other-tab")
+        with Session(db.engine) as other:
+            other.add(
+                Passkey(
+                    id="other-tab", user_id=user.id, name="LAPTOP",
+                    credential_id=b"other tab", public_key=b"key",
+                )
+            )  # fmt: skip
+            other.commit()
+
+    event.listen(Session, "before_flush", other_tab)
+    try:
+        refused = post_json(browser, account, "/account/passkeys", {"credential": credential})
+    finally:
+        event.remove(Session, "before_flush", other_tab)
+    assert stored, "no passkey was flushed"
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"] == "name_taken", refused.json()
+    with idp.app.app_context():
+        names = db.session.scalars(select(Passkey.name).where(Passkey.user_id == user.id))
+        assert list(names) == ["LAPTOP"]
+
+
 # --- signing in with a passkey ----------------------------------------------------------------
 
 
