@@ -1,6 +1,5 @@
 """Ports for the servers the tests start as processes of their own (or bind
-later than they choose the port: aiosmtpd, a Redis that is killed and started
-again on its port).
+later than they choose the port: aiosmtpd).
 
 A port the kernel hands out for ``bind(("127.0.0.1", 0))`` comes from its
 ephemeral range, the range it also takes the source port of every outgoing

@@ -7,7 +7,11 @@ system) and puts a small TCP relay in front of it. The IdP connects to the relay
 with ``kill_on(b"...")``, the relay kills the server (SIGKILL) the moment a
 command containing those bytes arrives, before the server sees it: the
 request in flight gets a broken connection exactly there. ``restart()``
-brings the server back on the same port with its data.
+brings the server back on the same socket with its data.
+
+The server listens on a unix socket, not a port: a port left free while the
+server is down could be bound by another server meanwhile, and the restart
+would find someone else's server answering there.
 """
 
 from __future__ import annotations
@@ -17,20 +21,21 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import redis
 
-from .ports import free_port
-
 
 class OutageRedis:
     def __init__(self, workdir: Path, binary: str | None = None) -> None:
         self.binary = binary or shutil.which("redis-server") or "/usr/bin/redis-server"
         self.workdir = workdir
-        self.port = free_port()
+        # A short path of its own: a unix socket's path has at most 107 bytes.
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="outage-redis-"))
+        self.socket = str(self._socket_dir / "redis.sock")
         self.process: subprocess.Popen[bytes] | None = None
         self._trigger: bytes | None = None
         self.killed_at: bytes | None = None
@@ -48,6 +53,7 @@ class OutageRedis:
             if self.process is not None and self.process.poll() is None:
                 self.process.kill()
                 self.process.wait()
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
             raise
         self._accepting = threading.Thread(target=self._accept, daemon=True)
         self._accepting.start()
@@ -57,7 +63,7 @@ class OutageRedis:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [
-                *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *(self.binary, "--port", "0", "--unixsocket", self.socket),
                 # No fsync: the server is killed, not the machine. An fsync at
                 # every write can stall it for seconds on a busy disk, longer
                 # than a client waits (a PING timed out once on CI).
@@ -67,7 +73,7 @@ class OutageRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        client = redis.Redis(unix_socket_path=self.socket, socket_timeout=5)
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -120,6 +126,7 @@ class OutageRedis:
         self._listener.close()
         self._accepting.join(timeout=10)
         self.kill()
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     # --- the relay ---------------------------------------------------------------
 
@@ -135,9 +142,12 @@ class OutageRedis:
             if not self.up:
                 client.close()  # refused as a dead server would be
                 continue
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.settimeout(5)
             try:
-                upstream = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                upstream.connect(self.socket)
             except OSError:
+                upstream.close()
                 client.close()
                 continue
             upstream.settimeout(None)
