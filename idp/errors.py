@@ -159,7 +159,10 @@ def init_app(app: Flask) -> None:
         # DESIGN §2: fail closed; nothing falls back to per-process memory.
         # DESIGN §7: a request that fails leaves durable state as it found it.
         db.session.rollback()
-        log.error("Redis unavailable: %s", type(exc).__name__)
+        # What broke, for the operator: a lost or refused connection's message
+        # names only the server's address; other errors' could quote data.
+        broken = isinstance(exc, redis.ConnectionError | redis.TimeoutError)
+        log.error("Redis unavailable: %s%s", type(exc).__name__, f" ({exc})" if broken else "")
         return render_error(ServiceUnavailable.error, ServiceUnavailable.message, 503)
 
     @app.errorhandler(sqlalchemy.exc.OperationalError)

@@ -278,7 +278,7 @@ def test_a_restoration_finished_during_an_outage_is_whole(
 
 
 def test_an_enrolment_completed_during_an_outage_can_be_completed_again(
-    idp: LiveIdp, outage: OutageRedis
+    idp: LiveIdp, outage: OutageRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     from idp.devices.models import Device
 
@@ -294,6 +294,8 @@ def test_an_enrolment_completed_during_an_outage_can_be_completed_again(
     failed = device.complete(started.json(), code)
     assert failed.status_code == 503 and outage.killed_at
     assert rows(idp, Device) == 0
+    # The operator learns what broke (the message names only the address).
+    assert "Redis unavailable: ConnectionError (" in caplog.text
 
     outage.restart()
     done = device.complete(started.json(), code)
