@@ -27,7 +27,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 CATALOGS := $(wildcard idp/translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: demo test bench lint format translations extract-messages clean
+.PHONY: demo test bench lint lock format translations extract-messages clean
 
 demo: $(STAMP) $(COMPILED)
 	$(BIN)/idp demo --port $(IDP_PORT) --rp-port $(DEMO_RP_PORT)
@@ -76,10 +76,16 @@ extract-messages: $(STAMP)
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install -q uv
 
-$(STAMP): pyproject.toml $(if $(findstring .tools,$(UV)),.tools/bin/uv)
+# The versions come from requirements.lock (every dependency, for Python 3.11
+# and later): a new release of a dependency changes nothing until `make lock`.
+$(STAMP): pyproject.toml requirements.lock $(if $(findstring .tools,$(UV)),.tools/bin/uv)
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)
-	$(UV) pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev]'
+	$(UV) pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev]' --constraints requirements.lock
 	touch $@
+
+# After changing the dependencies in pyproject.toml, or to take newer releases.
+lock: $(if $(findstring .tools,$(UV)),.tools/bin/uv)
+	$(UV) pip compile -q --upgrade pyproject.toml --extra dev --universal --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage artifacts
