@@ -116,7 +116,7 @@ class Fanout:
         backoff = 0.1
         resubscribed = False
         while not self._closed.is_set():
-            pubsub = self._listener_client.pubsub()  # type: ignore[no-untyped-call]
+            pubsub = self._listener_client.pubsub()
             try:
                 pubsub.psubscribe(self._pattern)
                 backoff = 0.1
