@@ -12,7 +12,7 @@ from flask_babel import Babel
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy import ColumnElement, DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, SessionTransaction
@@ -102,13 +102,21 @@ def upsert(
     db.session.execute(statement)
 
 
-def insert_ignore(model: type[Base], values: Mapping[str, Any], *, key: Sequence[str]) -> bool:
-    """INSERT the row unless one with the same ``key`` exists; True if it
-    was inserted (one statement, in the caller's transaction)."""
+def insert_ignore(
+    model: type[Base],
+    values: Mapping[str, Any],
+    *,
+    key: Sequence[str],
+    where: ColumnElement[bool] | None = None,
+) -> bool:
+    """INSERT the row unless one with the same ``key`` exists (among the rows
+    matching ``where``, for a partial unique index); True if it was inserted
+    (one statement, in the caller's transaction)."""
     statement: Any = _insert(model).values(**values)
-    statement = statement.on_conflict_do_nothing(index_elements=list(key))
-    result = db.session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    statement = statement.on_conflict_do_nothing(index_elements=list(key), index_where=where)
+    # RETURNING, not the row count: an ORM insert on psycopg reports -1.
+    statement = statement.returning(*model.__mapper__.primary_key)
+    return db.session.execute(statement).first() is not None
 
 
 def _insert(model: type[Base]) -> Any:
