@@ -9,7 +9,18 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, Column, DateTime, MetaData, String, column, insert, inspect, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    bindparam,
+    column,
+    insert,
+    inspect,
+    text,
+)
 from sqlalchemy import table as sql_table
 from sqlalchemy.exc import IntegrityError
 
@@ -79,6 +90,24 @@ def test_the_comparison_sees_a_column_without_a_revision(migrations: Migrations)
     assert [(op[0], op[2], op[3].name) for op in diff] == [("add_column", "users", "nickname")]
 
 
+def add_users(connection: Any, ids: tuple[int, ...], created_at: datetime) -> None:
+    """Bare user rows, written as the migrations of the test left the table."""
+    at = DateTime(timezone=True)
+    users = sql_table(
+        "users", column("id"), column("sub"), column("access_number"), column("email_verified"),
+        column("phone_number_verified"), column("status"), column("created_at", at),
+        column("updated_at", at),
+    )  # fmt: skip
+    for user_id in ids:
+        connection.execute(
+            insert(users).values(
+                id=user_id, sub=f"sub-{user_id}", access_number=f"N{user_id}",
+                email_verified=False, phone_number_verified=False, status="active",
+                created_at=created_at, updated_at=created_at,
+            )
+        )  # fmt: skip
+
+
 def test_passkey_names_that_collide_are_numbered_when_names_become_unique(
     migrations: Migrations,
 ) -> None:
@@ -87,11 +116,6 @@ def test_passkey_names_that_collide_are_numbered_when_names_become_unique(
     apart by a number, the first registered keeping its name."""
     migrations.upgrade("0010_session_confirmation")
     at = DateTime(timezone=True)
-    users = sql_table(
-        "users", column("id"), column("sub"), column("access_number"), column("email_verified"),
-        column("phone_number_verified"), column("status"), column("created_at", at),
-        column("updated_at", at),
-    )  # fmt: skip
     passkeys = sql_table(
         "passkeys", column("id"), column("user_id"), column("name"), column("credential_id"),
         column("public_key"), column("sign_count"), column("attestation_fmt"),
@@ -100,14 +124,7 @@ def test_passkey_names_that_collide_are_numbered_when_names_become_unique(
     )  # fmt: skip
     registered = datetime(2026, 12, 1, tzinfo=UTC)
     with migrations.app.app_context(), db.engine.begin() as connection:
-        for user_id in (1, 2):
-            connection.execute(
-                insert(users).values(
-                    id=user_id, sub=f"sub-{user_id}", access_number=f"N{user_id}",
-                    email_verified=False, phone_number_verified=False, status="active",
-                    created_at=registered, updated_at=registered,
-                )
-            )  # fmt: skip
+        add_users(connection, (1, 2), registered)
         for n, (user_id, name) in enumerate(
             [(1, "Laptop"), (1, "LAPTOP"), (1, "laptop"), (1, "Phone"), (2, "Laptop")]
         ):
@@ -139,4 +156,64 @@ def test_passkey_names_that_collide_are_numbered_when_names_become_unique(
                     " VALUES ('pk9', 1, 'PHONE', 'phone', :c, :k, 0, 'none', false, false, '[]')"
                 ),
                 {"c": b"\x09", "k": b"k"},
+            )
+
+
+def test_active_device_names_that_collide_are_numbered_when_names_become_unique(
+    migrations: Migrations,
+) -> None:
+    """0012 makes the names of a user's active devices unique without regard
+    to case; active names stored before that collide (two enrolments at once
+    could store them) are kept apart by a number, the first enrolled keeping
+    its name; a deleted device keeps its name and takes none from the others."""
+    migrations.upgrade("0011_passkey_name_key")
+    at = DateTime(timezone=True)
+    devices = sql_table(
+        "devices", column("id"), column("user_id"), column("name"), column("kind"),
+        column("enrolled_via"), column("credential_id"), column("public_key"),
+        column("sign_count"), column("attestation_fmt"), column("backup_eligible"),
+        column("backed_up"), column("transports", JSON), column("token_digest"),
+        column("created_at", at), column("revoked_at", at),
+    )  # fmt: skip
+    enrolled = datetime(2026, 12, 1, tzinfo=UTC)
+    with migrations.app.app_context(), db.engine.begin() as connection:
+        add_users(connection, (1, 2), enrolled)
+        for n, (user_id, name, revoked) in enumerate(
+            [
+                (1, "iPhone", True), (1, "iPhone", False), (1, "IPHONE", False),
+                (1, "Tablet", False), (2, "iPhone", False),
+            ]
+        ):  # fmt: skip
+            connection.execute(
+                insert(devices).values(
+                    id=f"d{n}", user_id=user_id, name=name, kind="iphone",
+                    enrolled_via="binding_code", credential_id=bytes([n]), public_key=b"k",
+                    sign_count=0, attestation_fmt="none", backup_eligible=False,
+                    backed_up=False, transports=[], token_digest=f"{n:064d}",
+                    created_at=enrolled + timedelta(minutes=n),
+                    revoked_at=enrolled + timedelta(hours=1) if revoked else None,
+                )
+            )  # fmt: skip
+
+    migrations.upgrade()
+    with migrations.app.app_context(), db.engine.begin() as connection:
+        rows = connection.execute(text("SELECT id, name, name_key FROM devices ORDER BY id")).all()
+        assert [tuple(row) for row in rows] == [
+            ("d0", "iPhone", "iphone"),
+            ("d1", "iPhone", "iphone"),
+            ("d2", "IPHONE (2)", "iphone (2)"),
+            ("d3", "Tablet", "tablet"),
+            ("d4", "iPhone", "iphone"),
+        ]
+        # From now on the database refuses an active name the user has, in any case.
+        with pytest.raises(IntegrityError):
+            connection.execute(
+                text(
+                    "INSERT INTO devices (id, user_id, name, name_key, kind, enrolled_via,"
+                    " credential_id, public_key, sign_count, attestation_fmt, backup_eligible,"
+                    " backed_up, transports, token_digest, created_at) VALUES ('d9', 1, 'TABLET',"
+                    " 'tablet', 'iphone', 'binding_code', :c, :k, 0, 'none', false, false, '[]',"
+                    " :t, :at)"
+                ).bindparams(bindparam("at", type_=at)),
+                {"c": b"\x09", "k": b"k", "t": "9" * 64, "at": enrolled},
             )

@@ -20,14 +20,14 @@ from sqlalchemy import select
 
 from .. import audit
 from ..accounts.models import User
-from ..extensions import after_commit, db
+from ..extensions import after_commit, db, insert_ignore
 from ..state import idp
 from ..store.kinds import Kind
 from ..store.ratelimit import Limit, LimitReached, Reservation, reserve
 from ..tokens import new_token
 from ..webauthn import CredentialJSON, registration_options, verify_registration
 from .messages import send_enrolment_code
-from .models import Device, EnrolledVia
+from .models import Device, EnrolledVia, name_key
 from .service import (
     InvalidBindingCode,
     InvalidDeviceRequest,
@@ -201,6 +201,31 @@ def complete(
     return enrolled
 
 
+# A name another request takes between our read of the names and our insert
+# sends us to the next number; each try sees one more committed name.
+NAME_TRIES = 5
+
+
+def _insert_device(user_id: int, wanted_name: str, **values: Any) -> Device:
+    """Insert the device under ``wanted_name``, numbered where another of the
+    user's active devices has it (``distinct_device_name``). Two enrolments of
+    one name at the same moment: the database's unique index lets one insert
+    the name, and the other takes the next number instead of failing."""
+    for _ in range(NAME_TRIES):
+        name = distinct_device_name(user_id, wanted_name)
+        inserted = insert_ignore(
+            Device,
+            {**values, "user_id": user_id, "name": name, "name_key": name_key(name)},
+            key=["user_id", "name_key"],
+            where=Device.revoked_at.is_(None),
+        )
+        if inserted:
+            device = db.session.get(Device, values["id"])
+            assert device is not None
+            return device
+    raise RuntimeError(f"no free device name after {NAME_TRIES} tries")
+
+
 def announce_added(device: Device, *, ip: str | None) -> None:
     """``device_added`` for ``device``, once the unit of work has committed."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -263,10 +288,10 @@ def add_device(
     if taken is not None:
         raise InvalidDeviceRequest(detail="credential already registered")
     token = new_token(32)
-    device = Device(
+    device = _insert_device(
+        user.id,
+        enrolment.device_name,
         id=new_token(12),
-        user_id=user.id,
-        name=distinct_device_name(user.id, enrolment.device_name),
         kind=enrolment.kind,
         enrolled_via=enrolment.via,
         credential_id=verified.credential_id,
@@ -279,7 +304,6 @@ def add_device(
         transports=list(verified.transports),
         token_digest=idp().digester.digest(token, purpose="device-token"),
     )
-    db.session.add(device)
     audit.record(
         "device_enrolled",
         user_id=user.id,
@@ -287,5 +311,4 @@ def add_device(
         kind=device.kind,
         via=device.enrolled_via,
     )
-    db.session.flush()
     return EnrolledDevice(device=device, token=token)

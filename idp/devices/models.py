@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from ..accounts.models import User
 from ..extensions import UTCDateTime, db, utcnow
@@ -27,6 +27,16 @@ def device_name(value: str) -> str:
     return collapsed
 
 
+def name_key(name: str) -> str:
+    """What makes two device names the same name (the list, the notices and
+    "delete" could not tell such devices apart)."""
+    return name.casefold()
+
+
+# Partial unique index condition: only active devices' names must differ.
+ACTIVE = text("revoked_at IS NULL")
+
+
 class EnrolledVia:
     PASSWORD_SMS = "password_sms"
     PASSWORD_EMAIL = "password_email"
@@ -36,10 +46,26 @@ class EnrolledVia:
 
 class Device(db.Model):  # type: ignore[name-defined]
     __tablename__ = "devices"
+    # Two active devices of one user never share a name, compared as the
+    # service compares them (``name_key``): held by the database, so two
+    # enrolments or renames at the same moment cannot both store one name.
+    # A deleted device's name is free again.
+    __table_args__ = (
+        Index(
+            "uq_devices_user_id_name_key_active",
+            "user_id",
+            "name_key",
+            unique=True,
+            sqlite_where=ACTIVE,
+            postgresql_where=ACTIVE,
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
+    # The name case-folded (set with the name): "iPhone" and "IPHONE" are one.
+    name_key: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(16))
     enrolled_via: Mapped[str] = mapped_column(String(32))
     # The WebAuthn credential (WebAuthn §6.1 credential record).
@@ -64,6 +90,11 @@ class Device(db.Model):  # type: ignore[name-defined]
     pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship(lazy="joined")
+
+    @validates("name")
+    def _keep_name_key(self, _key: str, name: str) -> str:
+        self.name_key = name_key(name)
+        return name
 
     @property
     def is_active(self) -> bool:

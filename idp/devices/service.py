@@ -17,6 +17,7 @@ from blinker import Namespace
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..accounts.service import remember_language
@@ -34,7 +35,7 @@ from ..webauthn import (
     action_challenge,
     verify_assertion,
 )
-from .models import MAX_DEVICE_NAME, Device, device_name
+from .models import MAX_DEVICE_NAME, Device, device_name, name_key
 
 # Signed device actions (docs/device-api.md "Actions"): the purposes a nonce
 # may be asked for, and how long it waits for the device's assertion (the
@@ -417,18 +418,27 @@ def revoke_device(
     return len(active_devices(target.user_id))
 
 
+def _names_in_use(user_id: int) -> set[str]:
+    """The ``name_key`` of each of the user's active devices."""
+    return set(
+        db.session.scalars(
+            select(Device.name_key).where(Device.user_id == user_id, Device.revoked_at.is_(None))
+        )
+    )
+
+
 def distinct_device_name(user_id: int, wanted: str) -> str:
     """``wanted``, or ``wanted (2)``, ``(3)``... if another of the user's active
     devices has that name: the list, the notices and "delete" must tell them
     apart (a rename to a taken name is refused instead)."""
-    taken = {device.name.casefold() for device in active_devices(user_id)}
-    if wanted.casefold() not in taken:
+    taken = _names_in_use(user_id)
+    if name_key(wanted) not in taken:
         return wanted
     number = 2
     while True:
         suffix = f" ({number})"
         candidate = wanted[: MAX_DEVICE_NAME - len(suffix)] + suffix
-        if candidate.casefold() not in taken:
+        if name_key(candidate) not in taken:
             return candidate
         number += 1
 
@@ -444,12 +454,18 @@ def rename_device(target: Device, name: str, *, actor: str) -> Device:
         raise DeviceNotFound()
     # Two active devices of one user never get the same name by a rename: the
     # list, the notices and "delete" could not tell them apart.
-    if any(
-        other.id != target.id and other.name.casefold() == new_name.casefold()
-        for other in active_devices(target.user_id)
+    if name_key(new_name) != target.name_key and name_key(new_name) in _names_in_use(
+        target.user_id
     ):
         raise DeviceNameTaken(fields={"name": "already used by another device"})
     old_name, target.name = target.name, new_name
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Another request gave one of the user's devices this name between
+        # the check above and this write (the database's unique index).
+        db.session.rollback()
+        raise DeviceNameTaken(fields={"name": "already used by another device"}) from None
     audit.record(
         "device_renamed",
         user_id=target.user_id,

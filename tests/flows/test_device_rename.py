@@ -148,3 +148,88 @@ def test_a_device_enrolled_with_a_name_in_use_is_numbered(idp: Any) -> None:
     again = binding_device(idp, user, device_name="Test Phone (2)")
     assert again.device_id is not None
     assert device_row(idp, again.device_id).name == "Test Phone (2)"
+
+
+# --- two requests at the same moment -------------------------------------------------
+
+
+def _store_device_meanwhile(idp: Any, user_id: int, name: str) -> Any:
+    """Another request's device named ``name``, committed on a connection of
+    its own: the moment two enrolments or renames both passed the check of
+    the name and have not yet written it."""
+    from sqlalchemy.orm import Session
+
+    from idp.devices.models import Device
+    from idp.extensions import db
+
+    with Session(db.engine) as other:
+        other.add(
+            Device(
+                id="other-request", user_id=user_id, name=name, kind="android",
+                enrolled_via="binding_code", credential_id=b"other request",
+                public_key=b"key", token_digest="0" * 64,
+            )
+        )  # fmt: skip
+        other.commit()
+
+
+def test_a_name_another_enrolment_stores_meanwhile_gets_the_next_number(idp: Any) -> None:
+    """Two devices enrolled as "Tablet" at once: both find the name free, the
+    database's unique index lets the other one store it, and this one takes
+    the next number instead of failing (its enrolment is used up by then)."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import ORMExecuteState, Session
+
+    user, _phone = enrolled(idp)
+    stored: list[str] = []
+
+    def other_enrolment(state: ORMExecuteState) -> None:
+        table = getattr(state.statement, "table", None)
+        if stored or not state.is_insert or getattr(table, "name", None) != "devices":
+            return
+        stored.append("other-request")
+        _store_device_meanwhile(idp, user.id, "TABLET")
+
+    event.listen(Session, "do_orm_execute", other_enrolment)
+    try:
+        tablet = binding_device(idp, user, device_name="Tablet", kind="ipad")
+    finally:
+        event.remove(Session, "do_orm_execute", other_enrolment)
+    assert stored, "no device was inserted"
+    assert tablet.device_id is not None
+    assert device_row(idp, tablet.device_id).name == "Tablet (2)"
+    assert device_row(idp, "other-request").name == "TABLET"
+    assert tablet.call("GET", "/status").json()["device"]["name"] == "Tablet (2)"
+
+
+def test_a_name_another_request_stores_meanwhile_is_refused_to_a_rename(idp: Any) -> None:
+    """A rename to "Tablet" while another device of the user is enrolled as
+    "tablet": both passed the check, the unique index refuses the second
+    write, and the rename answers name_taken as the check would."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from idp.devices.models import Device
+
+    user, phone = enrolled(idp)
+    assert phone.device_id is not None
+    stored: list[str] = []
+
+    def other_request(session: Session, *_: Any) -> None:
+        if stored or not any(isinstance(row, Device) for row in session.dirty):
+            return
+        stored.append("other-request")
+        _store_device_meanwhile(idp, user.id, "tablet")
+
+    event.listen(Session, "before_flush", other_request)
+    try:
+        refused = rename(phone, phone.device_id, "Tablet")
+    finally:
+        event.remove(Session, "before_flush", other_request)
+    assert stored, "no rename was flushed"
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"] == "name_taken", refused.json()
+    assert device_row(idp, phone.device_id).name == "Test phone"
+    assert not idp.events("device_renamed")
+    # The device still works, and renames to a free name.
+    assert rename(phone, phone.device_id, "Phone").status_code == 200
