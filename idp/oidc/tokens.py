@@ -364,13 +364,16 @@ def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
         return
 
     if isinstance(code, AuthorizationCode):
-        insert_ignore(
+        # The family's row, made by this redemption: its insert holds the
+        # family's lock until the commit, as lock_family's update would.
+        at = utcnow()
+        made = insert_ignore(
             TokenFamily,
             {"id": family_id, "client_id": client.client_id, "user_id": user.id, "sid": sid,
-             "created_at": utcnow()},
+             "created_at": at, "last_used_at": at},
             key=["id"],
         )  # fmt: skip
-        if not lock_family(family_id, utcnow()):
+        if not made and not lock_family(family_id, at):
             # A replay of this code was seen first and revoked the family.
             db.session.rollback()
             raise InvalidGrantError()

@@ -420,6 +420,36 @@ def test_code_replay_is_refused_and_revokes_what_the_code_issued(idp: Any) -> No
     assert idp.events("code_replayed")
 
 
+def test_a_code_whose_family_a_replay_revoked_first_issues_nothing(idp: Any) -> None:
+    """A replay racing the code's redemption revokes the family before the
+    family's row exists: the revocation makes the row, revoked, and the
+    redemption then finds it so (invalid_grant, no token stored)."""
+    from idp.extensions import commit, db
+    from idp.oidc.models import RefreshToken, TokenFamily
+    from idp.oidc.tokens import CODES, revoke_family
+    from idp.state import idp as state
+
+    user = idp.add_user()
+    client_id, secret = idp.add_client(first_party=True)
+    rp = RelyingParty(idp.url, client_id, secret)
+    params, req = login_through(idp, rp, Browser(idp.url), user)
+    with idp.app.app_context():
+        digest = state().digester.digest(params["code"], purpose="authorization-code")
+        record = CODES.get(digest)
+        assert record is not None
+        revoke_family(
+            record.family_id, reason="code_replayed", client_id=client_id, user_id=user.id
+        )
+        commit()
+
+    refused = rp.redeem(params["code"], req["verifier"])
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    with idp.app.app_context():
+        family = db.session.get(TokenFamily, record.family_id)
+        assert family is not None and family.revoked_at is not None
+        assert db.session.query(RefreshToken).filter_by(family_id=record.family_id).count() == 0
+
+
 def test_code_is_bound_to_its_redirect_uri_and_client(idp: Any) -> None:
     user = idp.add_user()
     client_id, secret = idp.add_client(first_party=True)
