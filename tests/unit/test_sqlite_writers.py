@@ -4,7 +4,9 @@ busy handler, and the lock goes with the transaction, however it ends."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -66,13 +68,19 @@ def rows(database: str) -> list[int]:
 
 
 def waiting_for_its_turn(thread_id: int) -> bool:
+    """The thread waits for the process's lock (``acquire``) or for another
+    process's writer (``_lock_file``, between its tries)."""
     frame = sys._current_frames().get(thread_id)
-    return frame is not None and frame.f_code.co_name == "before_statement"
+    return (
+        frame is not None
+        and frame.f_code.co_filename == sqlite_writers.__file__
+        and frame.f_code.co_name in ("acquire", "_lock_file")
+    )
 
 
 def wait_until_waiting(future: Future[int], thread_ids: list[int]) -> None:
-    """Until the writer running ``future`` waits on the process's lock (or
-    has finished, which it must not have)."""
+    """Until the writer running ``future`` waits its turn (or has finished,
+    which it must not have)."""
     while not future.done() and not (thread_ids and waiting_for_its_turn(thread_ids[0])):
         threading.Event().wait(0.001)
 
@@ -149,6 +157,126 @@ def test_a_failed_commit_keeps_the_lock_until_the_rollback(
     write(second, 2)
     second.commit()
     assert rows(database) == [2]
+
+
+# --- between processes ------------------------------------------------------------
+
+# Another process's writer: writes, says so, commits when told to.
+HOLDER = """
+import sqlite3, sys
+from idp.sqlite_writers import WriterQueueConnection
+
+connection = sqlite3.connect(sys.argv[1], timeout=0, factory=WriterQueueConnection)
+connection.cursor().execute("INSERT INTO t (n) VALUES (1)")
+print("writing", flush=True)
+sys.stdin.readline()
+connection.commit()
+print("committed", flush=True)
+"""
+
+
+@pytest.fixture
+def other_process(database: str) -> Iterator[subprocess.Popen[str]]:
+    """Another process in the middle of a write transaction."""
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLDER, database],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline() == "writing\n"
+            yield holder
+        finally:
+            holder.kill()
+
+
+def commit_in(holder: subprocess.Popen[str]) -> None:
+    assert holder.stdin is not None and holder.stdout is not None
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+    assert holder.stdout.readline() == "committed\n"
+
+
+def write_when_turn_comes(
+    connection: WriterQueueConnection, threads: ThreadPoolExecutor
+) -> Future[int]:
+    """Write 2 and commit, in a thread; returned once the writer waits."""
+    thread_ids: list[int] = []
+
+    def writer() -> int:
+        thread_ids.append(threading.get_ident())
+        write(connection, 2)
+        connection.commit()
+        return 2
+
+    writing = threads.submit(writer)
+    wait_until_waiting(writing, thread_ids)
+    return writing
+
+
+def test_a_writer_waits_for_another_processs_writer(
+    database: str,
+    other_process: subprocess.Popen[str],
+    threads: ThreadPoolExecutor,
+    connect: Connect,
+) -> None:
+    """The processes queue on the flock: our writer never reaches SQLite
+    while the other holds the lock (with no busy timeout SQLite would
+    refuse it at once), and writes as soon as the other has committed."""
+    writing = write_when_turn_comes(connect(database), threads)
+    assert not writing.done()
+    commit_in(other_process)
+    assert writing.result(WAIT) == 2
+    assert rows(database) == [1, 2]
+
+
+def test_a_writer_process_that_dies_gives_its_turn_back(
+    database: str,
+    other_process: subprocess.Popen[str],
+    threads: ThreadPoolExecutor,
+    connect: Connect,
+) -> None:
+    writing = write_when_turn_comes(connect(database), threads)
+    other_process.send_signal(signal.SIGKILL)  # mid-transaction, no cleanup
+    assert writing.result(WAIT) == 2
+    assert rows(database) == [2]
+
+
+def test_a_writer_waiting_on_another_process_longer_than_the_busy_timeout_is_refused(
+    database: str,
+    monkeypatch: pytest.MonkeyPatch,
+    other_process: subprocess.Popen[str],
+    connect: Connect,
+) -> None:
+    monkeypatch.setattr(sqlite_writers, "BUSY_TIMEOUT", 0.05)
+    ours = connect(database)
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        write(ours, 2)
+    commit_in(other_process)
+    write(ours, 2)  # the refused writer holds nothing, and can write again
+    ours.commit()
+    assert rows(database) == [1, 2]
+
+
+def test_without_a_lock_file_the_processes_leave_it_to_sqlite(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, connect: Connect
+) -> None:
+    """Where no file can be made beside the database, writers still queue
+    in their process and SQLite settles between processes (as before the
+    file lock); the operator is told."""
+    directory = tmp_path / "read-only"
+    directory.mkdir()
+    path = str(directory / "writers.db")
+    with closing(sqlite3.connect(path)) as setup:
+        setup.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+    Path(f"{path}-writers").mkdir()  # in the way of the lock file
+    ours = connect(path)
+    write(ours, 1)
+    ours.commit()
+    assert rows(path) == [1]
+    assert "do not queue" in caplog.text
 
 
 def test_the_engine_uses_it_for_a_database_file_only(database: str) -> None:
