@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from flask import g, has_request_context
 from flask import request as flask_request
 from joserfc.jwk import KeySet
 from sqlalchemy import select
@@ -26,12 +27,23 @@ ASSERTION_IDS = Kind("jti", int, ttl=lambda s: 3600)
 
 def query_client(client_id: str) -> Client | None:
     """The registration as the protocol endpoints read it (kept per process,
-    idp.oidc.client_cache: never to be changed); None if unknown or disabled."""
+    idp.oidc.client_cache: never to be changed); None if unknown or disabled.
+
+    Read once per request: an authorization asks for its client several
+    times (Authlib's checks, the views), and each read checks the kept
+    registration's stamp in Redis. One request sees one registration."""
     if not isinstance(client_id, str) or not client_id or len(client_id) > 128:
         return None
+    read: dict[str, Client | None] | None = (
+        g.setdefault("clients_read", {}) if has_request_context() else None
+    )
+    if read is not None and client_id in read:
+        return read[client_id]
     client = _idp().clients.get(client_id, _load_client)
-    if client is None or client.disabled:
-        return None
+    if client is not None and client.disabled:
+        client = None
+    if read is not None:
+        read[client_id] = client
     return client
 
 

@@ -6,15 +6,18 @@ lookup compares the registration's stamp in Redis, which a change replaces."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 import requests
 
 from .conftest import LiveIdp
+from .helpers import Browser, RelyingParty
 from .test_admin_api import automation
 from .test_admin_cli import ok
 from .test_client_registration import bearer, configuration, initial_token, register
+from .test_protocol import login_through
 
 
 def token(idp: LiveIdp, client_id: str, secret: str, scope: str = "profile") -> requests.Response:
@@ -130,3 +133,38 @@ def test_dynamic_registration_changes_apply_in_another_instance_at_once(
     )
     assert deleted.status_code == 204, deleted.text
     assert status(first, client_id, secret, "email") == 401
+
+
+def redis_commands(idp: LiveIdp, action: Callable[[], object]) -> list[str]:
+    """The commands the IdP's Redis received while ``action`` ran (MONITOR)."""
+    from idp.state import idp as state
+
+    with idp.app.app_context():
+        redis = state().store.redis
+    end = f"end-of-action-{secrets.token_hex(4)}"
+    with redis.monitor() as monitor:
+        action()
+        redis.echo(end)
+        seen: list[str] = []
+        while end not in (command := str(monitor.next_command()["command"])):
+            seen.append(command)
+    return seen
+
+
+def test_an_authorization_reads_its_clients_stamp_once(idp: LiveIdp) -> None:
+    """Authlib's checks and the views ask for the client several times while
+    authorising a returning user; each lookup would check the kept
+    registration's stamp in Redis (a round trip), so the request looks it
+    up once and uses what it read."""
+    user = idp.add_user()
+    client_id, secret = idp.add_client(first_party=True)
+    rp = RelyingParty(idp.url, client_id, secret)
+    browser = Browser(idp.url)
+    login_through(idp, rp, browser, user)
+    url, _ = rp.authorize_url()
+    answers: list[requests.Response] = []
+
+    commands = redis_commands(idp, lambda: answers.append(browser.go(url)))
+    assert answers[0].status_code == 302 and "code=" in answers[0].headers["Location"]
+    stamp_reads = [c for c in commands if f"client-stamp:{client_id}" in c]
+    assert len(stamp_reads) == 1, stamp_reads
