@@ -85,21 +85,29 @@ def wait_until_waiting(future: Future[int], thread_ids: list[int]) -> None:
         threading.Event().wait(0.001)
 
 
+def write_when_turn_comes(
+    connection: WriterQueueConnection, threads: ThreadPoolExecutor
+) -> Future[int]:
+    """Write 2 and commit, in a thread; returned once the writer waits."""
+    thread_ids: list[int] = []
+
+    def writer() -> int:
+        thread_ids.append(threading.get_ident())
+        write(connection, 2)
+        connection.commit()
+        return 2
+
+    writing = threads.submit(writer)
+    wait_until_waiting(writing, thread_ids)
+    return writing
+
+
 def test_a_second_writer_waits_for_the_first_instead_of_being_refused(
     database: str, threads: ThreadPoolExecutor, connect: Connect
 ) -> None:
     first, second = connect(database), connect(database)
     write(first, 1)
-    thread_ids: list[int] = []
-
-    def second_writer() -> int:
-        thread_ids.append(threading.get_ident())
-        write(second, 2)
-        second.commit()
-        return 2
-
-    writing = threads.submit(second_writer)
-    wait_until_waiting(writing, thread_ids)
+    writing = write_when_turn_comes(second, threads)
     # Without the queue, SQLite has refused the second writer by now.
     assert not writing.done()
     first.commit()
@@ -197,23 +205,6 @@ def commit_in(holder: subprocess.Popen[str]) -> None:
     holder.stdin.write("\n")
     holder.stdin.flush()
     assert holder.stdout.readline() == "committed\n"
-
-
-def write_when_turn_comes(
-    connection: WriterQueueConnection, threads: ThreadPoolExecutor
-) -> Future[int]:
-    """Write 2 and commit, in a thread; returned once the writer waits."""
-    thread_ids: list[int] = []
-
-    def writer() -> int:
-        thread_ids.append(threading.get_ident())
-        write(connection, 2)
-        connection.commit()
-        return 2
-
-    writing = threads.submit(writer)
-    wait_until_waiting(writing, thread_ids)
-    return writing
 
 
 def test_a_writer_waits_for_another_processs_writer(
