@@ -110,6 +110,10 @@ class Server:
     def cpu(self) -> float:
         return cpu_seconds(self.pids())
 
+    def worker_cpu(self) -> list[float]:
+        """CPU seconds of each worker (not the master), in pid order."""
+        return [cpu_seconds([pid]) for pid in sorted(self.pids()[1:])]
+
     def pss(self) -> int:
         return pss_bytes(self.pids())
 
