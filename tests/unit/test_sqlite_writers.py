@@ -22,7 +22,7 @@ from idp.sqlite_writers import WriterQueueConnection
 
 WAIT = 10
 
-Connect = Callable[[str], WriterQueueConnection]
+Connect = Callable[..., WriterQueueConnection]
 
 
 @pytest.fixture
@@ -41,13 +41,14 @@ def threads() -> Iterator[ThreadPoolExecutor]:
 
 
 @pytest.fixture
-def connect() -> Iterator[Callable[[str], WriterQueueConnection]]:
+def connect() -> Iterator[Connect]:
     opened: list[sqlite3.Connection] = []
 
-    def open_one(database: str) -> WriterQueueConnection:
-        # No busy timeout: on its own, SQLite refuses a second writer at once.
+    def open_one(database: str, busy_timeout: float = 0) -> WriterQueueConnection:
+        # No busy timeout by default: on its own, SQLite refuses a second
+        # writer at once.
         connection = sqlite3.connect(
-            database, timeout=0, factory=WriterQueueConnection, check_same_thread=False
+            database, timeout=busy_timeout, factory=WriterQueueConnection, check_same_thread=False
         )
         opened.append(connection)
         assert isinstance(connection, WriterQueueConnection)
@@ -229,7 +230,10 @@ def test_a_writer_process_that_dies_gives_its_turn_back(
     threads: ThreadPoolExecutor,
     connect: Connect,
 ) -> None:
-    writing = write_when_turn_comes(connect(database), threads)
+    # SQLite's busy timeout as the app sets it: the dying process closes its
+    # files one by one, and its flock may go before its lock on the database.
+    ours = connect(database, busy_timeout=sqlite_writers.BUSY_TIMEOUT)
+    writing = write_when_turn_comes(ours, threads)
     other_process.send_signal(signal.SIGKILL)  # mid-transaction, no cleanup
     assert writing.result(WAIT) == 2
     assert rows(database) == [2]
