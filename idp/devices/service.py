@@ -454,9 +454,8 @@ def rename_device(target: Device, name: str, *, actor: str) -> Device:
         raise DeviceNotFound()
     # Two active devices of one user never get the same name by a rename: the
     # list, the notices and "delete" could not tell them apart.
-    if name_key(new_name) != target.name_key and name_key(new_name) in _names_in_use(
-        target.user_id
-    ):
+    key = name_key(new_name)
+    if key != target.name_key and key in _names_in_use(target.user_id):
         raise DeviceNameTaken(fields={"name": "already used by another device"})
     old_name, target.name = target.name, new_name
     try:
