@@ -7,6 +7,8 @@ an app context of ``idp.app.create_app``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from logging.config import fileConfig
 from typing import Any
 
@@ -14,7 +16,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from flask import current_app
 from sqlalchemy import MetaData, TypeDecorator
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 config = context.config
 
@@ -76,10 +78,47 @@ def run_migrations_online() -> None:
     conf_args.setdefault("render_item", render_item)
     conf_args.update(CONTEXT_OPTIONS)
 
-    with get_engine().connect() as connection:
+    with get_engine().connect() as connection, foreign_keys_deferred(connection):
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
         with context.begin_transaction():
             context.run_migrations()
+            check_foreign_keys(connection)
+
+
+@contextmanager
+def foreign_keys_deferred(connection: Connection) -> Iterator[None]:
+    """SQLite: foreign keys are not enforced while the migrations run.
+
+    Batch mode alters a SQLite table by copying it and dropping the old one,
+    and with foreign keys enforced that drop deletes the rows referring to it
+    first, running their ON DELETE actions: copying ``users`` would delete
+    every passkey and device with CASCADE, copying ``devices`` would clear
+    the sessions' ``device_id`` (SET NULL). SQLite's documented way to change
+    a table's schema: foreign keys off (outside a transaction), the change,
+    ``PRAGMA foreign_key_check``, foreign keys on again; the connection goes
+    back to the pool with them on.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.rollback()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+
+
+def check_foreign_keys(connection: Connection) -> None:
+    """Refuse to finish migrations that left a reference to a missing row."""
+    if connection.dialect.name != "sqlite":
+        return
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        tables = sorted({f"{row[0]} -> {row[2]}" for row in broken})
+        raise RuntimeError(f"the migrations left rows referring to no row: {', '.join(tables)}")
 
 
 if context.is_offline_mode():

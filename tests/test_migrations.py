@@ -217,3 +217,52 @@ def test_active_device_names_that_collide_are_numbered_when_names_become_unique(
                 ).bindparams(bindparam("at", type_=at)),
                 {"c": b"\x09", "k": b"k", "t": "9" * 64, "at": enrolled},
             )
+
+
+def test_a_table_copied_by_a_migration_keeps_the_rows_referring_to_it(
+    migrations: Migrations,
+) -> None:
+    """SQLite alters a table by copying it; with foreign keys enforced the
+    drop of the old table ran the ON DELETE actions of the rows referring to
+    it (0011 and 0012 cleared every session's passkey and device)."""
+    migrations.upgrade("0010_session_confirmation")
+    at = DateTime(timezone=True)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    with migrations.app.app_context(), db.engine.begin() as connection:
+        add_users(connection, (1,), now)
+        connection.execute(
+            text(
+                "INSERT INTO passkeys (id, user_id, name, credential_id, public_key, sign_count,"
+                " attestation_fmt, backup_eligible, backed_up, transports, created_at)"
+                " VALUES ('pk0', 1, 'Laptop', :c, :k, 0, 'none', false, false, '[]', :at)"
+            ).bindparams(bindparam("at", type_=at)),
+            {"c": b"\x01", "k": b"k", "at": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO devices (id, user_id, name, kind, enrolled_via, credential_id,"
+                " public_key, sign_count, attestation_fmt, backup_eligible, backed_up,"
+                " transports, token_digest, created_at) VALUES ('d0', 1, 'Phone', 'iphone',"
+                " 'binding_code', :c, :k, 0, 'none', false, false, '[]', :t, :at)"
+            ).bindparams(bindparam("at", type_=at)),
+            {"c": b"\x02", "k": b"k", "t": "0" * 64, "at": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO login_sessions (id, secret_digest, user_id, auth_time, amr, acr,"
+                " created_at, expires_at, device_id, passkey_id) VALUES ('s0', 'digest', 1,"
+                " :at, '[]', 'acr', :at, :at, 'd0', 'pk0')"
+            ).bindparams(bindparam("at", type_=at)),
+            {"at": now},
+        )
+
+    migrations.upgrade()
+    with migrations.app.app_context(), db.engine.begin() as connection:
+        row = connection.execute(
+            text("SELECT device_id, passkey_id FROM login_sessions WHERE id = 's0'")
+        ).one()
+        assert tuple(row) == ("d0", "pk0")
+        assert connection.execute(text("SELECT count(*) FROM passkeys")).scalar() == 1
+        # Foreign keys are enforced again on the connections the pool hands out.
+        with pytest.raises(IntegrityError):
+            connection.execute(text("UPDATE login_sessions SET device_id = 'gone'"))
