@@ -219,6 +219,42 @@ def test_active_device_names_that_collide_are_numbered_when_names_become_unique(
             )
 
 
+def test_user_names_and_addresses_get_their_keys_and_a_name_in_two_cases_keeps_one(
+    migrations: Migrations, caplog: pytest.LogCaptureFixture
+) -> None:
+    """0013 keys user names and e-mail addresses in lower case (what a sign-in
+    looks up); of user names stored in two cases before (only a race could)
+    the first account keeps the key, the other is named in the log."""
+    migrations.upgrade("0012_device_name_key")
+    created = datetime(2026, 12, 1, tzinfo=UTC)
+    with migrations.app.app_context(), db.engine.begin() as connection:
+        add_users(connection, (1, 2, 3, 4), created)
+        users = sql_table("users", column("id"), column("username"), column("email"))
+        for user_id, username, email in [
+            (1, "ÜberMut", "Ärger@Example.org"), (2, "übermut", None),
+            (3, None, "ärger@example.org"), (4, "erika", None),
+        ]:  # fmt: skip
+            connection.execute(
+                users.update().where(users.c.id == user_id).values(username=username, email=email)
+            )
+
+    with caplog.at_level("WARNING"):
+        migrations.upgrade()
+    with migrations.app.app_context(), db.engine.begin() as connection:
+        rows = connection.execute(
+            text("SELECT id, username, username_key, email_key FROM users ORDER BY id")
+        ).all()
+        assert [tuple(row) for row in rows] == [
+            (1, "ÜberMut", "übermut", "ärger@example.org"),
+            (2, "übermut", None, None),
+            (3, None, None, "ärger@example.org"),
+            (4, "erika", "erika", None),
+        ]
+        assert "user 2 has the user name of user 1" in caplog.text
+        with pytest.raises(IntegrityError):
+            connection.execute(text("UPDATE users SET username_key = 'erika' WHERE id = 3"))
+
+
 def test_a_table_copied_by_a_migration_keeps_the_rows_referring_to_it(
     migrations: Migrations,
 ) -> None:

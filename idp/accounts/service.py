@@ -6,10 +6,11 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from .. import i18n, subjects
 from ..extensions import db
-from .models import User, UserStatus
+from .models import User, UserStatus, identifier_key
 from .passwords import PasswordService, check_password_policy
 
 
@@ -50,12 +51,12 @@ def find_user(identifier: str) -> Lookup:
             return Lookup(user=user)
     if "@" in ident:
         users = db.session.scalars(
-            select(User).where(func.lower(User.email) == ident.lower()).limit(2)
+            select(User).where(User.email_key == identifier_key(ident)).limit(2)
         ).all()
         if len(users) > 1:
             return Lookup(user=None, ambiguous_email=True)
         return Lookup(user=users[0] if users else None)
-    user = db.session.scalar(select(User).where(func.lower(User.username) == ident.lower()))
+    user = db.session.scalar(select(User).where(User.username_key == identifier_key(ident)))
     return Lookup(user=user)
 
 
@@ -74,7 +75,7 @@ def accounts_with_email(email: str) -> int:
     """How many accounts have this e-mail address (compared as at sign-in)."""
     return int(
         db.session.scalar(
-            select(func.count(User.id)).where(func.lower(User.email) == email.lower())
+            select(func.count(User.id)).where(User.email_key == identifier_key(email))
         )
         or 0
     )
@@ -97,10 +98,7 @@ def create_user(
     if username is not None:
         if not username or username.isdigit() or "@" in username or " " in username:
             raise AccountError("user name must not be empty, all digits, or contain @ or spaces")
-        taken = db.session.scalar(
-            select(User.id).where(func.lower(User.username) == username.lower())
-        )
-        if taken is not None:
+        if _username_taken(username):
             raise AccountError(f"user name {username!r} is taken")
     if email is not None and ("@" not in email or len(email) > 254):
         raise AccountError("e-mail address is not valid")
@@ -123,8 +121,21 @@ def create_user(
         password_hash=passwords.hash(password),
     )
     db.session.add(user)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Another request took the user name (in any case) between the check
+        # above and this insert: the database's unique index on its key.
+        db.session.rollback()
+        if username is not None and _username_taken(username):
+            raise AccountError(f"user name {username!r} is taken") from None
+        raise
     return user
+
+
+def _username_taken(username: str) -> bool:
+    key = identifier_key(username)
+    return db.session.scalar(select(User.id).where(User.username_key == key)) is not None
 
 
 def unlock_user(user: User) -> None:
