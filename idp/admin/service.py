@@ -97,8 +97,10 @@ def search_users(text: str | None, *, offset: int = 0, limit: int = DEFAULT_PAGE
     if text:
         pattern = f"%{_escape_like(text)}%"
         query = query.where(
-            func.lower(User.email).like(pattern, escape="\\")
-            | func.lower(User.username).like(pattern, escape="\\")
+            # The keys are lower case as Python folds it (SQL's lower() folds
+            # only ASCII on SQLite).
+            User.email_key.like(pattern, escape="\\")
+            | User.username_key.like(pattern, escape="\\")
             | func.lower(User.given_name).like(pattern, escape="\\")
             | func.lower(User.family_name).like(pattern, escape="\\")
             | User.access_number.like(pattern, escape="\\")

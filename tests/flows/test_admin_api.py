@@ -235,6 +235,11 @@ def test_user_and_device_operations(idp: Any) -> None:
     assert api.ok("GET", "/users", params={"q": "muster"})["items"][0]["sub"] == other.sub
     everyone = api.ok("GET", "/users", params={"limit": 1})
     assert everyone["total"] == 2 and everyone["next_offset"] == 1
+    # In any case, umlauts too (SQL's lower() folds only ASCII on SQLite).
+    umlaut = idp.add_user(username="ÖzilFan", email="Ärger@Example.org")
+    for q in ("özil", "ÖZILFAN", "ärger@"):
+        found = api.ok("GET", "/users", params={"q": q})
+        assert [u["sub"] for u in found["items"]] == [umlaut.sub], q
 
     details = api.ok("GET", f"/users/{user.sub}")
     assert details["access_number"] == user.access_number and details["status"] == "active"
