@@ -142,14 +142,3 @@ def unlock_user(user: User) -> None:
     user.status = UserStatus.ACTIVE
     db.session.flush()
 
-
-def search_users(text: str | None = None, limit: int = 1000) -> list[User]:
-    query = select(User).order_by(User.id).limit(limit)
-    if text:
-        pattern = f"%{text.lower()}%"
-        query = query.where(
-            func.lower(User.email).like(pattern)
-            | func.lower(User.username).like(pattern)
-            | User.access_number.like(pattern)
-        )
-    return list(db.session.scalars(query))
