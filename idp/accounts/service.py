@@ -141,4 +141,3 @@ def _username_taken(username: str) -> bool:
 def unlock_user(user: User) -> None:
     user.status = UserStatus.ACTIVE
     db.session.flush()
-
