@@ -189,6 +189,19 @@ class Settings(BaseSettings):
     sms_gateway_token: str = ""
     sms_gateway_timeout: float = Field(default=10.0, gt=0, le=120)
 
+    # --- housekeeping (idp.housekeeping): rows that serve nothing any more
+    # Seconds a row is kept after it stopped serving anything (a session ended
+    # or expired, a refresh token expired, a token family's last token
+    # expired), then deleted: the account page names the browser of a sign-in
+    # from its session while the session is kept.
+    purge_after: int = Field(default=30 * 86400, ge=3600)
+    # ``idp serve`` purges every this many seconds, on one instance at a time
+    # (a Redis lock). 0: never on its own (run ``idp purge`` instead).
+    purge_interval: int = Field(default=3600, ge=0)
+    # Audit events older than this many days are deleted by the purge.
+    # 0: kept for good.
+    audit_retention_days: int = Field(default=0, ge=0)
+
     # --- approval context
     # Path to a MaxMind GeoLite2-City or GeoIP2-City database (.mmdb): devices
     # then show the approximate place of a sign-in ("Berlin, Germany") beside

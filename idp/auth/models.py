@@ -22,8 +22,9 @@ class LoginSession(db.Model):  # type: ignore[name-defined]
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     acr: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Indexed for the purge (idp.housekeeping).
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(256))
     # The last request made with it, written at most once a minute

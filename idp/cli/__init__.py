@@ -1,4 +1,5 @@
-"""The ``idp`` command groups: users, clients, keys, devices and the audit log.
+"""The ``idp`` command groups: users, clients, keys, devices and the audit log;
+and ``idp purge``.
 
 One module per group; ``create_app()`` attaches them (``register``). The
 ``idp`` command itself, with ``serve`` and ``demo``, is ``idp.__main__``.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import audit, clients, devices, keys, users
+from . import audit, clients, devices, housekeeping, keys, users
 
 __all__ = ["register"]
 
@@ -19,3 +20,4 @@ def register(app: Flask) -> None:
     """Attach the command groups to an app (create_app calls this)."""
     for module in (users, clients, keys, devices, audit):
         app.cli.add_command(module.group)
+    app.cli.add_command(housekeeping.command)

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -177,6 +178,43 @@ def test_serve_runs_gunicorn_on_the_embedded_defaults(
     assert '"GET /login"' not in output  # no access log unless asked for
     # The server told it to shut down; it exits a moment later.
     wait_until(lambda: not embedded_redis_running(tmp_path), what="the embedded Redis to stop")
+
+
+def test_serve_purges_every_purge_interval_on_one_worker(
+    tmp_path: Path, process_group: list[Any]
+) -> None:
+    """An audit event older than the retention goes within an interval or
+    two, by one worker ("purged" recorded once, by the server)."""
+    port = free_port()
+    issuer = f"http://localhost:{port}"
+    env = {
+        "IDP_ISSUER": issuer,
+        "IDP_INSTANCE_PATH": str(tmp_path),
+        "IDP_PURGE_INTERVAL": "1",
+        "IDP_AUDIT_RETENTION_DAYS": "30",
+    }
+    process = start(["serve", "--port", str(port), "--workers", "2"], env, tmp_path, process_group)
+    wait_for(f"{issuer}/.well-known/openid-configuration", process)
+    database = sqlite3.connect(tmp_path / "idp.db")
+    try:
+        with database:
+            database.execute(
+                "INSERT INTO audit_events (at, type, detail) VALUES (?, 'login', '{}')",
+                ("2020-01-01 00:00:00.000000",),
+            )
+
+        def events(kind: str) -> list[tuple[str, str]]:
+            query = "SELECT actor, detail FROM audit_events WHERE type = ?"
+            return list(database.execute(query, (kind,)))
+
+        wait_until(lambda: not events("login"), timeout=30, what="the old event to go")
+        [(actor, detail)] = events("purged")
+        assert actor == "server" and json.loads(detail)["deleted"]["audit_events"] == 1
+    finally:
+        database.close()
+    output = interrupt(process)
+    assert process.returncode == 0, output
+    assert "Traceback" not in without_coverage_noise(output), output
 
 
 @pytest.mark.parametrize(
