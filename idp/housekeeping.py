@@ -14,7 +14,7 @@ seconds it goes:
 - token families without a refresh token whose last token, an access token of
   at most ``MAX_ACCESS_TOKEN_LIFETIME``, expired; except each user's newest
   family of each app, which says when the app was last used (connected apps);
-- initial access tokens that expired or were used up;
+- initial access tokens that expired;
 - audit events older than ``audit_retention_days`` (0: kept for good).
 
 A batch of ``BATCH`` rows at a time, each batch its own transaction: SQLite's
@@ -94,10 +94,9 @@ def purge(
         "token_families": _in_batches(
             TokenFamily.id, _dead_families(cutoff - MAX_ACCESS_TOKEN_LIFETIME), batch
         ),
+        # (A used-up one stays until then too: the administration lists it.)
         "initial_access_tokens": _in_batches(
-            InitialAccessToken.id,
-            or_(InitialAccessToken.expires_at < cutoff, InitialAccessToken.uses_left <= 0),
-            batch,
+            InitialAccessToken.id, InitialAccessToken.expires_at < cutoff, batch
         ),
     }
     if settings.audit_retention_days:

@@ -74,7 +74,7 @@ def purge(idp: Any, **settings: Any) -> Any:
 def test_what_served_nothing_for_purge_after_goes_and_the_rest_stays(idp: Any) -> None:
     from idp.auth.models import LoginSession, SessionClient
     from idp.extensions import utcnow
-    from idp.oidc.models import RefreshToken, TokenFamily
+    from idp.oidc.models import InitialAccessToken, RefreshToken, TokenFamily
 
     user = idp.add_user()
     now = utcnow()
@@ -102,8 +102,19 @@ def test_what_served_nothing_for_purge_after_goes_and_the_rest_stays(idp: Any) -
         token_row("live", "old-with-token", user.id, "shop", now + DAY),
     )
 
+    add_rows(
+        idp,
+        InitialAccessToken(digest="expired", uses=1, uses_left=1, expires_at=now - 31 * DAY),
+        InitialAccessToken(digest="used-up", uses=1, uses_left=0, expires_at=now + DAY),
+    )
+
     purged = purge(idp)
 
+    with idp.app.app_context():
+        from idp.extensions import db
+
+        initial = set(db.session.scalars(select(InitialAccessToken.digest)))
+    assert initial == {"used-up"}  # the administration lists it until it expired
     assert ids(idp, LoginSession) == {"live", "ended-lately", "expired-lately"}
     with idp.app.app_context():
         from idp.extensions import db
@@ -116,7 +127,7 @@ def test_what_served_nothing_for_purge_after_goes_and_the_rest_stays(idp: Any) -
     }  # fmt: skip
     assert purged.as_dict() == {
         "login_sessions": 2, "refresh_tokens": 1, "token_families": 2,
-        "initial_access_tokens": 0, "audit_events": 0,
+        "initial_access_tokens": 1, "audit_events": 0,
     }  # fmt: skip
     [event] = idp.events("purged")
     assert event.actor == "cli" and event.detail["deleted"] == purged.as_dict()
