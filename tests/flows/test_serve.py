@@ -135,7 +135,14 @@ def test_serve_runs_gunicorn_on_the_embedded_defaults(
     master = psutil.Process(process.pid)
 
     def workers() -> list[int]:
-        return [p.pid for p in master.children() if p.cmdline() == master.cmdline()]
+        found = []
+        for child in master.children():
+            try:
+                if child.cmdline() == master.cmdline():
+                    found.append(child.pid)
+            except psutil.NoSuchProcess:  # (a zombie too: a worker that exited, not yet reaped)
+                continue
+        return found
 
     wait_until(lambda: len(workers()) == 2, what="two workers")
     leaving = workers()[0]
