@@ -15,8 +15,8 @@ from alembic import command
 from alembic.config import Config
 
 from idp.accounts.service import create_user
-from idp.app import MIGRATIONS, create_app
-from idp.extensions import db
+from idp.app import create_app
+from idp.extensions import MIGRATIONS, db
 from idp.oidc.clients import create_client
 from idp.state import IDP, idp
 

@@ -9,15 +9,18 @@ command groups of ``idp.cli`` that ``create_app()`` attaches. ``serve`` and
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import sys
+from collections.abc import Callable
 
 import click
 from flask import Flask
 from flask.cli import FlaskGroup
-from flask_migrate import upgrade
 
 from .app import create_app
 from .config import ConfigError, load_settings
 from .demo import run_demo
+from .extensions import init_migrations
 from .serving import run_gunicorn
 from .state import IDP, idp
 
@@ -53,12 +56,35 @@ def _create_app() -> Flask:
 
 
 def _upgrade_database() -> None:
+    from flask_migrate import upgrade
+
     app = _create_app()
+    init_migrations(app)
     with app.app_context():
         upgrade()
         # Keys made once here rather than by the first requests of the workers.
         idp().keyring.ensure_keys()
         idp().push.public_key()
+
+
+def _apart(work: Callable[[], None]) -> None:
+    """Run ``work`` in a child process and wait for it: what it imports (the
+    migrations' alembic, 12 MiB) stays out of the server's master, whose
+    memory every worker inherits. A ``ClickException`` it raises is shown
+    as here, and ends this command too."""
+
+    def child() -> None:
+        try:
+            work()
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+
+    process = multiprocessing.get_context("fork").Process(target=child, name="migrations")
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        raise SystemExit(process.exitcode or 1)
 
 
 @click.command("serve")
@@ -85,9 +111,7 @@ def serve(host: str, port: int, workers: int, threads: int, migrate: bool) -> No
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if migrate:
-        _upgrade_database()
-    # After the migrations: alembic.ini's logging configuration sets the root
-    # logger to WARN.
+        _apart(_upgrade_database)
     _server_logging(settings.log_level)
     run_gunicorn(settings, host=host, port=port, workers=workers, threads=threads)
 

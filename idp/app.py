@@ -26,7 +26,7 @@ from .deviceapp import views as device_app_views
 from .devices import changes as device_changes
 from .devices import push as device_push
 from .devices import service as device_service
-from .extensions import DETACHED, babel, csrf, db, init_unit_of_work, migrate
+from .extensions import DETACHED, babel, csrf, db, init_unit_of_work
 from .notify import email_sender, sms_sender
 from .oidc import backchannel, published, tokens
 from .oidc import server as oidc_server
@@ -42,7 +42,6 @@ from .state import IDP, Idp
 from .store import Store, connect
 from .tokens import TokenDigester, derive_key
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # The session cookie's name; with an https issuer it is "__Host-idp_session".
 SESSION_COOKIE = "idp_session"
 
@@ -105,7 +104,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     proxy.install(app, settings.trusted_proxies)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS))
     csrf.init_app(app)
 
     store = Store(lambda: connect(settings.redis_url, instance_path))

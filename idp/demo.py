@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from flask_migrate import upgrade
 
 from .accounts.service import create_user, find_user
 from .app import create_app
 from .config import write_demo_settings
-from .extensions import commit
+from .extensions import commit, init_migrations
 from .oidc.clients import create_client, get_client, set_secret
 from .state import idp
 
@@ -155,8 +154,11 @@ def run_demo(*, idp_port: int, rp_port: int) -> None:
     # The issuer follows the demo's port unless IDP_ISSUER says otherwise (an
     # issuer left in demo.toml by an earlier run on another port does not count).
     os.environ.setdefault("IDP_ISSUER", urls.idp)
+    from flask_migrate import upgrade  # (this process only prepares; the server imports none)
+
     app = create_app()
     write_demo_settings(Path(app.instance_path), issuer=app.extensions["idp"].settings.issuer)
+    init_migrations(app)
     with app.app_context():
         upgrade()
         seed(rp_base=urls.rp)

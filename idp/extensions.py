@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response
 from flask_babel import Babel
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import ColumnElement, DateTime, MetaData, TypeDecorator, event
@@ -56,7 +56,21 @@ def utcnow() -> datetime:
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def init_migrations(app: Flask) -> None:
+    """Flask-Migrate on ``app``, for what runs or shows migrations (``idp db``,
+    ``idp serve``'s upgrade before it starts, the demo). Imported only then:
+    it brings alembic, mako and pygments, 12 MiB in every process that
+    imports them, and the servers never need them."""
+    if "migrate" in app.extensions:
+        return
+    from flask_migrate import Migrate
+
+    Migrate(app, db, directory=str(MIGRATIONS))
+
 
 # The bind of the detached sessions (create_app configures it: the same
 # database as the default bind, a pool of its own).

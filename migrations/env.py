@@ -1,7 +1,8 @@
 """Alembic environment for Flask-Migrate: the engine and metadata come from the app.
 
-Run it through ``flask db ...`` / ``idp db ...`` or ``flask_migrate.upgrade()`` inside
-an app context of ``idp.app.create_app``.
+Run it through ``idp db ...`` or ``flask_migrate.upgrade()`` (after
+``idp.extensions.init_migrations``), or alembic's commands, inside an app
+context of ``idp.app.create_app``.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ logger = logging.getLogger("alembic.env")
 CONTEXT_OPTIONS: dict[str, Any] = {"render_as_batch": True, "compare_type": True}
 
 
+# The app's Flask-SQLAlchemy: run through Flask-Migrate (``idp db``) or
+# through alembic's own commands with the app's context (the tests, the bench).
 def get_engine() -> Engine:
-    return current_app.extensions["migrate"].db.engine  # type: ignore[no-any-return]
+    return current_app.extensions["sqlalchemy"].engine  # type: ignore[no-any-return]
 
 
 def get_metadata() -> MetaData:
-    return current_app.extensions["migrate"].db.metadata  # type: ignore[no-any-return]
+    return current_app.extensions["sqlalchemy"].metadata  # type: ignore[no-any-return]
 
 
 def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
@@ -73,7 +76,8 @@ def run_migrations_online() -> None:
                 directives[:] = []
                 logger.info("No changes in schema detected.")
 
-    conf_args = dict(current_app.extensions["migrate"].configure_args)
+    migrate = current_app.extensions.get("migrate")
+    conf_args = dict(migrate.configure_args) if migrate is not None else {}
     conf_args.setdefault("process_revision_directives", process_revision_directives)
     conf_args.setdefault("render_item", render_item)
     conf_args.update(CONTEXT_OPTIONS)

@@ -99,7 +99,8 @@ class Migrations:
     """The app's Alembic migrations, run against one database."""
 
     def __init__(self, database_url: str, instance_path: Path) -> None:
-        from idp.app import MIGRATIONS, create_app
+        from idp.app import create_app
+        from idp.extensions import MIGRATIONS
 
         self.database_url = database_url
         self.app: Flask = create_app(

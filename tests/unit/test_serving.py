@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 WORKER = """
 import os, signal, sys, time
@@ -80,3 +81,23 @@ def test_ctrl_c_ends_the_streams_once_though_it_reaches_the_worker_twice() -> No
     assert stopped.returncode == 0, stopped.stderr
     assert stopped.stdout == "ended 1\n", stopped.stdout
     assert "Traceback" not in stopped.stderr, stopped.stderr
+
+
+def test_the_server_never_imports_the_migrations_machinery(tmp_path: Any) -> None:
+    """alembic, mako and pygments are 12 MiB in every process that imports
+    them: ``idp serve`` migrates in a child process, and the app it serves
+    (and the ``idp`` command around it) load Flask-Migrate only for ``idp db``."""
+    script = f"""
+        import sys
+        import idp.__main__, idp.serving
+        from idp.app import create_app
+        app = create_app({{"issuer": "http://localhost:1", "instance_path": {str(tmp_path)!r}}})
+        app.test_client().get("/.well-known/openid-configuration")
+        print(sorted(m for m in ("alembic", "flask_migrate", "mako", "pygments") if m in sys.modules))
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
