@@ -93,7 +93,8 @@ def test_the_server_never_imports_the_migrations_machinery(tmp_path: Any) -> Non
         from idp.app import create_app
         app = create_app({{"issuer": "http://localhost:1", "instance_path": {str(tmp_path)!r}}})
         app.test_client().get("/.well-known/openid-configuration")
-        print(sorted(m for m in ("alembic", "flask_migrate", "mako", "pygments") if m in sys.modules))
+        loaded = ("alembic", "flask_migrate", "mako", "pygments")
+        print(sorted(m for m in loaded if m in sys.modules))
     """
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)],
