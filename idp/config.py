@@ -192,8 +192,7 @@ class Settings(BaseSettings):
     # --- housekeeping (idp.housekeeping): rows that serve nothing any more
     # Seconds a row is kept after it stopped serving anything (a session ended
     # or expired, a refresh token expired, a token family's last token
-    # expired), then deleted: the account page names the browser of a sign-in
-    # from its session while the session is kept.
+    # expired), then deleted.
     purge_after: int = Field(default=30 * 86400, ge=3600)
     # ``idp serve`` purges every this many seconds, on one instance at a time
     # (a Redis lock). 0: never on its own (run ``idp purge`` instead).

@@ -6,8 +6,9 @@ kinds people recognise: sign-ins and by what, devices and passkeys added or
 removed, restoration, password changes, fraud reports, apps given or denied
 access, the account locked. Each becomes a sentence in the request's
 language, with the app, where the request came from (the address, a place
-where a GeoIP database is configured) and, for a sign-in, the browser (from
-its login session), in words (idp.clientinfo). Nothing else of the event is
+where a GeoIP database is configured) and, for a sign-in, the browser (the
+event's ``user_agent``; before sign-ins recorded it, from their login session
+while it is kept), in words (idp.clientinfo). Nothing else of the event is
 shown: its details may name other things (ids, digests) that are no business
 of a page.
 """
@@ -119,7 +120,7 @@ def _describe(user_id: int, events: Sequence[AuditEvent]) -> list[Activity]:
             )
         ).all()
     )
-    sids = {str(d["sid"]) for d in details if d.get("sid")}
+    sids = {str(d["sid"]) for d in details if d.get("sid") and not d.get("user_agent")}
     browsers = dict(
         db.session.execute(
             select(LoginSession.id, LoginSession.user_agent).where(
@@ -151,7 +152,9 @@ def _describe(user_id: int, events: Sequence[AuditEvent]) -> list[Activity]:
                 app=app,
                 ip=event.ip,
                 place=approximate_place(event.ip),
-                browser=describe_user_agent(browsers.get(str(detail.get("sid") or ""))),
+                browser=describe_user_agent(
+                    detail.get("user_agent") or browsers.get(str(detail.get("sid") or ""))
+                ),
                 by_administrator=_by_administrator(event.actor),
             )
         )

@@ -228,7 +228,7 @@ def proceed() -> ResponseReturnValue:
     session.pop(CODES_KEY, None)
     audit.record(
         "login_mfa", user_id=user.id, client_id=tx.client_id, amr=amr, sid=new_login.id,
-        approval=approval.id, device=approval.device_id,
+        approval=approval.id, device=approval.device_id, user_agent=new_login.user_agent,
     )  # fmt: skip
     tx.done = [step for step in tx.done if step != "mfa"] + ["mfa"]
     tx.save()

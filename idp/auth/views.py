@@ -118,6 +118,7 @@ def _signed_in(
         client_id=tx.client_id if tx else None,
         amr=amr,
         sid=login_session.id,
+        user_agent=login_session.user_agent,
     )
     if tx is not None:
         tx.done = [step for step in tx.done if step != "login"] + ["login"]

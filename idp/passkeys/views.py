@@ -138,6 +138,7 @@ def login() -> ResponseReturnValue:
     audit.record(
         "passkey_login", user_id=user.id, client_id=tx.client_id if tx else None, amr=amr,
         sid=login_session.id, passkey=verified.passkey_id, step="login",
+        user_agent=login_session.user_agent,
     )  # fmt: skip
     if tx is None:
         # A direct sign-in goes to the account, or to a fixed local ``next``
@@ -216,6 +217,7 @@ def confirm() -> ResponseReturnValue:
     audit.record(
         "passkey_login", user_id=verified.user.id, client_id=tx.client_id, amr=amr,
         sid=new_login.id, passkey=verified.passkey_id, step="mfa",
+        user_agent=new_login.user_agent,
     )  # fmt: skip
     tx.done = [step for step in tx.done if step != "mfa"] + ["mfa"]
     tx.save()

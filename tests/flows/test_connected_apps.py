@@ -348,3 +348,31 @@ def test_recent_activity_shows_the_users_own_events_in_words(idp: Any) -> None:
     older = browser.go(f"{idp.url}/account/activity")
     assert older.status_code == 200 and len(activity(older)) == len(shown)
     assert 'id="activity-older"' not in older.text
+
+
+def test_a_sign_in_names_its_browser_after_its_session_was_purged(idp: Any) -> None:
+    """The purge deletes a session 30 days after it ended; the sign-in event
+    keeps the browser it came from."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from idp.auth.models import LoginSession
+    from idp.extensions import db, utcnow
+    from idp.housekeeping import purge
+
+    user = idp.add_user()
+    firefox = Browser(idp.url)
+    firefox.session.headers["User-Agent"] = FIREFOX
+    firefox.sign_in(firefox.go(f"{idp.url}/login"), user.access_number, PASSWORD)
+    with idp.app.app_context():
+        db.session.execute(update(LoginSession).values(ended_at=utcnow() - timedelta(days=40)))
+        db.session.commit()
+        assert purge(idp.app.extensions["idp"].settings, actor="cli").login_sessions == 1
+
+    other = Browser(idp.url)
+    other.sign_in(other.go(f"{idp.url}/login"), user.access_number, PASSWORD)
+    shown = activity(other.go(f"{idp.url}/account"))
+    assert [kind for kind, _ in shown] == ["login", "login"]
+    assert "Python Requests, from 127.0.0.1" in shown[0][1]
+    assert "Firefox on Linux, from 127.0.0.1" in shown[1][1]
