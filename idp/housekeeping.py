@@ -23,7 +23,7 @@ whole purge, so requests keep being answered meanwhile. Running twice at once
 (two instances) deletes nothing twice: a row is deleted by one of them.
 
 ``idp purge`` runs it; ``idp serve`` runs it every ``purge_interval`` seconds
-(``PurgeTimer``), on one instance at a time (a lock in Redis).
+(``start_purge_timer``), on one instance at a time (a lock in Redis).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -145,39 +146,29 @@ def _in_batches(key: Any, condition: ColumnElement[bool], batch: int) -> int:
         deleted += int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-class PurgeTimer:
-    """``idp serve``: a thread in each worker that purges every
-    ``purge_interval`` seconds (each wait drawn between a half and the whole
-    interval, so the workers do not all try at once), when this worker takes
-    the lock first (``run_if_due``): one purge per interval across all
-    workers and instances. A purge that fails is logged; the next interval
-    tries again."""
-
-    def __init__(self, app: Flask) -> None:
-        self._app = app
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        interval = self._app.extensions["idp"].settings.purge_interval
-        if not interval or self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._run, args=(interval,), name="purge", daemon=True
+def start_purge_timer(app: Flask) -> None:
+    """``idp serve``: a thread in each worker (it ends with the worker) that
+    purges every ``purge_interval`` seconds (each wait drawn between a half
+    and the whole interval, so the workers do not all try at once), when this
+    worker takes the lock first (``run_if_due``): one purge per interval
+    across all workers and instances. A purge that fails is logged; the next
+    interval tries again. Nothing with ``purge_interval`` 0."""
+    interval = app.extensions["idp"].settings.purge_interval
+    if interval:
+        thread = threading.Thread(
+            target=_purge_every, args=(app, interval), name="purge", daemon=True
         )
-        self._thread.start()
+        thread.start()
 
-    def stop(self) -> None:
-        self._stop.set()
 
-    def _run(self, interval: int) -> None:
-        # Jitter, not a secret.
-        while not self._stop.wait(random.uniform(interval / 2, interval)):  # noqa: S311
-            with self._app.app_context():
-                try:
-                    run_if_due()
-                except Exception:
-                    log.exception("the purge failed; it runs again in the next interval")
+def _purge_every(app: Flask, interval: int) -> None:
+    while True:
+        time.sleep(random.uniform(interval / 2, interval))  # noqa: S311 (jitter, not a secret)
+        with app.app_context():
+            try:
+                run_if_due()
+            except Exception:
+                log.exception("the purge failed; it runs again in the next interval")
 
 
 def run_if_due() -> Purged | None:

@@ -32,7 +32,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from .app import create_app
 from .config import Settings, default_instance_path
 from .extensions import dispose_pools
-from .housekeeping import PurgeTimer
+from .housekeeping import start_purge_timer
 from .push import load_sender
 from .state import IDP
 from .store import disown_embedded, embedded_redis
@@ -147,7 +147,7 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         with worker.app.wsgi().app_context():
             dispose_pools(close=False)
         # Every purge_interval, one worker of all instances purges.
-        PurgeTimer(worker.app.wsgi()).start()
+        start_purge_timer(worker.app.wsgi())
 
     options = {
         "bind": f"{host}:{port}",
