@@ -21,7 +21,7 @@ from .approvals import service as approval_service
 from .approvals import views as approval_views
 from .auth import sessions
 from .auth import views as auth_views
-from .config import default_instance_path, load_settings
+from .config import Settings, default_instance_path, load_settings
 from .deviceapp import views as device_app_views
 from .devices import changes as device_changes
 from .devices import push as device_push
@@ -64,6 +64,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(instance_path))
     database_url = settings.database_url or f"sqlite:///{instance_path / 'idp.db'}"
     engine_options = {
+        **_pool_sizes(database_url, settings),
         "pool_pre_ping": _pre_ping(database_url),
         # A failed statement's error (logged) shows the SQL, not the values.
         "hide_parameters": True,
@@ -173,6 +174,19 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # Outermost: discovery and the JWKS are answered before anything else runs.
     published.install(app, http.common_headers(settings))
     return app
+
+
+def _pool_sizes(database_url: str, settings: Settings) -> dict[str, Any]:
+    """The pool's sizes and wait (``database_pool_*``); none for a SQLite
+    database in memory, whose one connection SQLAlchemy keeps per thread."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return {}
+    return {
+        "pool_size": settings.database_pool_size,
+        "max_overflow": settings.database_max_overflow,
+        "pool_timeout": settings.database_pool_timeout,
+    }
 
 
 def _pre_ping(database_url: str) -> bool:

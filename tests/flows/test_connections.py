@@ -172,3 +172,34 @@ def test_without_its_database_the_provider_answers_503(backend_overrides: dict[s
             }
         finally:
             stop(app)
+
+
+def test_the_pools_take_their_sizes_and_wait_from_the_settings(
+    backend_overrides: dict[str, Any],
+) -> None:
+    """database_pool_size, _max_overflow and _timeout, for both pools: with
+    one connection in use and none more allowed, a request that needs one
+    answers 503 once the wait is over."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    app = app_for(
+        backend_overrides,
+        database_pool_size=1,
+        database_max_overflow=0,
+        database_pool_timeout=0.2,
+    )
+    try:
+        with app.app_context():
+            for engine in db.engines.values():
+                assert engine.pool.size() == 1  # type: ignore[attr-defined]
+                with engine.connect(), pytest.raises(PoolTimeout):
+                    engine.connect()
+            with db.engine.connect():
+                answer = app.test_client().get(
+                    "/device/v1/status",
+                    headers={"Authorization": "Bearer not-a-device-token"},
+                    base_url=ISSUER,
+                )
+        assert answer.status_code == 503, answer.text[:300]
+    finally:
+        stop(app)
