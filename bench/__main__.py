@@ -528,6 +528,9 @@ def soak(
     first = sum(len(t.between(0, window)) for t in driven.timelines.values())
     last = sum(len(t.between(seconds - window, seconds)) for t in driven.timelines.values())
     cpu_first = (cpu_marks[window] - before) / first if first else None
+    # Memory as the other drifts: at the end against the end of the first
+    # window (under load); the step from the idle server to the load apart.
+    loaded_mib = next(mib for at, mib in series if at == window)
     cpu_last = (after - cpu_marks[seconds - window]) / last if last else None
     results = []
     for part in parts:
@@ -548,7 +551,8 @@ def soak(
                 "p50_ms_last": 1000 * p50_last,
                 "p50_drift": drift(p50_first, p50_last),
                 "server_cpu_drift": drift(cpu_first, cpu_last),
-                "memory_drift": drift(start_pss, end_pss),
+                "memory_drift": drift(loaded_mib, end_pss / 2**20),
+                "memory_step": drift(start_pss / 2**20, loaded_mib),
                 "c_drift": drift(c_before, c_after),
                 "memory_mib": [[round(at, 1), round(mib, 1)] for at, mib in series],
             }

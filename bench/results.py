@@ -135,7 +135,8 @@ def format_table(
                 f"errors {x['errors']:>4}  "
                 f"p50 {x['p50_ms_first']:7.2f} -> {x['p50_ms_last']:7.2f} ms "
                 f"({_percent(x['p50_drift'])})  CPU/op {_percent(x['server_cpu_drift'])}  "
-                f"memory {_percent(x['memory_drift'])}"
+                f"memory {_percent(x['memory_drift'])} (from idle to the first window "
+                f"{_percent(x['memory_step'])})"
             )
         for backend in dict.fromkeys(x["backend"] for x in soaks):
             readings = next(x["memory_mib"] for x in soaks if x["backend"] == backend)

@@ -56,6 +56,7 @@ def test_the_benchmark_runs_every_scenario_and_writes_its_json(tmp_path: Path) -
         assert x["backend"] == "embedded" and x["errors"] == 0 and x["rate"] > 0, x
         assert x["error_kinds"] == {}, x
         assert x["asked_rate"] > 0 and x["memory_drift"] is not None, x
+        assert x["memory_step"] is not None, x
         assert x["c_drift"] is not None, x
         assert len(x["memory_mib"]) >= 3 and all(mib > 0 for _, mib in x["memory_mib"]), x
     assert "soak at half capacity" in done.stdout
