@@ -113,6 +113,8 @@ def purge(
 def _dead_families(last_used_before: datetime) -> ColumnElement[bool]:
     newer = aliased(TokenFamily)
     return and_(
+        # (Created before it was last used: the index to find them by.)
+        TokenFamily.created_at < last_used_before,
         TokenFamily.last_used_at < last_used_before,
         ~exists().where(RefreshToken.family_id == TokenFamily.id),
         exists().where(

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, scope_to_list
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import UTCDateTime, db, utcnow
@@ -136,25 +136,18 @@ class TokenFamily(db.Model):  # type: ignore[name-defined]
     issued at that moment (RFC 9700 §4.14.2)."""
 
     __tablename__ = "token_families"
-    # "Last used" of a user's apps (connected apps), and the purge's "a newer
-    # family of the same app" (idp.housekeeping).
-    __table_args__ = (
-        Index(
-            "ix_token_families_user_id_client_id_last_used_at",
-            "user_id",
-            "client_id",
-            "last_used_at",
-        ),
-    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(128), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     sid: Mapped[str | None] = mapped_column(String(64), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # The last token issued from it (a code redeemed, a refresh). Indexed for
-    # the purge (idp.housekeeping).
-    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # Indexed for the purge (idp.housekeeping), which needs families created
+    # (and so last used) long ago. Not ``last_used_at``: every refresh updates
+    # it, and an indexed column would make each such UPDATE write every index
+    # (on PostgreSQL no longer a heap-only update, leaving dead index entries).
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    # The last token issued from it (a code redeemed, a refresh).
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 

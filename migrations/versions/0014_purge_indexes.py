@@ -1,8 +1,7 @@
 """Indexes for the purge (idp.housekeeping): it deletes login sessions that
 ended or expired, refresh tokens that expired and token families whose last
-token expired, a batch at a time; without these each batch read the whole
-table. And (user, client, last used) of token families: the connected apps'
-"last used" and the purge's "a newer family of the same app".
+token expired (found by their creation, which comes before), a batch at a
+time; without these each batch read the whole table.
 
 Revision ID: 0014_purge_indexes
 Revises: 0013_user_identifier_keys
@@ -21,12 +20,8 @@ INDEXES = [
     ("login_sessions", "ix_login_sessions_expires_at", ["expires_at"]),
     ("login_sessions", "ix_login_sessions_ended_at", ["ended_at"]),
     ("refresh_tokens", "ix_refresh_tokens_expires_at", ["expires_at"]),
-    ("token_families", "ix_token_families_last_used_at", ["last_used_at"]),
-    (
-        "token_families",
-        "ix_token_families_user_id_client_id_last_used_at",
-        ["user_id", "client_id", "last_used_at"],
-    ),
+    # Not last_used_at, which every refresh updates (see the model).
+    ("token_families", "ix_token_families_created_at", ["created_at"]),
 ]
 
 
