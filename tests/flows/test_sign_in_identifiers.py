@@ -61,7 +61,7 @@ def test_a_sign_in_finds_the_user_by_an_index(idp: Any) -> None:
                     details = " ".join(str(row[-1]) for row in plan)
                     assert "SCAN" not in details and "USING INDEX" in details, details
                 else:
-                    connection.exec_driver_sql("SET enable_seqscan = off")
+                    connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # this transaction
                     plan = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).all()
                     details = " ".join(row[0] for row in plan)
                     assert "Seq Scan" not in details and "Index" in details, details
